@@ -1,0 +1,52 @@
+# Parley: `make run` serves it, `make test` proves it. Both set themselves up from a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+LOCK_HASH := $(shell sha1sum requirements.lock | cut -c1-12)
+STAMP := $(VENV)/.installed-$(LOCK_HASH)
+# The PostgreSQL + Redis pass of `make test`; override to point elsewhere.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/parley
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: install run test test-sqlite test-postgres lint lock clean
+
+$(STAMP): requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --ws-max-size 65536 --proxy-headers --no-server-header
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+test: lint test-sqlite test-postgres
+
+# Embedded configuration: SQLite + in-memory channel layer.
+test-sqlite: install
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/pytest -m "not postgres and not services"
+
+# Scaled configuration: PostgreSQL + Redis, a fresh test database each run. Skips with a
+# reason when they are not reachable, unless PARLEY_REQUIRE_SERVICES=1 (CI), where it fails.
+test-postgres: install
+	PARLEY_TEST_PASS=postgres DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+		$(BIN)/pytest --create-db
+
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -r requirements.in
+	(echo "# Pinned by 'make lock' from requirements.in; install with pip install -r requirements.lock"; \
+		.lock-venv/bin/pip freeze) > requirements.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

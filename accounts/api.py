@@ -1,0 +1,62 @@
+"""REST door for accounts: register, token exchange, own profile."""
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.authtoken.models import Token
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import services
+from chat.serializers import user_to_dict
+from core.errors import InvalidInput
+
+Credentials = inline_serializer("Credentials", {"username": serializers.CharField(), "password": serializers.CharField()})
+UserOut = inline_serializer(
+    "User",
+    {"username": serializers.CharField(), "display_name": serializers.CharField(), "avatar": serializers.CharField(allow_null=True)},
+)
+
+
+class RegisterView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(request=Credentials, responses={201: UserOut})
+    def post(self, request):
+        user = services.user_register(username=request.data.get("username"), password=request.data.get("password"))
+        return Response(user_to_dict(user), status=201)
+
+
+class TokenView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(request=Credentials, responses={200: inline_serializer("Token", {"token": serializers.CharField()})})
+    def post(self, request):
+        username, password = request.data.get("username"), request.data.get("password")
+        user = None
+        if isinstance(username, str) and isinstance(password, str):
+            user = authenticate(request, username=username, password=password)
+        if user is None:
+            # The same answer for an unknown user and a wrong password.
+            raise InvalidInput("Unable to log in with those credentials.")
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+class MeView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: UserOut})
+    def get(self, request):
+        return Response(user_to_dict(request.user))
+
+    @extend_schema(
+        request=inline_serializer("ProfileUpdate", {"display_name": serializers.CharField(required=False)}),
+        responses={200: UserOut},
+    )
+    def patch(self, request):
+        profile = services.profile_update(user=request.user, display_name=request.data.get("display_name"))
+        return Response(user_to_dict(profile.user))

@@ -1,0 +1,39 @@
+"""HTML door for accounts: register, log in/out (Django's views), profile."""
+
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from accounts import services
+from accounts.forms import ProfileForm, RegisterForm
+from core.errors import AppError
+
+
+@require_http_methods(["GET", "POST"])
+def register(request):
+    form = RegisterForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.user_register(**form.cleaned_data)
+        except AppError as error:
+            form.add_error(None, error.detail)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("/")
+    return render(request, "accounts/register.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request):
+    profile = request.user.profile
+    form = ProfileForm(request.POST or None, initial={"display_name": profile.display_name})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.profile_update(user=request.user, display_name=form.cleaned_data["display_name"])
+        except AppError as error:
+            form.add_error(None, error.detail)
+        else:
+            return redirect("profile")
+    return render(request, "accounts/profile.html", {"form": form}, status=400 if form.errors else 200)

@@ -1,0 +1,228 @@
+"""REST door for rooms and messages (SPEC §4). Each view parses, calls one service or
+selector, and renders; errors become {"detail", "code"} in core.api."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chat import selectors, services
+from chat.serializers import message_to_dict, room_to_dict, user_to_dict
+from core.errors import InvalidInput
+
+_MESSAGE_FIELDS = (
+    {
+        "id": serializers.IntegerField(),
+        "room": serializers.CharField(),
+        "seq": serializers.IntegerField(),
+        "rev": serializers.IntegerField(),
+        "sender": serializers.DictField(allow_null=True),
+        "kind": serializers.ChoiceField(choices=["text", "image", "system", "preset"]),
+        "body": serializers.CharField(),
+        "image": serializers.CharField(allow_null=True),
+        "created_at": serializers.DateTimeField(),
+        "recalled": serializers.BooleanField(),
+        "deleted": serializers.BooleanField(),
+        "client_id": serializers.CharField(allow_null=True),
+        "message": serializers.CharField(),
+        "user": serializers.CharField(allow_null=True),
+        "timestamp": serializers.DateTimeField(),
+    }
+)
+MessageOut = inline_serializer("Message", _MESSAGE_FIELDS)
+MessageListOut = inline_serializer("MessageList", _MESSAGE_FIELDS, many=True)
+_ROOM_FIELDS = (
+    {
+        "slug": serializers.CharField(),
+        "name": serializers.CharField(),
+        "kind": serializers.CharField(),
+        "rev": serializers.IntegerField(),
+        "last_seq": serializers.IntegerField(),
+        "unread_count": serializers.IntegerField(),
+        "member": serializers.BooleanField(),
+        "role": serializers.CharField(allow_null=True),
+    }
+)
+RoomOut = inline_serializer("Room", _ROOM_FIELDS)
+RoomListOut = inline_serializer("RoomList", _ROOM_FIELDS, many=True)
+RoomIn = inline_serializer(
+    "RoomCreate",
+    {"slug": serializers.CharField(), "name": serializers.CharField(), "kind": serializers.CharField(required=False)},
+)
+SendIn = inline_serializer(
+    "MessageSend", {"body": serializers.CharField(), "client_id": serializers.CharField(required=False)}
+)
+
+
+def _int_param(request, name: str, *, default=None, low=0, high=None):
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be an integer.") from None
+    if value < low or (high is not None and value > high):
+        raise InvalidInput(f"{name} must be between {low} and {high}." if high else f"{name} must be ≥ {low}.")
+    return value
+
+
+def _room_row(room, membership, unread_count: int) -> dict:
+    return {
+        **room_to_dict(room),
+        "unread_count": unread_count,
+        "member": membership is not None,
+        "role": membership.role if membership else None,
+    }
+
+
+class RoomListView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: RoomListOut})
+    def get(self, request):
+        return Response([_room_row(*row) for row in selectors.room_list_for_user(user=request.user)])
+
+    @extend_schema(request=RoomIn, responses={201: RoomOut})
+    def post(self, request):
+        room = services.room_create(
+            creator=request.user,
+            slug=request.data.get("slug"),
+            name=request.data.get("name"),
+            kind=request.data.get("kind", "public"),
+        )
+        membership = selectors.membership_get(user=request.user, room=room)
+        return Response(_room_row(room, membership, 0), status=201)
+
+
+class RoomDetailView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, slug):
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        members = [
+            {**user_to_dict(m.user), "role": m.role} for m in selectors.room_members(room=room)
+        ]
+        membership = selectors.membership_get(user=request.user, room=room)
+        unread = selectors.unread_count(user=request.user, room=room) if membership else 0
+        return Response({**_room_row(room, membership, unread), "members": members})
+
+
+class RoomJoinView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: RoomOut})
+    def post(self, request, slug):
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        membership = services.room_join(user=request.user, room=room)
+        return Response(_room_row(room, membership, selectors.unread_count(user=request.user, room=room)))
+
+
+class RoomLeaveView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request, slug):
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        services.room_leave(user=request.user, room=room)
+        return Response(status=204)
+
+
+class RoomMembersView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=inline_serializer("Invite", {"username": serializers.CharField()}), responses={201: OpenApiTypes.OBJECT}
+    )
+    def post(self, request, slug):
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        membership = services.room_invite(by=request.user, room=room, username=request.data.get("username"))
+        return Response({**user_to_dict(membership.user), "role": membership.role}, status=201)
+
+
+class RoomMemberView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, slug, username):
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        services.room_remove_member(by=request.user, room=room, username=username)
+        return Response(status=204)
+
+
+class MessageListView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("before_seq", int, description="The page just older than this seq."),
+            OpenApiParameter("after_seq", int, description="Messages after this seq (polling)."),
+            OpenApiParameter("since_rev", int, description="Every change after this room revision, tombstones included."),
+            OpenApiParameter("limit", int, description="Page size, 1-200 (default 50)."),
+        ],
+        responses={200: MessageListOut},
+    )
+    def get(self, request, slug):
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        limit = _int_param(request, "limit", default=selectors.HISTORY_PAGE, low=1, high=selectors.HISTORY_MAX_PAGE)
+        since_rev = _int_param(request, "since_rev")
+        if since_rev is not None:
+            messages = selectors.message_changes_since(room=room, rev=since_rev, limit=limit)
+        else:
+            messages = selectors.message_history(
+                room=room,
+                before_seq=_int_param(request, "before_seq"),
+                after_seq=_int_param(request, "after_seq"),
+                limit=limit,
+            )
+        return Response([message_to_dict(m, room_slug=room.slug) for m in messages])
+
+    @extend_schema(request=SendIn, responses={201: MessageOut, 200: MessageOut})
+    def post(self, request, slug):
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        message, created = services.message_send(
+            sender=request.user, room=room, body=request.data.get("body"), client_id=request.data.get("client_id")
+        )
+        return Response(message_to_dict(message), status=201 if created else 200)
+
+
+class MessageRecallView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: MessageOut})
+    def post(self, request, message_id):
+        message = services.message_recall(user=request.user, message_id=message_id)
+        return Response(message_to_dict(message))
+
+
+class MessageView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, message_id):
+        services.message_delete(user=request.user, message_id=message_id)
+        return Response(status=204)
+
+
+class RoomReadView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=inline_serializer("Read", {"seq": serializers.IntegerField()}),
+        responses={200: inline_serializer("ReadResult", {"room": serializers.CharField(), "unread_count": serializers.IntegerField()})},
+    )
+    def post(self, request, slug):
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        count = services.room_mark_read(user=request.user, room=room, seq=request.data.get("seq"))
+        return Response({"room": room.slug, "unread_count": count})
+
+
+class UnreadView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        return Response(selectors.unread_counts(user=request.user))

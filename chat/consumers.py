@@ -1,0 +1,494 @@
+"""The WebSocket door (SPEC §3): `/ws/chat/<slug>/` for one room, `/ws/` for the user's stream.
+
+Consumers parse frames, call one service each and answer; what happens to a message is
+decided in chat.services. Outgoing frames go through one bounded outbox per socket, written
+by one task: frames keep their order, and a client that stops reading is closed (4408)
+instead of growing the server's memory.
+"""
+
+import asyncio
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from chat import events, selectors, services
+from chat.hub import RoomStream, get_hub
+from chat.models import Membership, Message, Room
+from chat.serializers import room_to_dict, user_to_dict
+from core.errors import AppError, InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FRAMES = 1000
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_SLOW = 4408
+CLOSE_TOO_MANY = 4429
+CLOSE_TOO_LARGE = 1009
+TYPING_INTERVAL = 2.0
+
+_sockets_per_user: dict[int, int] = {}
+
+
+class Frame:
+    """Field access on a client frame that turns wrong types into InvalidInput."""
+
+    def __init__(self, data: dict):
+        self.data = data
+
+    def text(self, name: str, *, required: bool = False) -> str | None:
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                raise InvalidInput(f"{name} is required.")
+            return None
+        if not isinstance(value, str):
+            raise InvalidInput(f"{name} must be a string.")
+        return value
+
+    def integer(self, name: str) -> int:
+        value = self.data.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidInput(f"{name} must be a non-negative integer.")
+        return value
+
+
+class ParleyConsumer(AsyncWebsocketConsumer):
+    """What both sockets share: auth, the outbox, frame parsing, errors, per-user caps."""
+
+    # No per-socket channel-layer channel: the process's hub fans events out (chat/hub.py).
+    channel_layer_alias = "parley-hub-only"
+
+    handlers: dict[str, str] = {}
+
+    async def dispatch(self, message):
+        # Channels closes old DB connections before every frame (a thread hop each);
+        # database_sync_to_async already does that around every query we make.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # Connection ---------------------------------------------------------------------
+
+    async def websocket_connect(self, message):
+        self.user = self.scope.get("user")
+        self.user_id = self.user.id if self.user is not None and self.user.is_authenticated else None
+        self.username = self.user.username if self.user_id else None
+        session = self.scope.get("session")
+        self.session_key = (
+            session.session_key if self.user_id and session is not None and self.scope.get("auth_method") != "token" else None
+        )
+        self.hub = get_hub()
+        self.outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=OUTBOX_FRAMES)
+        self.closing = False
+        self.counted = False
+        self.topics: list[str] = []
+        self.user_dict = await _user_dict(self.user) if self.user_id else None
+        await self.accept()
+        self.writer = asyncio.ensure_future(self._write_forever())
+        if self.user_id is not None:
+            if _sockets_per_user.get(self.user_id, 0) >= settings.PARLEY_MAX_SOCKETS_PER_USER:
+                return self.close_with(CLOSE_TOO_MANY)
+            _sockets_per_user[self.user_id] = _sockets_per_user.get(self.user_id, 0) + 1
+            self.counted = True
+        try:
+            await self.open()
+        except AppError as error:
+            self.close_with(_close_code_for(error))
+        except Exception:
+            log.exception("opening a socket failed")
+            self.close_with(1011)
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def websocket_disconnect(self, message):
+        self.closing = True
+        self.hub_unsubscribe()
+        if self.counted:
+            _sockets_per_user[self.user_id] -= 1
+            if not _sockets_per_user[self.user_id]:
+                del _sockets_per_user[self.user_id]
+            self.counted = False
+        writer = getattr(self, "writer", None)
+        if writer is not None:
+            writer.cancel()
+        await super().websocket_disconnect(message)
+
+    def hub_unsubscribe(self) -> None:
+        for group in self.topics:
+            self.hub.leave_topic(group, self)
+        self.topics = []
+
+    async def subscribe_topics(self) -> None:
+        self.topics = [events.EVERYONE] + ([events.user_group(self.user_id)] if self.user_id else [])
+        for group in self.topics:
+            await self.hub.join_topic(group, self)
+
+    # Outgoing -----------------------------------------------------------------------
+
+    def deliver(self, text: str) -> None:
+        if self.closing:
+            return
+        try:
+            self.outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            log.info("closing a socket of user %s that stopped reading", self.user_id)
+            self.close_with(CLOSE_TOO_SLOW)
+
+    def send_frame(self, frame: dict) -> None:
+        self.deliver(events.dumps(frame))
+
+    def send_error(self, error: AppError, *, client_id=None) -> None:
+        frame = {"type": "error", **error.as_dict()}
+        if isinstance(client_id, str):
+            frame["client_id"] = client_id
+        self.send_frame(frame)
+
+    async def _write_forever(self) -> None:
+        while True:
+            text = await self.outbox.get()
+            if text is None:
+                return
+            await self.send(text_data=text)
+
+    def close_with(self, code: int) -> None:
+        """Close after the frames already queued; nothing more is queued after this."""
+        if self.closing:
+            return
+        self.closing = True
+        self.hub_unsubscribe()
+        asyncio.ensure_future(self._close_after_outbox(code))
+
+    async def _close_after_outbox(self, code: int) -> None:
+        if self.outbox.full():
+            self.writer.cancel()  # a reader this slow gets no more frames, just the close
+        else:
+            self.outbox.put_nowait(None)
+            try:
+                await asyncio.wait_for(asyncio.shield(self.writer), timeout=5)
+            except (TimeoutError, asyncio.CancelledError):
+                self.writer.cancel()
+        await self.close(code)
+
+    # Hub callbacks --------------------------------------------------------------------
+
+    def topic_event(self, group: str, event: dict) -> None:
+        control = event.get("control")
+        if control == "logout":
+            if self.session_key and event.get("session_key") == self.session_key:
+                self.close_with(CLOSE_UNAUTHENTICATED)
+        elif group == events.EVERYONE:
+            self.deliver(event["frame"])
+        else:
+            self.user_event(event)
+
+    def user_event(self, event: dict) -> None:
+        """A frame addressed to this user (unread counts, room.added); per-room sockets ignore them."""
+
+    def session_ended(self) -> None:
+        self.close_with(CLOSE_UNAUTHENTICATED)
+
+    def watches_room(self, room_id: int) -> bool:
+        return False
+
+    # Incoming -----------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.closing:
+            return
+        raw = text_data if text_data is not None else bytes_data
+        if raw is not None and len(raw if isinstance(raw, bytes) else raw.encode()) > settings.PARLEY_MAX_FRAME_BYTES:
+            return self.close_with(CLOSE_TOO_LARGE)
+        try:
+            data = json.loads(raw) if raw is not None else None
+        except (ValueError, UnicodeDecodeError):
+            return self.send_error(InvalidInput("Frames must be JSON text."))
+        if not isinstance(data, dict):
+            return self.send_error(InvalidInput("A frame must be a JSON object."))
+        kind = data.get("type")
+        if kind is None and "message" in data:
+            kind = "message.send"  # the legacy {"message": "..."} send
+            data = {"body": data["message"], "client_id": data.get("client_id")}
+        handler = self.handlers.get(kind) if isinstance(kind, str) else None
+        client_id = data.get("client_id") if isinstance(data.get("client_id"), str) else None
+        if handler is None:
+            return self.send_error(InvalidInput(f"Unknown frame type {kind!r}."), client_id=client_id)
+        try:
+            await getattr(self, handler)(Frame(data))
+        except AppError as error:
+            self.send_error(error, client_id=client_id if kind == "message.send" else None)
+        except Exception:
+            log.exception("handling a %s frame failed", kind)
+            self.send_error(AppError(), client_id=client_id if kind == "message.send" else None)
+
+    async def on_ping(self, frame: Frame) -> None:
+        self.send_frame({"type": "pong"})
+
+    async def send_message(self, room: Room, frame: Frame) -> None:
+        message, _ = await database_sync_to_async(services.message_send)(
+            sender=self.user, room=room, body=frame.data.get("body"), client_id=frame.data.get("client_id")
+        )
+        self.send_frame(
+            {"type": "ack", "client_id": message.client_id or None, "id": message.id, "seq": message.seq, "rev": message.rev}
+        )
+
+    async def on_recall(self, frame: Frame) -> None:
+        await database_sync_to_async(services.message_recall)(user=self.user, message_id=frame.integer("id"))
+
+    async def on_delete(self, frame: Frame) -> None:
+        await database_sync_to_async(services.message_delete)(user=self.user, message_id=frame.integer("id"))
+
+
+@database_sync_to_async
+def _user_dict(user) -> dict:
+    return user_to_dict(user)
+
+
+def _close_code_for(error: AppError) -> int:
+    return {"auth_required": CLOSE_UNAUTHENTICATED, "forbidden": CLOSE_FORBIDDEN}.get(error.code, CLOSE_NOT_FOUND)
+
+
+@database_sync_to_async
+def _readable_room(user, slug: str) -> Room:
+    return selectors.room_get_for_user(user=user, slug=slug)
+
+
+@database_sync_to_async
+def _fresh_room(user, room_id: int) -> Room:
+    return selectors.room_get_by_id_for_user(user=user, room_id=room_id)
+
+
+@database_sync_to_async
+def _replay(user, room_id: int, rev: int) -> tuple[Room, list[str], bool]:
+    """The frames a client at `rev` missed, oldest first, and whether more were left out."""
+    room = selectors.room_get_by_id_for_user(user=user, room_id=room_id)
+    limit = settings.PARLEY_RESUME_LIMIT
+    changes = selectors.message_changes_since(room=room, rev=rev, limit=limit + 1)
+    truncated = len(changes) > limit or rev < room.horizon_rev
+    frames = [events.dumps(events.message_frame(m, room_slug=room.slug)) for m in changes[:limit]]
+    return room, frames, truncated
+
+
+class RoomConsumer(ParleyConsumer):
+    """`/ws/chat/<slug>/`: one room's live messages, sends, resume, typing."""
+
+    handlers = {
+        "message.send": "on_send",
+        "message.recall": "on_recall",
+        "message.delete": "on_delete",
+        "resume": "on_resume",
+        "read": "on_read",
+        "typing": "on_typing",
+        "ping": "on_ping",
+    }
+
+    async def open(self) -> None:
+        slug = self.scope["url_route"]["kwargs"]["slug"]
+        self.room = await _readable_room(self.user, slug)
+        self.replaying: list[dict] | None = None
+        self.last_typing = 0.0
+        await self.subscribe_topics()
+        await self.hub.join_rooms([self.room.id], self)
+        # Read the room after subscribing: nothing committed in between can be missed.
+        self.room = await _fresh_room(self.user, self.room.id)
+        self.rev = self.room.rev
+        online = self.hub.local_users(self.room.id)
+        self.send_frame(
+            {"type": "hello", "user": self.user_dict, "room": room_to_dict(self.room, online=online)}
+        )
+
+    def hub_unsubscribe(self) -> None:
+        super().hub_unsubscribe()
+        room = getattr(self, "room", None)
+        if room is not None:
+            self.hub.leave_room(room.id, self)
+
+    def watches_room(self, room_id: int) -> bool:
+        return room_id == self.room.id
+
+    def room_event(self, stream: RoomStream, event: dict) -> None:
+        if event.get("ephemeral"):
+            if event.get("user_id") != self.user_id:
+                self.deliver(event["frame"])
+            return
+        if self.replaying is not None:
+            self.replaying.append(event)
+        elif event["rev"] > self.rev:
+            self.rev = event["rev"]
+            self.deliver(event["frame"])
+
+    def room_revoked(self, stream: RoomStream) -> None:
+        self.close_with(CLOSE_FORBIDDEN)
+
+    def _room_of(self, frame: Frame) -> Room:
+        slug = frame.text("room")
+        if slug is not None and slug != self.room.slug:
+            raise InvalidInput(f"This socket is for room {self.room.slug!r}.")
+        return self.room
+
+    async def on_send(self, frame: Frame) -> None:
+        await self.send_message(self._room_of(frame), frame)
+
+    async def on_resume(self, frame: Frame) -> None:
+        self._room_of(frame)
+        rev = frame.integer("rev")
+        # Live events that arrive while the replay is read wait, so none slips between.
+        self.replaying = []
+        try:
+            room, frames, truncated = await _replay(self.user, self.room.id, rev)
+        except BaseException:
+            self._end_replay()
+            raise
+        for text in frames:
+            self.deliver(text)
+        self.rev = max(self.rev, room.rev)
+        self.send_frame({"type": "resumed", "room": room.slug, "rev": self.rev, "truncated": truncated})
+        self._end_replay()
+
+    def _end_replay(self) -> None:
+        waiting, self.replaying = self.replaying or [], None
+        for event in waiting:
+            self.room_event(None, event)
+
+    async def on_read(self, frame: Frame) -> None:
+        self._room_of(frame)
+        await database_sync_to_async(services.room_mark_read)(user=self.user, room=self.room, seq=frame.integer("seq"))
+
+    async def on_typing(self, frame: Frame) -> None:
+        self._room_of(frame)
+        if self.user_id is None:
+            raise services.AuthRequired()
+        now = asyncio.get_running_loop().time()
+        if now - self.last_typing < TYPING_INTERVAL:
+            return  # hints are best effort; a flood of them is just dropped
+        self.last_typing = now
+        await _fresh_room(self.user, self.room.id)  # still allowed to be here?
+        await events.apublish(
+            events.room_group(self.room.id),
+            events.ephemeral({"type": "typing", "room": self.room.slug, "user": self.username}, user_id=self.user_id),
+        )
+
+
+@database_sync_to_async
+def _unread_state(user) -> dict[int, dict]:
+    return {
+        m.room_id: {"slug": m.room.slug, "rev": m.room.rev, "last_read": m.last_read_seq, "count": m.unread_count}
+        for m in selectors.memberships_with_unread(user=user)
+    }
+
+
+@database_sync_to_async
+def _member_room_ids(user) -> list[int]:
+    return list(Membership.objects.filter(user=user).values_list("room_id", flat=True))
+
+
+@database_sync_to_async
+def _room_by_slug(user, slug: str) -> Room:
+    return selectors.room_get_for_user(user=user, slug=slug)
+
+
+@database_sync_to_async
+def _recount(user, room_id: int) -> tuple[int, int] | None:
+    membership = selectors.memberships_with_unread(user=user).filter(room_id=room_id).first()
+    return (membership.last_read_seq, membership.unread_count) if membership else None
+
+
+class UserConsumer(ParleyConsumer):
+    """`/ws/`: the user's stream — unread counts for every room they are in, rooms they
+    are added to, announcements. Messages themselves flow on per-room sockets."""
+
+    handlers = {
+        "message.send": "on_send",
+        "message.recall": "on_recall",
+        "message.delete": "on_delete",
+        "read": "on_read",
+        "ping": "on_ping",
+    }
+
+    async def open(self) -> None:
+        if self.user_id is None:
+            raise services.AuthRequired()
+        self.unread: dict[int, dict] = {}
+        await self.subscribe_topics()
+        await self.hub.join_rooms(await _member_room_ids(self.user), self)
+        self.unread = await _unread_state(self.user)
+        self.send_frame({"type": "hello", "user": self.user_dict})
+        for state in self.unread.values():
+            self.send_frame({"type": "unread", "room": state["slug"], "count": state["count"]})
+
+    def hub_unsubscribe(self) -> None:
+        super().hub_unsubscribe()
+        for room_id in list(getattr(self, "unread", {})):
+            self.hub.leave_room(room_id, self)
+
+    def _set_count(self, state: dict, count: int) -> None:
+        if count != state["count"]:
+            state["count"] = count
+            self.send_frame({"type": "unread", "room": state["slug"], "count": count})
+
+    def room_event(self, stream: RoomStream, event: dict) -> None:
+        state = self.unread.get(stream.room_id)
+        if state is None or event.get("ephemeral") or event["rev"] <= state["rev"]:
+            return
+        state["rev"] = event["rev"]
+        meta = event["meta"]
+        if meta["from_database"]:
+            self.hub.spawn(self._recount(stream.room_id))
+            return
+        mine = meta["sender_id"] == self.user_id
+        if meta["change"] == "created" and mine:
+            state["last_read"] = max(state["last_read"], meta["seq"])
+            self._set_count(state, 0 if meta["seq"] >= state["last_read"] else state["count"])
+        elif meta["kind"] != Message.Kind.SYSTEM and not mine and meta["seq"] > state["last_read"]:
+            if meta["change"] == "created" and meta["counts"]:
+                self._set_count(state, state["count"] + 1)
+            elif meta["change"] == "removed" and meta["was_live"]:
+                self._set_count(state, max(0, state["count"] - 1))
+
+    async def _recount(self, room_id: int) -> None:
+        result = await _recount(self.user, room_id)
+        state = self.unread.get(room_id)
+        if result is not None and state is not None:
+            state["last_read"] = result[0]
+            self._set_count(state, result[1])
+
+    def room_revoked(self, stream: RoomStream) -> None:
+        self.unread.pop(stream.room_id, None)
+        self.hub.leave_room(stream.room_id, self)
+
+    def user_event(self, event: dict) -> None:
+        meta = event.get("meta") or {}
+        if meta.get("type") == "room.added":
+            self.hub.spawn(self._room_added(meta["room"]["slug"]))
+        elif meta.get("type") == "unread":
+            for state in self.unread.values():
+                if state["slug"] == meta["room"]:
+                    state["last_read"] = max(state["last_read"], meta.get("last_read_seq", 0))
+                    state["count"] = meta["count"]
+        self.deliver(event["frame"])
+
+    async def _room_added(self, slug: str) -> None:
+        try:
+            room = await _room_by_slug(self.user, slug)
+        except NotFound:
+            return
+        if room.id in self.unread or self.closing:
+            return
+        await self.hub.join_rooms([room.id], self)
+        result = await _recount(self.user, room.id)
+        if result is not None and not self.closing:
+            fresh = await _fresh_room(self.user, room.id)
+            self.unread[room.id] = {"slug": slug, "rev": fresh.rev, "last_read": result[0], "count": result[1]}
+
+    async def on_send(self, frame: Frame) -> None:
+        await self.send_message(await _room_by_slug(self.user, frame.text("room", required=True)), frame)
+
+    async def on_read(self, frame: Frame) -> None:
+        room = await _room_by_slug(self.user, frame.text("room", required=True))
+        await database_sync_to_async(services.room_mark_read)(user=self.user, room=room, seq=frame.integer("seq"))

@@ -1,0 +1,118 @@
+"""What travels to connected clients, and how it gets there.
+
+Group names carry ids only (`chat.room.<id>`, `chat.user.<id>`, `chat.everyone`). Each
+event is serialized to JSON once, here, and travels as text; every receiving process
+hands that same text to its sockets (chat/hub.py). Room events carry the room revision,
+so a receiver can put them in order, drop repeats and notice gaps.
+
+Events leave only after the transaction that caused them commits: a client never hears
+of a message that a rollback then took back.
+"""
+
+import json
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from chat.models import Message
+from chat.serializers import message_to_dict
+
+log = logging.getLogger(__name__)
+
+HUB_EVENT = "hub.event"
+EVERYONE = "chat.everyone"
+
+
+def room_group(room_id: int) -> str:
+    return f"chat.room.{room_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"chat.user.{user_id}"
+
+
+def dumps(frame: dict) -> str:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+def message_frame(message: Message, *, room_slug: str | None = None) -> dict:
+    """The frame that tells a client a message's current state (new, recalled or deleted)."""
+    slug = room_slug or message.room.slug
+    if message.deleted:
+        return {"type": "message.deleted", "id": message.id, "room": slug, "seq": message.seq, "rev": message.rev}
+    if message.recalled:
+        return {"type": "message.recalled", "id": message.id, "room": slug, "seq": message.seq, "rev": message.rev}
+    return {"type": "message", **message_to_dict(message, room_slug=slug)}
+
+
+def room_change(
+    message: Message,
+    *,
+    room_slug: str | None = None,
+    revoke: tuple[int, ...] = (),
+    was_live: bool = True,
+    from_database: bool = False,
+) -> dict:
+    """The layer envelope for one change in a room, ordered by `rev`.
+
+    `meta` lets the user stream keep unread counts without parsing the frame: `was_live`
+    says whether a recall or deletion took away a message that counted. `revoke` names
+    users who lose access with this change: their sockets close before it is sent.
+    `from_database` marks changes a receiver rebuilt while filling a gap.
+    """
+    return {
+        "type": HUB_EVENT,
+        "rev": message.rev,
+        "frame": dumps(message_frame(message, room_slug=room_slug)),
+        "meta": {
+            "id": message.id,
+            "seq": message.seq,
+            "sender_id": message.sender_id,
+            "kind": message.kind,
+            "counts": message.kind != Message.Kind.SYSTEM and not (message.recalled or message.deleted),
+            "change": "created" if not (message.recalled or message.deleted) else "removed",
+            "was_live": was_live,
+            "from_database": from_database,
+        },
+        "revoke": list(revoke),
+    }
+
+
+def user_frame(frame: dict, **meta) -> dict:
+    """A layer envelope for a frame sent to one user's sockets (unread counts, room.added)."""
+    return {"type": HUB_EVENT, "frame": dumps(frame), "meta": {**frame, **meta}}
+
+
+def ephemeral(frame: dict, *, user_id: int | None) -> dict:
+    """A room envelope outside the revision order (typing hints): never stored, never replayed."""
+    return {"type": HUB_EVENT, "frame": dumps(frame), "ephemeral": True, "user_id": user_id}
+
+
+def control(action: str, **fields) -> dict:
+    """A layer envelope that changes sockets rather than telling clients something."""
+    return {"type": HUB_EVENT, "control": action, **fields}
+
+
+def publish(group: str, event: dict) -> None:
+    """Send now, from synchronous code. A lost publish is healed by the hub's sweep."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, {**event, "group": group})
+    except Exception:
+        # The change is committed; receivers fill the gap from the database.
+        log.exception("publishing to %s failed", group)
+
+
+def publish_on_commit(group: str, event: dict) -> None:
+    transaction.on_commit(lambda: publish(group, event))
+
+
+async def apublish(group: str, event: dict) -> None:
+    """Send now, from the event loop."""
+    layer = get_channel_layer()
+    if layer is not None:
+        await layer.group_send(group, {**event, "group": group})

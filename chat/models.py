@@ -1,0 +1,115 @@
+"""Rooms, who is in them, and what was said.
+
+Ordering lives on the room row: `last_seq` numbers messages (gap-free, commit order) and
+`rev` numbers every change (message created, recalled, deleted). Both are bumped while
+the row is locked (chat.services), so they follow commit order on any database.
+"""
+
+import secrets
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+SLUG_PATTERN = r"^[a-z0-9_-]{1,50}$"
+slug_validator = RegexValidator(SLUG_PATTERN, "A slug is 1-50 of a-z, 0-9, _ and -.")
+
+
+class Room(models.Model):
+    class Kind(models.TextChoices):
+        PUBLIC = "public"
+        PRIVATE = "private"
+        DM = "dm"
+        PROJECT = "project"
+
+    slug = models.CharField(max_length=50, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=80)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PUBLIC)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_activity_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    last_seq = models.PositiveBigIntegerField(default=0)
+    rev = models.PositiveBigIntegerField(default=0)
+    # Changes at or below this revision may have been purged: resuming from below it
+    # cannot be complete, so it is reported as truncated.
+    horizon_rev = models.PositiveBigIntegerField(default=0)
+    # "<low user id>:<high user id>" for DMs: the database keeps one room per pair.
+    dm_key = models.CharField(max_length=50, unique=True, null=True, blank=True, editable=False)
+    retention_max_age = models.DurationField(null=True, blank=True, help_text="Drop messages older than this.")
+    retention_max_count = models.PositiveIntegerField(null=True, blank=True, help_text="Keep at most this many.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_public(self) -> bool:
+        return self.kind == self.Kind.PUBLIC
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        ADMIN = "admin"
+        MEMBER = "member"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    last_read_seq = models.PositiveBigIntegerField(default=0)
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "room"], name="membership_user_room_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.room} ({self.role})"
+
+    @property
+    def can_moderate(self) -> bool:
+        return self.role in (self.Role.OWNER, self.Role.ADMIN)
+
+
+def message_image_path(instance, filename: str) -> str:
+    # Unguessable: a private room's image URL must not be found by counting.
+    return f"messages/{secrets.token_urlsafe(24)}.{filename.rsplit('.', 1)[-1].lower()}"
+
+
+class Message(models.Model):
+    class Kind(models.TextChoices):
+        TEXT = "text"
+        IMAGE = "image"
+        SYSTEM = "system"
+        PRESET = "preset"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveBigIntegerField()
+    rev = models.PositiveBigIntegerField()
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TEXT)
+    body = models.TextField(blank=True)
+    image = models.ImageField(upload_to=message_image_path, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    recalled = models.BooleanField(default=False)
+    deleted = models.BooleanField(default=False)
+    client_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "seq"], name="message_room_seq_unique"),
+            models.UniqueConstraint(fields=["room", "rev"], name="message_room_rev_unique"),
+            models.UniqueConstraint(
+                fields=["sender", "client_id"], condition=~Q(client_id=""), name="message_sender_client_id_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} in {self.room_id}"

@@ -1,0 +1,21 @@
+from django.urls import path
+
+from accounts import api as accounts_api
+from chat import api as chat_api
+
+urlpatterns = [
+    path("auth/register/", accounts_api.RegisterView.as_view()),
+    path("auth/token/", accounts_api.TokenView.as_view()),
+    path("me/", accounts_api.MeView.as_view()),
+    path("rooms/", chat_api.RoomListView.as_view()),
+    path("rooms/<str:slug>/", chat_api.RoomDetailView.as_view()),
+    path("rooms/<str:slug>/join/", chat_api.RoomJoinView.as_view()),
+    path("rooms/<str:slug>/leave/", chat_api.RoomLeaveView.as_view()),
+    path("rooms/<str:slug>/members/", chat_api.RoomMembersView.as_view()),
+    path("rooms/<str:slug>/members/<str:username>/", chat_api.RoomMemberView.as_view()),
+    path("rooms/<str:slug>/messages/", chat_api.MessageListView.as_view()),
+    path("rooms/<str:slug>/read/", chat_api.RoomReadView.as_view()),
+    path("messages/<int:message_id>/", chat_api.MessageView.as_view()),
+    path("messages/<int:message_id>/recall/", chat_api.MessageRecallView.as_view()),
+    path("unread/", chat_api.UnreadView.as_view()),
+]

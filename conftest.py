@@ -1,0 +1,81 @@
+"""Fixtures shared by every app's tests.
+
+Personas (one place, relationship written down): olivia owns the rooms, mia is a member,
+oscar is an outsider, stan is staff.
+"""
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+from channels.layers import channel_layers
+from django.conf import settings
+
+REQUIRE_SERVICES = os.environ.get("PARLEY_REQUIRE_SERVICES") == "1" or os.environ.get("CI") == "true"
+
+
+def reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_sessionstart(session):
+    if os.environ.get("PARLEY_TEST_PASS") != "postgres":
+        return
+    missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not reachable(os.environ[name])]
+    if not missing:
+        return
+    reason = f"{' and '.join(missing)} not reachable ({', '.join(os.environ[m] for m in missing)})"
+    if REQUIRE_SERVICES:
+        pytest.exit(f"FAILED: the PostgreSQL + Redis pass is required here, but {reason}", returncode=1)
+    pytest.exit(f"skipped the PostgreSQL + Redis pass: {reason}", returncode=0)
+
+
+def pytest_collection_modifyitems(config, items):
+    vendor = settings.DATABASES["default"]["ENGINE"]
+    on_postgres = vendor.endswith("postgresql")
+    for item in items:
+        if not on_postgres and ("postgres" in item.keywords or "services" in item.keywords):
+            item.add_marker(pytest.mark.skip(reason="runs in the PostgreSQL + Redis pass (make test-postgres)"))
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer(settings, tmp_path):
+    """Each test gets its own channel layer (they hold loop-bound queues) and media folder."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    channel_layers.backends = {}
+    yield
+    channel_layers.backends = {}
+
+
+@pytest.fixture
+def make_user(db, django_user_model):
+    def make(username: str, *, staff: bool = False, password: str = "correct horse battery"):
+        return django_user_model.objects.create_user(username=username, password=password, is_staff=staff)
+
+    return make
+
+
+@pytest.fixture
+def olivia(make_user):
+    return make_user("olivia")
+
+
+@pytest.fixture
+def mia(make_user):
+    return make_user("mia")
+
+
+@pytest.fixture
+def oscar(make_user):
+    return make_user("oscar")
+
+
+@pytest.fixture
+def stan(make_user):
+    return make_user("stan", staff=True)
