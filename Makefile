@@ -23,6 +23,7 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --ws-max-size 65536 --proxy-headers --no-server-header
 
 lint: install
@@ -50,3 +51,26 @@ lock:
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+
+# The fan-out benchmark (benchmark/README.md): Parley against two reference servers.
+# BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--receivers 50 --servers parley".
+BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum benchmark/requirements.txt | cut -c1-12)
+LOADGEN_STAMP := benchmark/loadgen/node_modules/.installed-$(shell sha1sum benchmark/loadgen/package-lock.json | cut -c1-12)
+
+.PHONY: bench bench-smoke
+
+$(BENCH_STAMP): benchmark/requirements.txt | $(STAMP)
+	$(BIN)/python -m pip install --quiet -r benchmark/requirements.txt
+	rm -f $(VENV)/.bench-*
+	touch $@
+
+$(LOADGEN_STAMP): benchmark/loadgen/package-lock.json
+	cd benchmark/loadgen && npm ci --no-audit --no-fund
+	touch $@
+
+bench: install $(BENCH_STAMP) $(LOADGEN_STAMP)
+	$(BIN)/python -m benchmark.run $(BENCH_ARGS)
+
+# A few seconds against all three servers; fails unless each delivers everything at a low rate.
+bench-smoke: install $(BENCH_STAMP) $(LOADGEN_STAMP)
+	$(BIN)/python -m benchmark.run --smoke $(BENCH_ARGS)

@@ -30,6 +30,7 @@ CLOSE_TOO_SLOW = 4408
 CLOSE_TOO_MANY = 4429
 CLOSE_TOO_LARGE = 1009
 TYPING_INTERVAL = 2.0
+MAX_INTEGER = 2**63 - 1  # ids, seqs and revs are 64-bit columns
 
 _sockets_per_user: dict[int, int] = {}
 
@@ -52,7 +53,9 @@ class Frame:
 
     def integer(self, name: str) -> int:
         value = self.data.get(name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        # Bounded to what the database columns hold: a bigger number would fail in the
+        # query as a server error rather than be refused as bad input.
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INTEGER:
             raise InvalidInput(f"{name} must be a non-negative integer.")
         return value
 
@@ -207,7 +210,9 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             return self.close_with(CLOSE_TOO_LARGE)
         try:
             data = json.loads(raw) if raw is not None else None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):
+            # RecursionError: "[[[[..." nested deeper than the parser goes fits in 64 KB and
+            # would otherwise end the consumer instead of answering with an error.
             return self.send_error(InvalidInput("Frames must be JSON text."))
         if not isinstance(data, dict):
             return self.send_error(InvalidInput("A frame must be a JSON object."))
@@ -272,6 +277,10 @@ def _replay(user, room_id: int, rev: int) -> tuple[Room, list[str], bool]:
     changes = selectors.message_changes_since(room=room, rev=rev, limit=limit + 1)
     truncated = len(changes) > limit or rev < room.horizon_rev
     frames = [events.dumps(events.message_frame(m, room_slug=room.slug)) for m in changes[:limit]]
+    if not truncated and changes:
+        # A change committed between reading the room and reading its changes is in the
+        # replay: count it as sent, so it is neither sent again live nor ahead of `resumed`.
+        room.rev = max(room.rev, changes[-1].rev)
     return room, frames, truncated
 
 
@@ -291,7 +300,9 @@ class RoomConsumer(ParleyConsumer):
     async def open(self) -> None:
         slug = self.scope["url_route"]["kwargs"]["slug"]
         self.room = await _readable_room(self.user, slug)
-        self.replaying: list[dict] | None = None
+        # Events that arrive between subscribing and knowing the revision hello describes
+        # wait here (as during a resume); hello goes first, then only what it does not cover.
+        self.replaying: list[dict] | None = []
         self.last_typing = 0.0
         await self.subscribe_topics()
         await self.hub.join_rooms([self.room.id], self)
@@ -302,6 +313,7 @@ class RoomConsumer(ParleyConsumer):
         self.send_frame(
             {"type": "hello", "user": self.user_dict, "room": room_to_dict(self.room, online=online)}
         )
+        self._end_replay()
 
     def hub_unsubscribe(self) -> None:
         super().hub_unsubscribe()
@@ -358,7 +370,11 @@ class RoomConsumer(ParleyConsumer):
 
     async def on_read(self, frame: Frame) -> None:
         self._room_of(frame)
-        await database_sync_to_async(services.room_mark_read)(user=self.user, room=self.room, seq=frame.integer("seq"))
+        seq = frame.integer("seq")
+        # A fresh row, not self.room from connect time: the service caps `seq` at the room's
+        # last_seq, and a stale one would keep the marker from ever moving forward.
+        room = await _fresh_room(self.user, self.room.id)
+        await database_sync_to_async(services.room_mark_read)(user=self.user, room=room, seq=seq)
 
     async def on_typing(self, frame: Frame) -> None:
         self._room_of(frame)

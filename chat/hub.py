@@ -58,7 +58,7 @@ class RoomStream:
     def push(self, event: dict) -> None:
         if event.get("ephemeral"):
             for subscriber in tuple(self.subscribers):
-                subscriber.room_event(self, event)
+                _notify(subscriber.room_event, self, event)
             return
         if self.busy:
             self.pending.append(event)
@@ -77,9 +77,9 @@ class RoomStream:
         revoked = set(event.get("revoke") or ())
         for subscriber in tuple(self.subscribers):
             if subscriber.user_id in revoked:
-                subscriber.room_revoked(self)
+                _notify(subscriber.room_revoked, self)
             else:
-                subscriber.room_event(self, event)
+                _notify(subscriber.room_event, self, event)
 
     def _drain_pending(self) -> bool:
         """Deliver what can be delivered in order; True when a gap is still open."""
@@ -122,6 +122,15 @@ class RoomStream:
             log.exception("filling room %s from the database failed; the sweep retries", self.room_id)
         finally:
             self.busy = False
+
+
+def _notify(callback, *args) -> None:
+    """Hand an event to one socket. A socket that fails must not cost the others the event:
+    the stream's revision has already moved on, so they would never be given it again."""
+    try:
+        callback(*args)
+    except Exception:
+        log.exception("a socket failed to take an event")
 
 
 def _changes_since_sync(room_id: int, slug: str, rev: int) -> list[dict]:
@@ -215,7 +224,7 @@ class Hub:
                 stream.push(event)
             return
         for subscriber in tuple(self.topics.get(group, ())):
-            subscriber.topic_event(group, event)
+            _notify(subscriber.topic_event, group, event)
 
     # Subscriptions ------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 from chat import events, selectors
 from chat.models import SLUG_PATTERN, Membership, Message, Room
 from core.errors import AuthRequired, InvalidInput, NotAllowed, NotFound, RecallWindowPassed, TooLarge
+from core.ratelimit import check_send_rate
 
 log = logging.getLogger(__name__)
 User = get_user_model()
@@ -103,7 +104,8 @@ def _room_added(user_id: int, room: Room) -> None:
 def room_create(*, creator, slug, name, kind=Room.Kind.PUBLIC) -> Room:
     """Create a public or private room owned by `creator`. A taken slug is InvalidInput."""
     _require_user(creator)
-    if not isinstance(slug, str) or not RegexValidator(SLUG_PATTERN).regex.match(slug):
+    # fullmatch: `$` alone would let a trailing newline into the slug.
+    if not isinstance(slug, str) or not RegexValidator(SLUG_PATTERN).regex.fullmatch(slug):
         raise InvalidInput("slug must be 1-50 characters of a-z, 0-9, _ and -.")
     name = _clean_text(name, field="name", max_length=80)
     if kind not in CREATABLE_KINDS:
@@ -163,7 +165,9 @@ def room_invite(*, by, room: Room, username) -> Membership:
         raise InvalidInput("Only private rooms take invitations.")
     if actor is None or not actor.can_moderate:
         raise NotAllowed("Only the room's owner or admins may invite.")
-    invitee = User.objects.filter(username=username, is_active=True).first() if isinstance(username, str) else None
+    if not isinstance(username, str) or not username:
+        raise InvalidInput("username is required.")
+    invitee = User.objects.filter(username=username, is_active=True).first()
     if invitee is None:
         raise NotFound("No such user.")
     membership, created = Membership.objects.get_or_create(
@@ -209,7 +213,8 @@ def message_send(
     Returns (message, created). A `client_id` this sender already used returns the first
     message unchanged, whatever the body now says: retries after a dropped connection
     are safe, concurrent ones included. Raises AuthRequired for anonymous senders,
-    NotFound when the sender may not read the room, InvalidInput/TooLarge for bad input.
+    NotFound when the sender may not read the room, InvalidInput/TooLarge for bad input,
+    RateLimited past the sender's allowance (nothing is stored).
     Sending moves the sender's own read marker to the new message.
     """
     _require_user(sender)
@@ -217,6 +222,7 @@ def message_send(
     body = _clean_text(body, field="body", max_length=settings.PARLEY_MAX_BODY, required=image is None)
     if not selectors.room_may_read(user=sender, room=room):
         raise NotFound("No such room.")
+    check_send_rate(sender.id)
     try:
         with transaction.atomic():
             locked = _lock_room(room.id)

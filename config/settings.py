@@ -167,8 +167,9 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-# Serve straight from the app directories in development, so `make run` needs no collectstatic.
-WHITENOISE_USE_FINDERS = True
+# With DEBUG on, files are served straight from the apps; otherwise from collectstatic's
+# hashed copies (make run collects them).
+WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # HTTPS: the documented production configuration. Off by default so plain

@@ -1,0 +1,79 @@
+"""Per-user send rate: a burst of PARLEY_RATE_BURST, then one per PARLEY_RATE_INTERVAL s.
+
+A generic cell rate algorithm (a token bucket kept as one timestamp per key). With
+REDIS_URL set the state lives in Redis and is updated by one Lua script on Redis's own
+clock, so every process shares one limit; otherwise it lives in this process.
+"""
+
+import threading
+import time
+
+from django.conf import settings
+
+from core.errors import RateLimited
+
+# KEYS[1]: the key; ARGV: interval, burst window (interval x burst), both in seconds.
+# Returns 0 when allowed, else the seconds to wait.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local next_tat = tat + interval
+if next_tat - now > window then
+  return tostring(next_tat - now - window)
+end
+redis.call('SET', KEYS[1], tostring(next_tat), 'PX', math.ceil((next_tat - now) * 1000) + 1)
+return '0'
+"""
+
+
+class _LocalLimiter:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._tat: dict[str, float] = {}
+
+    def hit(self, key: str, interval: float, window: float) -> float:
+        with self._lock:
+            now = time.monotonic()
+            tat = max(self._tat.get(key, now), now)
+            next_tat = tat + interval
+            if next_tat - now > window:
+                return next_tat - now - window
+            self._tat[key] = next_tat
+            if len(self._tat) > 100_000:  # forget idle users; their buckets are full again
+                self._tat = {k: v for k, v in self._tat.items() if v > now}
+            return 0.0
+
+
+class _RedisLimiter:
+    def __init__(self, url: str):
+        import redis
+
+        self._client = redis.Redis.from_url(url)
+        self._script = self._client.register_script(_GCRA)
+
+    def hit(self, key: str, interval: float, window: float) -> float:
+        return float(self._script(keys=[f"parley:rate:{key}"], args=[interval, window]))
+
+
+_limiter = None
+_limiter_lock = threading.Lock()
+
+
+def _get_limiter():
+    global _limiter
+    with _limiter_lock:
+        if _limiter is None:
+            _limiter = _RedisLimiter(settings.REDIS_URL) if settings.REDIS_URL else _LocalLimiter()
+        return _limiter
+
+
+def check_send_rate(user_id: int) -> None:
+    """Take one send from the user's allowance, or raise RateLimited with retry_after."""
+    interval = float(settings.PARLEY_RATE_INTERVAL)
+    wait = _get_limiter().hit(f"send:{user_id}", interval, interval * settings.PARLEY_RATE_BURST)
+    if wait > 0:
+        raise RateLimited(retry_after=wait)
