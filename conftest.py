@@ -53,6 +53,16 @@ def fresh_channel_layer(settings, tmp_path):
     channel_layers.backends = {}
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Users' send allowances start full in every test (ids repeat between tests)."""
+    from core import ratelimit
+
+    ratelimit.reset()
+    yield
+    ratelimit.reset()
+
+
 @pytest.fixture
 def make_user(db, django_user_model):
     def make(username: str, *, staff: bool = False, password: str = "correct horse battery"):

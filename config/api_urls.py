@@ -1,7 +1,8 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from accounts import api as accounts_api
 from chat import api as chat_api
+from core.api import api_not_found
 
 urlpatterns = [
     path("auth/register/", accounts_api.RegisterView.as_view()),
@@ -18,4 +19,6 @@ urlpatterns = [
     path("messages/<int:message_id>/", chat_api.MessageView.as_view()),
     path("messages/<int:message_id>/recall/", chat_api.MessageRecallView.as_view()),
     path("unread/", chat_api.UnreadView.as_view()),
+    # Anything else under /api/ is a JSON 404, like every other API error.
+    re_path(r"^.*$", api_not_found),
 ]

@@ -1,7 +1,7 @@
 """DRF glue: every API error is JSON {"detail", "code"} with the status SPEC §4 names."""
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -55,3 +55,7 @@ def exception_handler(exc, context):
         body["fields"] = exc.detail
     response.data = body
     return response
+
+
+def api_not_found(request, *args, **kwargs):
+    return JsonResponse({"detail": "No such API endpoint.", "code": "not_found"}, status=404)

@@ -47,6 +47,10 @@ class _LocalLimiter:
                 self._tat = {k: v for k, v in self._tat.items() if v > now}
             return 0.0
 
+    def clear(self) -> None:
+        with self._lock:
+            self._tat.clear()
+
 
 class _RedisLimiter:
     def __init__(self, url: str):
@@ -57,6 +61,11 @@ class _RedisLimiter:
 
     def hit(self, key: str, interval: float, window: float) -> float:
         return float(self._script(keys=[f"parley:rate:{key}"], args=[interval, window]))
+
+    def clear(self) -> None:
+        keys = list(self._client.scan_iter("parley:rate:*"))
+        if keys:
+            self._client.delete(*keys)
 
 
 _limiter = None
@@ -77,3 +86,8 @@ def check_send_rate(user_id: int) -> None:
     wait = _get_limiter().hit(f"send:{user_id}", interval, interval * settings.PARLEY_RATE_BURST)
     if wait > 0:
         raise RateLimited(retry_after=wait)
+
+
+def reset() -> None:
+    """Forget every allowance (tests; an operator lifting a mistaken limit)."""
+    _get_limiter().clear()

@@ -1,0 +1,52 @@
+"""Rooms for the chat tests. olivia owns both; mia is a member of both; oscar of neither."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from chat import services
+from chat.models import Membership, Message, Room
+
+
+@pytest.fixture
+def lobby(olivia, mia):
+    """Public room: olivia owns it, mia joined."""
+    room = services.room_create(creator=olivia, slug="lobby", name="Lobby")
+    services.room_join(user=mia, room=room)
+    room.refresh_from_db()
+    return room
+
+
+@pytest.fixture
+def secret(olivia, mia):
+    """Private room: olivia owns it and invited mia (system message seq 1)."""
+    room = services.room_create(creator=olivia, slug="secret", name="Secret", kind=Room.Kind.PRIVATE)
+    services.room_invite(by=olivia, room=room, username="mia")
+    room.refresh_from_db()
+    return room
+
+
+@pytest.fixture
+def api():
+    """api(user) -> an APIClient logged in as `user` (anonymous when None)."""
+
+    def make(user=None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def db_state():
+    """A snapshot of every chat row, to show a refused request changed nothing."""
+
+    def snapshot():
+        return (
+            list(Room.objects.order_by("id").values()),
+            list(Membership.objects.order_by("id").values()),
+            list(Message.objects.order_by("id").values()),
+        )
+
+    return snapshot
