@@ -7,7 +7,7 @@ PORT ?= 8000
 LOCK_HASH := $(shell sha1sum requirements.lock | cut -c1-12)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 # The PostgreSQL + Redis pass of `make test`; override to point elsewhere.
-TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/parley
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/parley_$(shell date +%s%N | cut -c1-16)
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 .PHONY: install run test test-sqlite test-postgres lint lock clean
@@ -40,6 +40,7 @@ test-sqlite: install
 # reason when they are not reachable, unless PARLEY_REQUIRE_SERVICES=1 (CI), where it fails.
 test-postgres: install
 	PARLEY_TEST_PASS=postgres DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+		PARLEY_REDIS_PREFIX=parley-test-$(shell date +%s%N | cut -c1-16) \
 		$(BIN)/pytest --create-db
 
 lock:

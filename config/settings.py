@@ -113,18 +113,22 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
+# Keeps deployments (or test runs) that share one Redis apart: pub/sub channels and keys
+# all start with it.
+PARLEY_REDIS_PREFIX = env.str("PARLEY_REDIS_PREFIX", default="parley")
 if REDIS_URL:
     # The pub/sub layer publishes a group message once; each process receives it once.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "parley"},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": PARLEY_REDIS_PREFIX},
         }
     }
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
+            "KEY_PREFIX": PARLEY_REDIS_PREFIX,
         }
     }
 else:

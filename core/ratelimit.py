@@ -53,17 +53,18 @@ class _LocalLimiter:
 
 
 class _RedisLimiter:
-    def __init__(self, url: str):
+    def __init__(self, url: str, prefix: str):
         import redis
 
+        self._prefix = f"{prefix}:rate:"
         self._client = redis.Redis.from_url(url)
         self._script = self._client.register_script(_GCRA)
 
     def hit(self, key: str, interval: float, window: float) -> float:
-        return float(self._script(keys=[f"parley:rate:{key}"], args=[interval, window]))
+        return float(self._script(keys=[self._prefix + key], args=[interval, window]))
 
     def clear(self) -> None:
-        keys = list(self._client.scan_iter("parley:rate:*"))
+        keys = list(self._client.scan_iter(self._prefix + "*"))
         if keys:
             self._client.delete(*keys)
 
@@ -76,7 +77,7 @@ def _get_limiter():
     global _limiter
     with _limiter_lock:
         if _limiter is None:
-            _limiter = _RedisLimiter(settings.REDIS_URL) if settings.REDIS_URL else _LocalLimiter()
+            _limiter = _RedisLimiter(settings.REDIS_URL, settings.PARLEY_REDIS_PREFIX) if settings.REDIS_URL else _LocalLimiter()
         return _limiter
 
 
