@@ -1,0 +1,627 @@
+"""Parley's fan-out benchmark: Parley against two reference servers, one run, one report.
+
+    python -m benchmark.run            # what `make bench` runs
+    python -m benchmark.run --smoke    # a few seconds, exit status says whether it works
+
+Starts each server in turn pinned to core 0 (Parley under uvicorn; the Channels tutorial
+consumer under daphne; a bare python-websockets broadcast server), drives it from the
+Node load generator pinned to core 1 (benchmark/loadgen/loadgen.js), and writes
+results.md, results.json and p99.png under benchmark/results/<timestamp>/.
+Everything listens on 127.0.0.1; every wait has a time limit. Settings: --help, or the
+BENCH_* environment variables (benchmark/README.md).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+LOADGEN_DIR = BENCH_DIR / "loadgen"
+REFERENCE_DIR = BENCH_DIR / "reference_channels"
+PYTHON = sys.executable
+SERVERS = ("parley", "channels", "raw")
+LABELS = {"parley": "Parley", "channels": "Channels tutorial", "raw": "raw websockets"}
+SERVER_CORE, LOADGEN_CORE = 0, 1
+SENDER_USERS, RECEIVER_USERS = 4, 100
+# What the servers must not inherit from the shell (or from pytest's environment).
+SCRUBBED_ENV = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "DEBUG", "STATIC_ROOT", "MEDIA_ROOT")
+
+PARLEY_SEED = """
+import json
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from chat import services
+
+User = get_user_model()
+
+def make(name):
+    user = User.objects.create_user(username=name)  # no password: token only
+    return user, Token.objects.create(user=user).key
+
+senders = [make(f"bench_s{i}") for i in range(SENDERS)]
+receivers = [make(f"bench_r{i}") for i in range(RECEIVERS)]
+room = services.room_create(creator=senders[0][0], slug="bench", name="Benchmark")
+for user, _ in senders[1:] + receivers:
+    services.room_join(user=user, room=room)
+print("BENCH_SEED " + json.dumps({"senders": [k for _, k in senders], "receivers": [k for _, k in receivers]}))
+"""
+
+
+def env_list(name: str, default: str, cast=int) -> list:
+    return [cast(x) for x in os.environ.get(name, default).replace(",", " ").split()]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    e = os.environ.get
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="one tiny configuration, a few seconds; exit 1 unless all servers deliver without loss",
+    )
+    p.add_argument("--servers", nargs="+", choices=SERVERS, default=env_list("BENCH_SERVERS", " ".join(SERVERS), str))
+    p.add_argument(
+        "--receivers",
+        nargs="+",
+        type=int,
+        default=env_list("BENCH_RECEIVERS", "50 200 1000"),
+        help="N values (BENCH_RECEIVERS)",
+    )
+    p.add_argument("--senders", type=int, default=int(e("BENCH_SENDERS", "4")))
+    p.add_argument("--step-seconds", type=float, default=float(e("BENCH_STEP_SECONDS", "5")))
+    p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=float(e("BENCH_DRAIN_SECONDS", "2")),
+        help="wait after a step's last send before counting the missing as lost",
+    )
+    p.add_argument(
+        "--start-deliveries",
+        type=float,
+        default=float(e("BENCH_START_DELIVERIES", "2000")),
+        help="first step's rate, in deliveries/s (msg/s = this / N)",
+    )
+    p.add_argument("--rate-factor", type=float, default=float(e("BENCH_RATE_FACTOR", "2")))
+    p.add_argument("--rate-max", type=float, default=float(e("BENCH_RATE_MAX", "50000")), help="msg/s")
+    p.add_argument("--max-steps", type=int, default=int(e("BENCH_MAX_STEPS", "16")))
+    p.add_argument(
+        "--refine-steps",
+        type=int,
+        default=int(e("BENCH_REFINE_STEPS", "3")),
+        help="bisection steps after the first failure",
+    )
+    p.add_argument(
+        "--rates",
+        nargs="+",
+        type=float,
+        default=env_list("BENCH_RATES", "", float),
+        help="fixed msg/s steps instead of stepping up",
+    )
+    p.add_argument("--p99-ms", type=float, default=float(e("BENCH_P99_MS", "200")))
+    p.add_argument("--payload-bytes", type=int, default=int(e("BENCH_PAYLOAD_BYTES", "64")))
+    p.add_argument(
+        "--idle",
+        nargs="*",
+        type=int,
+        default=env_list("BENCH_IDLE", "1000 5000"),
+        help="idle-connection checkpoints (empty: skip)",
+    )
+    p.add_argument("--idle-servers", nargs="*", choices=SERVERS, default=env_list("BENCH_IDLE_SERVERS", "parley", str))
+    p.add_argument(
+        "--out", default=e("BENCH_OUT", ""), help="results directory (default benchmark/results/<timestamp>)"
+    )
+    p.add_argument(
+        "--deadline-seconds",
+        type=float,
+        default=float(e("BENCH_DEADLINE_SECONDS", "600")),
+        help="limit per load-generator run",
+    )
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.receivers = env_list("BENCH_RECEIVERS", "5")
+        args.rates = args.rates or [20.0]
+        args.step_seconds = float(e("BENCH_STEP_SECONDS", "2"))
+        args.idle = env_list("BENCH_IDLE", "20")
+        args.deadline_seconds = 60
+    return args
+
+
+# Processes -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinning() -> tuple[list[str], list[str]]:
+    """taskset prefixes for server and load generator, or none when two cores are not ours."""
+    cores = os.sched_getaffinity(0)
+    if shutil.which("taskset") and {SERVER_CORE, LOADGEN_CORE} <= cores:
+        return ["taskset", "-c", str(SERVER_CORE)], ["taskset", "-c", str(LOADGEN_CORE)]
+    print(f"warning: cores {sorted(cores)} available, not pinning server and load generator", file=sys.stderr)
+    return [], []
+
+
+def clean_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV and not k.startswith("PARLEY_")}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def check(cmd: list, *, env: dict, cwd: Path, timeout: float = 120) -> str:
+    done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(map(str, cmd[:4]))} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return done.stdout
+
+
+class Server:
+    def __init__(self, name: str, cmd: list, *, env: dict, cwd: Path, port: int, log: Path, ready_path: str | None):
+        self.name, self.port, self.log = name, port, log
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen(
+                cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self._wait_ready(ready_path)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid  # taskset execs the server: same pid
+
+    def _wait_ready(self, path: str | None, timeout: float = 30) -> None:
+        until = time.monotonic() + timeout
+        while time.monotonic() < until:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start-up ({self.log}):\n{self.log.read_text()[-2000:]}")
+            try:
+                if path is None:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                else:
+                    urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.name} not ready within {timeout:.0f} s ({self.log})")
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def start_parley(tmp: Path, pin: list, out: Path, receiver_users: int) -> tuple[Server, dict]:
+    env = clean_env(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DEBUG="false",
+        DATABASE_URL=f"sqlite:///{tmp / 'parley.sqlite3'}",
+        STATIC_ROOT=tmp / "static",
+        MEDIA_ROOT=tmp / "media",
+        PARLEY_RATE_BURST=1_000_000,
+        PARLEY_MAX_SOCKETS_PER_USER=100_000,
+    )
+    check([PYTHON, "manage.py", "migrate", "--noinput"], env=env, cwd=REPO)
+    seed = PARLEY_SEED.replace("SENDERS", str(SENDER_USERS)).replace("RECEIVERS", str(receiver_users))
+    line = next(
+        x
+        for x in check([PYTHON, "manage.py", "shell", "-c", seed], env=env, cwd=REPO).splitlines()
+        if x.startswith("BENCH_SEED ")
+    )
+    tokens = json.loads(line.split(" ", 1)[1])
+    port = free_port()
+    uvicorn = [
+        str(Path(PYTHON).parent / "uvicorn"),
+        "config.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    cmd = pin + uvicorn + ["--ws-max-size", "65536", "--proxy-headers", "--no-server-header"]  # as `make run`
+    server = Server("parley", cmd, env=env, cwd=REPO, port=port, log=out / "server-parley.log", ready_path="/healthz")
+    return server, tokens
+
+
+def start_channels(tmp: Path, pin: list, out: Path) -> Server:
+    env = clean_env(DJANGO_SETTINGS_MODULE="refchat.settings", REFCHAT_DB=tmp / "refchat.sqlite3")
+    check([PYTHON, "manage.py", "migrate", "--noinput"], env=env, cwd=REFERENCE_DIR)
+    port = free_port()
+    cmd = pin + [str(Path(PYTHON).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "refchat.asgi:application"]
+    return Server(
+        "channels", cmd, env=env, cwd=REFERENCE_DIR, port=port, log=out / "server-channels.log", ready_path=None
+    )
+
+
+def start_raw(pin: list, out: Path) -> Server:
+    port = free_port()
+    cmd = pin + [PYTHON, str(BENCH_DIR / "raw_server.py"), str(port)]
+    return Server("raw", cmd, env=clean_env(), cwd=BENCH_DIR, port=port, log=out / "server-raw.log", ready_path=None)
+
+
+# Load generator ------------------------------------------------------------------------
+
+
+def ensure_loadgen() -> None:
+    if not shutil.which("node") or not shutil.which("npm"):
+        raise SystemExit("node and npm are needed for the load generator (benchmark/README.md)")
+    if not (LOADGEN_DIR / "node_modules" / "ws" / "package.json").exists():
+        print("installing the load generator's packages (npm ci)", file=sys.stderr)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=LOADGEN_DIR, check=True, timeout=300)
+
+
+def run_loadgen(config: dict, pin: list, out: Path, tag: str) -> list[dict]:
+    path = out / f"loadgen-{tag}.json"
+    path.write_text(json.dumps(config))
+    cmd = pin + ["node", str(LOADGEN_DIR / "loadgen.js"), str(path)]
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=config["deadlineSeconds"] + 60)
+    path.unlink()  # it holds tokens
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode and not any(e["event"] == "error" for e in events):
+        message = next((e["message"] for e in events if e["event"] == "error"), f"exit status {done.returncode}")
+        events.append({"event": "error", "server": config["server"], "message": message})
+    return events
+
+
+def server_url(server: Server) -> str:
+    return f"ws://127.0.0.1:{server.port}/ws/chat/bench/" if server.name != "raw" else f"ws://127.0.0.1:{server.port}/"
+
+
+def loadgen_config(args, server: Server, tokens: dict | None, **extra) -> dict:
+    return {
+        "server": server.name,
+        "protocol": server.name,
+        "url": server_url(server),
+        "origin": f"http://127.0.0.1:{server.port}",
+        "serverPid": server.pid,
+        "clockTicks": os.sysconf("SC_CLK_TCK"),
+        "senderTokens": tokens["senders"] if tokens else None,
+        "receiverTokens": tokens["receivers"] if tokens else None,
+        "senders": args.senders,
+        "stepSeconds": args.step_seconds,
+        "drainSeconds": args.drain_seconds,
+        "rateFactor": args.rate_factor,
+        "rateMax": args.rate_max,
+        "maxSteps": args.max_steps,
+        "refineSteps": args.refine_steps,
+        "rates": args.rates or None,
+        "p99LimitMs": args.p99_ms,
+        "payloadBytes": args.payload_bytes,
+        "connectConcurrency": 50,
+        "idleSettleSeconds": 0.5 if args.smoke else 2,
+        "deadlineSeconds": args.deadline_seconds,
+        **extra,
+    }
+
+
+def bench_server(name: str, args, tmp: Path, pins: tuple, out: Path) -> dict:
+    server_pin, loadgen_pin = pins
+    print(f"\n== {LABELS[name]}: starting", file=sys.stderr, flush=True)
+    tokens = None
+    receiver_users = min(RECEIVER_USERS, max(args.receivers + (args.idle or [1])))
+    if name == "parley":
+        server, tokens = start_parley(tmp, server_pin, out, receiver_users)
+    elif name == "channels":
+        server = start_channels(tmp, server_pin, out)
+    else:
+        server = start_raw(server_pin, out)
+    result = {"server": name, "pid": server.pid, "fanout": [], "steps": [], "idle": None, "errors": []}
+    try:
+        # Idle connections first, while the server is fresh: its baseline is not a heap
+        # already grown (and freed) by the fan-out runs.
+        if args.idle and name in args.idle_servers:
+            print(f"-- {LABELS[name]}: idle connections up to {max(args.idle)}", file=sys.stderr, flush=True)
+            config = loadgen_config(args, server, tokens, mode="idle", idle=max(args.idle), idleCounts=args.idle)
+            for event in run_loadgen(config, loadgen_pin, out, f"{name}-idle"):
+                if event["event"] == "idle":
+                    result["idle"] = event["checkpoints"]
+                elif event["event"] == "error":
+                    result["errors"].append(f"idle: {event['message']}")
+        for n in args.receivers:
+            print(f"-- {LABELS[name]}: {n} receivers, {args.senders} senders", file=sys.stderr, flush=True)
+            config = loadgen_config(
+                args, server, tokens, mode="fanout", receivers=n, rateStart=max(args.start_deliveries / n, 0.5)
+            )
+            for event in run_loadgen(config, pins[1], out, f"{name}-{n}"):
+                if event["event"] == "step":
+                    result["steps"].append(event)
+                elif event["event"] == "fanout":
+                    result["fanout"].append(event)
+                elif event["event"] == "error":
+                    result["errors"].append(f"N={n}: {event['message']}")
+    finally:
+        server.stop()
+    return result
+
+
+# Report --------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+
+    def out(cmd, cwd=REPO):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=10).stdout.strip()
+        except OSError:
+            return "?"
+
+    ws_version = json.loads((LOADGEN_DIR / "node_modules" / "ws" / "package.json").read_text())["version"]
+    import websockets
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "node": out(["node", "--version"]),
+        "ws": ws_version,
+        "websockets": websockets.__version__,
+        "commit": out(["git", "rev-parse", "--short", "HEAD"])
+        + (" (with local changes)" if out(["git", "status", "--porcelain"]) else ""),
+    }
+
+
+def fmt(x, digits=1) -> str:
+    if x is None:
+        return "–"
+    return f"{float(x):,.{digits}f}" if digits else f"{round(x):,}"
+
+
+def row_for(result: dict, n: int) -> dict | None:
+    return next((f for f in result["fanout"] if f["receivers"] == n), None)
+
+
+def nearest_failure(result: dict, n: int, best: dict | None) -> dict | None:
+    """The lowest failed step above the max sustainable rate: why the next step up failed."""
+    floor = best["offered_msgs_per_s"] if best else 0
+    failed = [s for s in result["steps"] if s["receivers"] == n and not s["pass"] and s["offered_msgs_per_s"] > floor]
+    return min(failed, key=lambda s: s["offered_msgs_per_s"], default=None)
+
+
+def cpu_us_per_delivery(step: dict) -> float | None:
+    return 1e6 * step["server_cpu_s"] / step["delivered"] if step and step["delivered"] else None
+
+
+def markdown(results: list[dict], args, info: dict, started: str, seconds: float) -> str:
+    lines = [
+        f"# Fan-out benchmark, {started}",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}; Python {info['python']}, "
+        f"Node {info['node']} (ws {info['ws']}), websockets {info['websockets']}. Commit {info['commit']}.",
+        f"Server pinned to core {SERVER_CORE}, load generator to core {LOADGEN_CORE}. {args.senders} senders, "
+        f"{args.step_seconds:g} s steps, payload {args.payload_bytes} B, pass = no loss/dup/reorder and p99 ≤ {args.p99_ms:g} ms. "
+        f"Run took {seconds / 60:.1f} min.",
+        "",
+        "## Max sustainable rate",
+        "",
+        "| N | server | msg/s | deliveries/s | p50 ms | p95 ms | p99 ms | server CPU % | server RSS MiB | CPU µs/delivery | loadgen CPU % | server CPU % idle, N connected | nearest failed step: msg/s → lost / dup / ooo, p99 |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for n in args.receivers:
+        for result in results:
+            summary = row_for(result, n)
+            best = summary and summary["best"]
+            fail = summary and nearest_failure(result, n, best)
+            if not summary:
+                lines.append(
+                    f"| {n} | {LABELS[result['server']]} | error: {'; '.join(result['errors']) or 'no result'} |"
+                    + " |" * 11
+                )
+                continue
+            if fail:
+                why = f"{fmt(fail['offered_msgs_per_s'])} → {fail['lost']} / {fail['duplicated']} / {fail['out_of_order']}, p99 {fmt(fail['p99_ms'])}"
+                if fail["closed_sockets"]:
+                    why += f", {fail['closed_sockets']} closed {fail['close_codes']}"
+            else:
+                why = "no failure within the steps run"
+            idle_cpu = fmt((summary.get("idle_usage") or {}).get("server_cpu_pct"))
+            if best:
+                lines.append(
+                    f"| {n} | {LABELS[result['server']]} | {fmt(best['offered_msgs_per_s'])} | {fmt(best['deliveries_per_s'], 0)} | "
+                    f"{fmt(best['p50_ms'])} | {fmt(best['p95_ms'])} | {fmt(best['p99_ms'])} | {fmt(best['server_cpu_pct'])} | "
+                    f"{fmt(best['server_rss_mib'])} | {fmt(cpu_us_per_delivery(best))} | {fmt(best['loadgen_cpu_pct'])} | {idle_cpu} | {why} |"
+                )
+            else:
+                lines.append(
+                    f"| {n} | {LABELS[result['server']]} | below the lowest step | | | | | | | | | {idle_cpu} | {why} |"
+                )
+    by_name = {r["server"]: r for r in results}
+    if "parley" in by_name and len(by_name) > 1:
+        lines += [
+            "",
+            "## Parley / reference",
+            "",
+            "Throughput ratio (max msg/s) and cost ratio (server CPU µs per delivery at each one's max).",
+            "",
+        ]
+        refs = [r for r in results if r["server"] != "parley"]
+        lines.append(
+            "| N | "
+            + " | ".join(f"msg/s vs {LABELS[r['server']]} | CPU/delivery vs {LABELS[r['server']]}" for r in refs)
+            + " |"
+        )
+        lines.append("|---:|" + "---:|---:|" * len(refs))
+        for n in args.receivers:
+            mine = row_for(by_name["parley"], n)
+            cells = []
+            for ref in refs:
+                theirs = row_for(ref, n)
+                a, b = (mine or {}).get("best"), (theirs or {}).get("best")
+                cells.append(f"{a['offered_msgs_per_s'] / b['offered_msgs_per_s']:.2f}×" if a and b else "–")
+                ca, cb = cpu_us_per_delivery(a), cpu_us_per_delivery(b)
+                cells.append(f"{ca / cb:.2f}×" if ca and cb else "–")
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    idle = [r for r in results if r["idle"]]
+    if idle:
+        lines += [
+            "",
+            "## Idle authenticated connections",
+            "",
+            "| server | connections | open | server RSS MiB | baseline MiB | KiB per connection | KiB per connection since previous row |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for result in idle:
+            previous = None
+            for p in result["idle"]:
+                marginal = "–"
+                if previous:
+                    grown = 1024 * (p["server_rss_mib"] - previous["server_rss_mib"])
+                    marginal = f"{grown / (p['connections'] - previous['connections']):.1f}"
+                previous = p
+                lines.append(
+                    f"| {LABELS[result['server']]} | {p['connections']:,} | {p['open']:,} | {p['server_rss_mib']} | "
+                    f"{p['baseline_rss_mib']} | {p['kib_per_connection']} | {marginal} |"
+                )
+    lines += [
+        "",
+        "## Every step",
+        "",
+        "| server | N | msg/s offered | deliveries/s | p50 | p95 | p99 | max ms | lost | dup | ooo | closed | server CPU % | RSS MiB | loadgen CPU % | pass |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for result in results:
+        for s in result["steps"]:
+            lines.append(
+                f"| {LABELS[s['server']]} | {s['receivers']} | {fmt(s['offered_msgs_per_s'])} | {fmt(s['deliveries_per_s'], 0)} | {fmt(s['p50_ms'])} | {fmt(s['p95_ms'])} | "
+                f"{fmt(s['p99_ms'])} | {fmt(s['max_ms'])} | {s['lost']} | {s['duplicated']} | {s['out_of_order']} | {s['closed_sockets']} | "
+                f"{fmt(s['server_cpu_pct'])} | {fmt(s['server_rss_mib'])} | {fmt(s['loadgen_cpu_pct'])} | {'yes' if s['pass'] else 'no'} |"
+            )
+    errors = [f"- {LABELS[r['server']]}: {e}" for r in results for e in r["errors"]]
+    if errors:
+        lines += ["", "## Errors", "", *errors]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: list[dict], args, path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (benchmark/requirements.txt): no plot", file=sys.stderr)
+        return False
+    ns = args.receivers
+    fig, axes = plt.subplots(1, len(ns), figsize=(5 * len(ns), 4.2), squeeze=False)
+    for ax, n in zip(axes[0], ns, strict=True):
+        for result in results:
+            steps = sorted(
+                (s for s in result["steps"] if s["receivers"] == n and s["p99_ms"] is not None),
+                key=lambda s: s["offered_msgs_per_s"],
+            )
+            if not steps:
+                continue
+            x = [s["offered_msgs_per_s"] for s in steps]
+            (line,) = ax.plot(x, [s["p99_ms"] for s in steps], marker="o", label=LABELS[result["server"]])
+            bad = [s for s in steps if not s["pass"]]
+            ax.scatter(
+                [s["offered_msgs_per_s"] for s in bad],
+                [s["p99_ms"] for s in bad],
+                marker="x",
+                s=80,
+                color=line.get_color(),
+                zorder=3,
+            )
+        ax.axhline(args.p99_ms, color="grey", linestyle="--", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"N = {n} receivers, {args.senders} senders")
+        ax.set_xlabel("offered rate, msg/s")
+        ax.set_ylabel("p99 latency, ms (× = failed step)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def smoke_ok(results: list[dict], args) -> list[str]:
+    problems = []
+    for result in results:
+        for n in args.receivers:
+            steps = [s for s in result["steps"] if s["receivers"] == n]
+            if not any(s["delivered"] and not (s["lost"] or s["duplicated"] or s["out_of_order"]) for s in steps):
+                problems.append(
+                    f"{LABELS[result['server']]} N={n}: no step delivered everything ({result['errors'] or [s['fail_reasons'] for s in steps]})"
+                )
+    return problems
+
+
+def write_report(out: Path, results: list[dict], args, info: dict, started: str, seconds: float) -> str:
+    report = markdown(results, args, info, started, seconds)
+    (out / "results.md").write_text(report)
+    if plot(results, args, out / "p99.png"):
+        report += f"\nPlot: {out / 'p99.png'}\n"
+    return report
+
+
+def rewrite_report(out: Path) -> int:
+    """Redraw results.md and p99.png from a run's results.json (after changing the report)."""
+    saved = json.loads((out / "results.json").read_text())
+    args = argparse.Namespace(**saved["args"])
+    print(
+        write_report(
+            out, saved["results"], args, saved["machine"], saved.get("started", out.name), saved.get("seconds", 0)
+        )
+    )
+    return 0
+
+
+def main(argv=None) -> int:
+    if argv is None and sys.argv[1:2] == ["--report"]:
+        return rewrite_report(Path(sys.argv[2]))
+    args = parse_args(argv)
+    started = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else BENCH_DIR / "results" / (started + ("-smoke" if args.smoke else ""))
+    out.mkdir(parents=True, exist_ok=True)
+    ensure_loadgen()
+    pins = pinning()
+    info = machine()
+    t0 = time.monotonic()
+    print(f"benchmark: servers {args.servers}, N {args.receivers}, results in {out}", file=sys.stderr, flush=True)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
+        for name in args.servers:
+            try:
+                results.append(bench_server(name, args, Path(tmp), pins, out))
+            except (RuntimeError, subprocess.SubprocessError) as error:
+                print(f"{name}: {error}", file=sys.stderr)
+                results.append({"server": name, "fanout": [], "steps": [], "idle": None, "errors": [str(error)]})
+    seconds = time.monotonic() - t0
+    saved = {"machine": info, "args": vars(args), "started": started, "seconds": seconds, "results": results}
+    (out / "results.json").write_text(json.dumps(saved, indent=1))
+    report = write_report(out, results, args, info, started, seconds)
+    print("\n" + report)
+    print(f"results: {out}")
+    if args.smoke:
+        problems = smoke_ok(results, args)
+        for problem in problems:
+            print(f"SMOKE FAILED: {problem}", file=sys.stderr)
+        return 1 if problems else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
