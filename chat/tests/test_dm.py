@@ -1,0 +1,163 @@
+"""Direct messages (SPEC §2 `dm`, §4 `POST /api/dm/<username>/`): one room per pair,
+exactly two members, nobody else can read, join, be invited or send.
+
+Personas: olivia and mia talk; oscar is an outsider.
+"""
+
+import pytest
+from channels.db import database_sync_to_async
+from django.test import Client
+
+from chat import services
+from chat.models import Membership, Message, Room
+from chat.tests.helpers import open_room, open_socket
+from chat.tests.test_concurrency import run_together
+
+db = database_sync_to_async
+
+
+def dm(olivia, mia) -> Room:
+    room, _ = services.dm_get_or_create(user=olivia, other_username="mia")
+    return room
+
+
+# The service -----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_dm_is_created_once_with_exactly_the_two_members(olivia, mia, django_capture_on_commit_callbacks):
+    room, created = services.dm_get_or_create(user=olivia, other_username="mia")
+    assert created and room.kind == Room.Kind.DM
+    low, high = sorted((olivia.pk, mia.pk))
+    assert room.dm_key == f"{low}:{high}" and room.slug == f"dm-{low}-{high}"
+    again, created_again = services.dm_get_or_create(user=mia, other_username="olivia")
+    assert again.pk == room.pk and not created_again
+    assert sorted(Membership.objects.filter(room=room).values_list("user__username", flat=True)) == ["mia", "olivia"]
+    assert Room.objects.filter(kind=Room.Kind.DM).count() == 1
+    assert Message.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_dm_with_yourself_or_nobody_is_refused(olivia):
+    from core.errors import InvalidInput, NotFound
+
+    with pytest.raises(InvalidInput):
+        services.dm_get_or_create(user=olivia, other_username="olivia")
+    with pytest.raises(NotFound):
+        services.dm_get_or_create(user=olivia, other_username="ghost")
+    assert not Room.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_taken_dm_slug_gets_a_suffix(olivia, mia):
+    low, high = sorted((olivia.pk, mia.pk))
+    services.room_create(creator=olivia, slug=f"dm-{low}-{high}", name="Squatter")
+    room, created = services.dm_get_or_create(user=mia, other_username="olivia")
+    assert created and room.kind == Room.Kind.DM and room.slug.startswith(f"dm-{low}-{high}-")
+
+
+# REST --------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_api_dm_get_or_create(api, olivia, mia):
+    first = api(olivia).post("/api/dm/mia/")
+    assert first.status_code == 201, first.json()
+    body = first.json()
+    assert body["kind"] == "dm" and body["member"] is True and body["peer"]["username"] == "mia"
+    second = api(mia).post("/api/dm/olivia/")
+    assert second.status_code == 200 and second.json()["slug"] == body["slug"]
+    assert second.json()["peer"]["username"] == "olivia"
+
+    assert api(olivia).post("/api/dm/olivia/").json() == {
+        "detail": "You cannot start a direct conversation with yourself.", "code": "invalid"
+    }
+    missing = api(olivia).post("/api/dm/ghost/")
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    assert api().post("/api/dm/mia/").status_code == 401
+
+    rows = {r["slug"]: r for r in api(olivia).get("/api/rooms/").json()}
+    assert rows[body["slug"]]["peer"]["username"] == "mia"
+    detail = api(mia).get(f"/api/rooms/{body['slug']}/").json()
+    assert detail["peer"]["username"] == "olivia"
+    assert sorted(m["username"] for m in detail["members"]) == ["mia", "olivia"]
+
+
+@pytest.mark.django_db
+def test_an_outsider_is_refused_everywhere_in_a_dm(api, olivia, mia, oscar):
+    room = dm(olivia, mia)
+    services.message_send(sender=olivia, room=room, body="just us")
+    outsider = api(oscar)
+    for response in (
+        outsider.get(f"/api/rooms/{room.slug}/"),
+        outsider.get(f"/api/rooms/{room.slug}/messages/"),
+        outsider.get(f"/api/rooms/{room.slug}/messages/?since_rev=0"),
+        outsider.post(f"/api/rooms/{room.slug}/messages/", {"body": "let me in"}, format="json"),
+        outsider.post(f"/api/rooms/{room.slug}/join/"),
+        outsider.post(f"/api/rooms/{room.slug}/read/", {"seq": 1}, format="json"),
+    ):
+        assert response.status_code == 404 and response.json()["code"] == "not_found", response.content
+    assert room.slug not in {r["slug"] for r in outsider.get("/api/rooms/").json()}
+    # The members cannot bring anyone in, nor drop out.
+    invite = api(olivia).post(f"/api/rooms/{room.slug}/members/", {"username": "oscar"}, format="json")
+    assert invite.status_code == 400 and invite.json()["code"] == "invalid"
+    assert api(mia).post(f"/api/rooms/{room.slug}/leave/").status_code == 403
+    removed = api(olivia).delete(f"/api/rooms/{room.slug}/members/mia/")
+    assert removed.status_code == 403
+    assert Membership.objects.filter(room=room).count() == 2
+    assert list(Message.objects.values_list("body", flat=True)) == ["just us"]
+
+
+@pytest.mark.django_db
+def test_html_dm_url_redirects_to_the_room(olivia, mia):
+    client = Client()
+    assert client.get("/dm/mia/").status_code == 302  # to the login page
+    client.force_login(olivia)
+    response = client.get("/dm/mia/")
+    room = Room.objects.get(kind=Room.Kind.DM)
+    assert response.status_code == 302 and response["Location"] == f"/rooms/{room.slug}/"
+    assert client.get("/dm/mia/")["Location"] == f"/rooms/{room.slug}/"
+    assert client.get("/dm/ghost/").status_code == 404
+    assert client.get("/dm/olivia/").status_code == 404
+    assert Room.objects.count() == 1
+
+
+# WebSocket ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_dm_reaches_the_other_stream_and_outsiders_get_4404(olivia, mia, oscar):
+    stream, accepted = await open_socket("/ws/", user=mia)
+    assert accepted and (await stream.receive())["type"] == "hello"
+    try:
+        room, created = await db(services.dm_get_or_create)(user=olivia, other_username="mia")
+        assert created
+        added = await stream.receive_type("room.added")
+        assert added["room"]["slug"] == room.slug and added["room"]["kind"] == "dm"
+
+        outsider, accepted = await open_socket(f"/ws/chat/{room.slug}/", user=oscar)
+        assert not accepted or await outsider.closed_with() == 4404
+
+        sock, hello = await open_room(room.slug, user=mia)
+        assert hello["room"]["kind"] == "dm"
+        await sock.close()
+    finally:
+        await stream.close()
+
+
+# Races (PostgreSQL) -------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_ten_concurrent_dm_calls_make_one_room(olivia, mia):
+    def work(i):
+        user, other = (olivia, "mia") if i % 2 else (mia, "olivia")
+        room, created = services.dm_get_or_create(user=user, other_username=other)
+        return room.pk, created
+
+    results = run_together(10, work)
+    assert len({pk for pk, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert Room.objects.filter(kind=Room.Kind.DM).count() == 1
+    assert Membership.objects.filter(room_id=results[0][0]).count() == 2

@@ -1,0 +1,82 @@
+"""Everything that changes projects. Conversation rooms are made by chat.services;
+nothing here writes messages or memberships."""
+
+from django.core.validators import RegexValidator
+from django.db import IntegrityError, transaction
+
+from chat import services as chat_services
+from chat.models import SLUG_PATTERN, Room
+from core.errors import AuthRequired, InvalidInput, TooLarge
+from projects.models import Project, ProjectConversation
+
+TITLE_MAX = 120
+DESCRIPTION_MAX = 4000
+
+
+def _require_user(user) -> None:
+    if user is None or not user.is_authenticated:
+        raise AuthRequired()
+
+
+def _text(value, *, field: str, max_length: int, required: bool) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be text.")
+    value = value.strip()
+    if required and not value:
+        raise InvalidInput(f"{field} must not be empty.")
+    if len(value) > max_length:
+        raise TooLarge(f"{field} is limited to {max_length} characters.")
+    return value
+
+
+def project_create(*, owner, title, slug, description="") -> Project:
+    """Publish a project owned by `owner`. A taken or malformed slug is InvalidInput."""
+    _require_user(owner)
+    if not isinstance(slug, str) or not RegexValidator(SLUG_PATTERN).regex.fullmatch(slug):
+        raise InvalidInput("slug must be 1-50 characters of a-z, 0-9, _ and -.")
+    title = _text(title, field="title", max_length=TITLE_MAX, required=True)
+    description = _text(description, field="description", max_length=DESCRIPTION_MAX, required=False)
+    try:
+        with transaction.atomic():
+            return Project.objects.create(owner=owner, title=title, slug=slug, description=description)
+    except IntegrityError:
+        raise InvalidInput("That slug is taken.") from None
+
+
+def project_chat_open(*, visitor, project: Project) -> tuple[ProjectConversation, bool]:
+    """The visitor's one conversation with the project's owner; (conversation, created).
+
+    Race-safe: (project, visitor) is unique and the room slug is derived from it, so of
+    concurrent first calls one creates the room and the others read it. Only the two of
+    them are members (a non-public room: nobody else can read, join or be invited).
+    Raises InvalidInput when the owner tries to chat with their own project.
+    """
+    _require_user(visitor)
+    if visitor.pk == project.owner_id:
+        raise InvalidInput("This is your own project.")
+    existing = _conversation(project, visitor)
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            room = chat_services.conversation_room_create(
+                slug=f"project-{project.pk}-{visitor.pk}",
+                name=project.title,
+                kind=Room.Kind.PROJECT,
+                owner=project.owner,
+                other=visitor,
+            )
+            conversation = ProjectConversation.objects.create(project=project, visitor=visitor, room=room)
+    except IntegrityError:
+        existing = _conversation(project, visitor)
+        if existing is None:
+            raise
+        return existing, False
+    return conversation, True
+
+
+def _conversation(project: Project, visitor) -> ProjectConversation | None:
+    return ProjectConversation.objects.select_related("room").filter(project=project, visitor=visitor).first()
+
