@@ -1,0 +1,195 @@
+// Every page: the drawer, the language switch, the announcement banner, and for
+// logged-in users the `/ws/` stream that keeps the sidebar's unread badges live.
+import { LiveSocket, api, avatar, gettext, h, paintInitials } from "./common.js";
+
+const body = document.body;
+const loggedIn = Boolean(body.dataset.user);
+
+// Drawer (phone width) ---------------------------------------------------------------
+
+const sidebar = document.getElementById("sidebar");
+const toggle = document.getElementById("drawer-toggle");
+const backdrop = document.getElementById("drawer-backdrop");
+
+function setDrawer(open) {
+  body.classList.toggle("drawer-open", open);
+  if (toggle) toggle.setAttribute("aria-expanded", String(open));
+  if (backdrop) backdrop.hidden = !open;
+  if (open && sidebar) {
+    const current = sidebar.querySelector(".room-link.active") || sidebar.querySelector("a, button, input");
+    if (current) current.focus();
+  } else if (!open && toggle && sidebar && sidebar.contains(document.activeElement)) {
+    toggle.focus();
+  }
+}
+
+if (toggle) toggle.addEventListener("click", () => setDrawer(!body.classList.contains("drawer-open")));
+if (backdrop) backdrop.addEventListener("click", () => setDrawer(false));
+const closeButton = document.getElementById("drawer-close");
+if (closeButton) closeButton.addEventListener("click", () => setDrawer(false));
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && body.classList.contains("drawer-open")) setDrawer(false);
+});
+
+// Language: switching submits at once (the button is there for keyboards without JS).
+for (const select of document.querySelectorAll(".language-select")) {
+  select.addEventListener("change", () => select.form.submit());
+  const go = select.form.querySelector(".language-go");
+  if (go) go.classList.add("visually-hidden");
+}
+
+paintInitials();
+
+// New room: suggest an address from the name.
+const nameInput = document.getElementById("new-room-name");
+const slugInput = document.getElementById("new-room-slug");
+if (nameInput && slugInput) {
+  let touched = false;
+  slugInput.addEventListener("input", () => (touched = true));
+  nameInput.addEventListener("input", () => {
+    if (touched) return;
+    slugInput.value = nameInput.value
+      .normalize("NFKD")
+      .toLowerCase()
+      .replace(/[^a-z0-9_-]+/g, "-")
+      .replace(/^-+|-+$/g, "")
+      .slice(0, 50);
+  });
+}
+
+// New direct message: straight to /dm/<username>/.
+const dmForm = document.getElementById("dm-form");
+if (dmForm) {
+  dmForm.addEventListener("submit", (event) => {
+    const name = dmForm.elements.username.value.trim();
+    if (!name) return;
+    event.preventDefault();
+    location.assign(`/dm/${encodeURIComponent(name)}/`);
+  });
+}
+
+// Announcement -------------------------------------------------------------------------
+
+const banner = document.getElementById("announcement");
+
+export function showAnnouncement(frame) {
+  if (!banner || !frame) return;
+  const text = frame.text || "";
+  banner.replaceChildren();
+  if (!text && !frame.image) {
+    banner.hidden = true;
+    return;
+  }
+  banner.classList.toggle("has-image", Boolean(frame.image));
+  if (frame.image) banner.append(h("img", { class: "announcement-image", src: frame.image, alt: "" }));
+  banner.append(h("p", { class: "announcement-text" }, text));
+  const close = h("button", { type: "button", class: "icon-button announcement-close", "aria-label": gettext("Hide announcement") }, "✕");
+  close.addEventListener("click", () => {
+    banner.hidden = true;
+    sessionStorage.setItem("parley.announcement.hidden", text);
+  });
+  banner.append(close);
+  banner.hidden = sessionStorage.getItem("parley.announcement.hidden") === text && text !== "";
+  const editor = document.getElementById("announcement-text");
+  if (editor && document.activeElement !== editor) editor.value = text;
+}
+
+if (banner) {
+  api("/api/announcement/").then(showAnnouncement, () => {});
+  document.addEventListener("parley:announcement", (event) => showAnnouncement(event.detail));
+}
+
+const editorForm = document.getElementById("announcement-form");
+if (editorForm) {
+  const note = document.getElementById("announcement-note");
+  const publish = async (payload) => {
+    note.textContent = gettext("Saving…");
+    try {
+      showAnnouncement(await api("/api/announcement/", { method: "PUT", ...payload }));
+      note.textContent = gettext("Published.");
+    } catch (error) {
+      note.textContent = error.message;
+    }
+  };
+  editorForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = editorForm.elements.text.value;
+    const file = editorForm.elements.image.files[0];
+    if (file) {
+      const form = new FormData();
+      form.append("text", text);
+      form.append("image", file);
+      publish({ form });
+    } else {
+      publish({ json: { text } });
+    }
+  });
+  document.getElementById("announcement-clear").addEventListener("click", () => {
+    editorForm.elements.text.value = "";
+    publish({ json: { text: "", image: null } });
+  });
+}
+
+// Sidebar badges -------------------------------------------------------------------------
+
+export function setUnread(slug, count) {
+  for (const link of document.querySelectorAll(`.room-link[data-room="${CSS.escape(slug)}"]`)) {
+    const badge = link.querySelector(".badge");
+    if (!badge) continue;
+    badge.dataset.count = String(count);
+    badge.textContent = count > 99 ? "99+" : String(count);
+    badge.hidden = count <= 0;
+  }
+}
+
+function addRoomLink(room) {
+  if (document.querySelector(`.room-link[data-room="${CSS.escape(room.slug)}"]`)) return;
+  const list = document.querySelector(`.nav-section[data-section="${CSS.escape(room.kind)}"] ul`);
+  if (!list) return;
+  const empty = list.querySelector(".nav-empty");
+  if (empty) empty.remove();
+  const icon = room.peer
+    ? avatar(room.peer, "sm")
+    : h("span", { class: "room-icon", "aria-hidden": "true" }, room.kind === "private" ? h("img", { src: body.dataset.lockIcon, alt: "" }) : "#");
+  const badge = h("span", { class: "badge", "aria-label": gettext("unread messages"), hidden: true, dataset: { count: "0" } }, "0");
+  const link = h(
+    "a",
+    { class: "room-link", href: `/rooms/${encodeURIComponent(room.slug)}/`, dataset: { room: room.slug, kind: room.kind } },
+    icon,
+    h("span", { class: "room-name" }, room.peer ? room.peer.display_name : room.name),
+    badge,
+  );
+  list.append(h("li", {}, link));
+  if (room.unread_count) setUnread(room.slug, room.unread_count);
+}
+
+async function refreshRooms() {
+  try {
+    for (const room of await api("/api/rooms/")) {
+      if (room.member) addRoomLink(room);
+    }
+  } catch {
+    /* the next room.added or reload catches up */
+  }
+}
+
+if (loggedIn && sidebar) {
+  const stream = new LiveSocket("/ws/", {
+    onFrame(frame) {
+      if (frame.type === "unread") {
+        if (!document.querySelector(`.room-link[data-room="${CSS.escape(frame.room)}"]`)) refreshRooms();
+        setUnread(frame.room, frame.count);
+      }
+      else if (frame.type === "room.added") refreshRooms();
+      else if (frame.type === "announcement") showAnnouncement(frame);
+    },
+    onOpen() {
+      // Rooms added while the stream was down arrive as unread frames of unknown rooms.
+      body.dataset.stream = "connected";
+    },
+    onState(state) {
+      body.dataset.stream = state;
+    },
+  });
+  stream.start();
+}
