@@ -1,0 +1,37 @@
+"""The send allowance: a burst, then one per interval; kept in Redis when configured."""
+
+import pytest
+
+from core import ratelimit
+from core.errors import RateLimited
+
+
+def _sends(user_id: int, count: int) -> list[str]:
+    outcome = []
+    for _ in range(count):
+        try:
+            ratelimit.check_send_rate(user_id)
+            outcome.append("ok")
+        except RateLimited as limited:
+            outcome.append(f"wait {limited.retry_after}")
+    return outcome
+
+
+def test_a_burst_then_one_per_interval(settings):
+    settings.PARLEY_RATE_BURST, settings.PARLEY_RATE_INTERVAL = 3, 2
+    assert _sends(7, 5) == ["ok", "ok", "ok", "wait 2", "wait 2"]
+    assert _sends(8, 1) == ["ok"]  # everyone has an allowance of their own
+
+
+def test_without_redis_each_process_still_limits(settings, monkeypatch):
+    settings.PARLEY_RATE_BURST, settings.PARLEY_RATE_INTERVAL = 2, 60
+    settings.REDIS_URL = "redis://127.0.0.1:9/0"  # nothing listens on the discard port
+    monkeypatch.setattr(ratelimit, "_limiter", None)
+    assert _sends(7, 3) == ["ok", "ok", "wait 60"]
+
+
+@pytest.mark.postgres
+def test_the_allowance_lives_in_redis_when_configured(settings):
+    assert isinstance(ratelimit._get_limiter(), ratelimit._RedisLimiter)
+    settings.PARLEY_RATE_BURST, settings.PARLEY_RATE_INTERVAL = 2, 60
+    assert _sends(7, 3) == ["ok", "ok", "wait 60"]
