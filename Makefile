@@ -24,7 +24,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
-	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --ws-max-size 65536 --proxy-headers --no-server-header
+	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --ws-max-size 65536 --ws-per-message-deflate false --proxy-headers --no-server-header
 
 lint: install
 	$(BIN)/ruff check .
@@ -58,7 +58,14 @@ clean:
 BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum benchmark/requirements.txt | cut -c1-12)
 LOADGEN_STAMP := benchmark/loadgen/node_modules/.installed-$(shell sha1sum benchmark/loadgen/package-lock.json | cut -c1-12)
 
-.PHONY: bench bench-smoke
+.PHONY: bench bench-smoke bench-scale soak
+
+# Soak (benchmark/soak.py): SOAK_CLIENTS clients for SOAK_MINUTES minutes against a Parley it
+# starts, then every client's view checked against the database (lost/duplicated/reordered).
+SOAK_CLIENTS ?= 200
+SOAK_MINUTES ?= 10
+soak: install
+	$(BIN)/python -m benchmark.soak --clients $(SOAK_CLIENTS) --minutes $(SOAK_MINUTES)
 
 $(BENCH_STAMP): benchmark/requirements.txt | $(STAMP)
 	$(BIN)/python -m pip install --quiet -r benchmark/requirements.txt
@@ -75,3 +82,8 @@ bench: install $(BENCH_STAMP) $(LOADGEN_STAMP)
 # A few seconds against all three servers; fails unless each delivers everything at a low rate.
 bench-smoke: install $(BENCH_STAMP) $(LOADGEN_STAMP)
 	$(BIN)/python -m benchmark.run --smoke $(BENCH_ARGS)
+
+# Parley only, 1 against 2 worker processes on PostgreSQL + Redis (a fresh database per run,
+# dropped after), workers pinned to the server core and unpinned; N = 200 and 1000 (~12 min).
+bench-scale: install $(BENCH_STAMP) $(LOADGEN_STAMP)
+	$(BIN)/python -m benchmark.run --servers parley --workers 1 2 --workers-unpinned --receivers 200 1000 --idle $(BENCH_ARGS)

@@ -1,6 +1,8 @@
 """REST door for accounts: register, token exchange, own profile."""
 
+from django.conf import settings
 from django.contrib.auth import authenticate
+from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
@@ -10,7 +12,7 @@ from rest_framework.views import APIView
 
 from accounts import services
 from chat.serializers import user_to_dict
-from core.errors import InvalidInput
+from core.errors import InvalidImage, InvalidInput, TooLarge
 
 Credentials = inline_serializer("Credentials", {"username": serializers.CharField(), "password": serializers.CharField()})
 UserOut = inline_serializer(
@@ -38,10 +40,14 @@ class TokenView(APIView):
         username, password = request.data.get("username"), request.data.get("password")
         user = None
         if isinstance(username, str) and isinstance(password, str):
-            user = authenticate(request, username=username, password=password)
+            # The HttpRequest, not DRF's wrapper: django-axes marks a locked-out attempt on
+            # it, and its middleware turns that into the 429 of accounts/lockout.py.
+            user = authenticate(request._request, username=username, password=password)
         if user is None:
             # The same answer for an unknown user and a wrong password.
             raise InvalidInput("Unable to log in with those credentials.")
+        # A token exchange is a login: the failure count resets (AXES_RESET_ON_SUCCESS), last_login moves.
+        user_logged_in.send(sender=user.__class__, request=request._request, user=user)
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
 
@@ -54,9 +60,29 @@ class MeView(APIView):
         return Response(user_to_dict(request.user))
 
     @extend_schema(
-        request=inline_serializer("ProfileUpdate", {"display_name": serializers.CharField(required=False)}),
+        request={
+            "application/json": inline_serializer("ProfileUpdate", {"display_name": serializers.CharField(required=False)}),
+            "multipart/form-data": inline_serializer(
+                "ProfileUpdateAvatar",
+                {"display_name": serializers.CharField(required=False), "avatar": serializers.ImageField(required=False)},
+            ),
+        },
         responses={200: UserOut},
     )
     def patch(self, request):
-        profile = services.profile_update(user=request.user, display_name=request.data.get("display_name"))
+        avatar = None
+        if (request.content_type or "").startswith("multipart/form-data"):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > settings.PARLEY_UPLOAD_MAX_BYTES + 65_536:
+                raise TooLarge(f"Images are limited to {settings.PARLEY_UPLOAD_MAX_BYTES // 1_048_576} MB.")
+            if "avatar" in request.data:
+                avatar = request.FILES.get("avatar")
+                if avatar is None:
+                    raise InvalidImage("avatar must be a file.")
+        profile = services.profile_update(
+            user=request.user, display_name=request.data.get("display_name"), avatar=avatar
+        )
         return Response(user_to_dict(profile.user))

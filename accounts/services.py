@@ -1,11 +1,15 @@
 """Account actions: registering and changing one's profile."""
 
+import secrets
+
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
 from accounts.models import Profile
+from core import images
 from core.errors import InvalidInput, TooLarge
 
 User = get_user_model()
@@ -33,14 +37,35 @@ def user_register(*, username, password) -> User:
         raise InvalidInput("That username is taken.") from None
 
 
-def profile_update(*, user, display_name=None) -> Profile:
-    profile, _ = Profile.objects.get_or_create(user=user)
+def profile_update(*, user, display_name=None, avatar=None) -> Profile:
+    """Change one's display name and/or avatar. `avatar` is an upload: verified, cropped
+    to a square, stripped of metadata and re-encoded by core.images (InvalidImage,
+    TooLarge); the previous picture is removed once the change commits."""
     if display_name is not None:
         if not isinstance(display_name, str):
             raise InvalidInput("display_name must be text.")
         display_name = display_name.strip()
         if len(display_name) > 80:
             raise TooLarge("display_name is limited to 80 characters.")
-        profile.display_name = display_name
-        profile.save(update_fields=["display_name"])
+    new_avatar = None
+    if avatar is not None:
+        processed = images.process_upload(avatar, square=images.AVATAR_EDGE)
+        storage = Profile._meta.get_field("avatar").storage
+        new_avatar = storage.save(f"avatars/{secrets.token_urlsafe(24)}.{processed.extension}", ContentFile(processed.content))
+    try:
+        with transaction.atomic():
+            profile, _ = Profile.objects.select_for_update().get_or_create(user=user)
+            if display_name is not None:
+                profile.display_name = display_name
+            if new_avatar:
+                old = profile.avatar.name if profile.avatar else None
+                profile.avatar = new_avatar
+                if old:
+                    transaction.on_commit(lambda: storage.delete(old))
+            profile.save()
+    except BaseException:
+        if new_avatar:
+            storage.delete(new_avatar)
+        raise
+    user.profile = profile
     return profile

@@ -1,8 +1,10 @@
 """HTML door for accounts: register, log in/out (Django's views), profile."""
 
+from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from accounts import services
@@ -28,12 +30,19 @@ def register(request):
 @require_http_methods(["GET", "POST"])
 def profile(request):
     profile = request.user.profile
-    form = ProfileForm(request.POST or None, initial={"display_name": profile.display_name})
+    form = ProfileForm(request.POST or None, request.FILES or None, initial={"display_name": profile.display_name})
     if request.method == "POST" and form.is_valid():
         try:
-            services.profile_update(user=request.user, display_name=form.cleaned_data["display_name"])
+            services.profile_update(
+                user=request.user,
+                display_name=form.cleaned_data["display_name"],
+                avatar=form.cleaned_data.get("avatar") or None,
+            )
         except AppError as error:
             form.add_error(None, error.detail)
         else:
+            messages.success(request, _("Your profile was saved."))
             return redirect("profile")
-    return render(request, "accounts/profile.html", {"form": form}, status=400 if form.errors else 200)
+    return render(
+        request, "accounts/profile.html", {"form": form, "profile": profile}, status=400 if form.errors else 200
+    )

@@ -9,6 +9,13 @@ Node load generator pinned to core 1 (benchmark/loadgen/loadgen.js), and writes
 results.md, results.json and p99.png under benchmark/results/<timestamp>/.
 Everything listens on 127.0.0.1; every wait has a time limit. Settings: --help, or the
 BENCH_* environment variables (benchmark/README.md).
+
+    python -m benchmark.run --servers parley --workers 1 2 --workers-unpinned   # `make bench-scale`
+
+With --workers other than the default 1, every Parley run uses the scaled configuration
+(a fresh PostgreSQL database per run, dropped afterwards, and the Redis channel layer
+under a unique prefix), W uvicorn processes on W ports, the sockets spread round-robin
+over them; results.md gets a "Scaling with workers" section.
 """
 
 import argparse
@@ -35,6 +42,10 @@ SERVERS = ("parley", "channels", "raw")
 LABELS = {"parley": "Parley", "channels": "Channels tutorial", "raw": "raw websockets"}
 SERVER_CORE, LOADGEN_CORE = 0, 1
 SENDER_USERS, RECEIVER_USERS = 4, 100
+# The scaled configuration (--workers): PostgreSQL server (a database is created in it per
+# run) and Redis, both on 127.0.0.1.
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 # What the servers must not inherit from the shell (or from pytest's environment).
 SCRUBBED_ENV = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "DEBUG", "STATIC_ROOT", "MEDIA_ROOT")
 
@@ -130,7 +141,24 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=float(e("BENCH_DEADLINE_SECONDS", "600")),
         help="limit per load-generator run",
     )
+    p.add_argument(
+        "--workers",
+        nargs="+",
+        type=int,
+        default=env_list("BENCH_WORKERS", "1"),
+        help="Parley worker-process counts (BENCH_WORKERS); anything but '1' runs every Parley "
+        "configuration on PostgreSQL + Redis (BENCH_POSTGRES_URL, BENCH_REDIS_URL)",
+    )
+    p.add_argument(
+        "--workers-unpinned",
+        action="store_true",
+        default=e("BENCH_WORKERS_UNPINNED", "") not in ("", "0"),
+        help="with --workers: also run each worker count unpinned (free to use every core), "
+        "besides pinned to the server core",
+    )
     args = p.parse_args(argv)
+    if any(w < 1 for w in args.workers) or len(args.workers) > 8 or max(args.workers) > 8:
+        p.error("--workers: between 1 and 8 processes, at most 8 values")
     if args.smoke:
         args.receivers = env_list("BENCH_RECEIVERS", "5")
         args.rates = args.rates or [20.0]
@@ -211,16 +239,25 @@ class Server:
             self.proc.wait(timeout=10)
 
 
-def start_parley(tmp: Path, pin: list, out: Path, receiver_users: int) -> tuple[Server, dict]:
+def start_parley(
+    tmp: Path, pin: list, out: Path, receiver_users: int, *, workers: int = 1, backend: dict | None = None, tag: str = ""
+) -> tuple[list[Server], dict]:
+    """Migrate, seed and start `workers` uvicorn processes of Parley on their own ports.
+
+    backend None: SQLite in tmp and the in-memory channel layer (one process only);
+    otherwise {"database_url", "redis_url", "redis_prefix"}: PostgreSQL + Redis."""
     env = clean_env(
         DJANGO_SETTINGS_MODULE="config.settings",
         DEBUG="false",
-        DATABASE_URL=f"sqlite:///{tmp / 'parley.sqlite3'}",
+        DATABASE_URL=backend["database_url"] if backend else f"sqlite:///{tmp / 'parley.sqlite3'}",
         STATIC_ROOT=tmp / "static",
         MEDIA_ROOT=tmp / "media",
         PARLEY_RATE_BURST=1_000_000,
         PARLEY_MAX_SOCKETS_PER_USER=100_000,
+        **({"REDIS_URL": backend["redis_url"], "PARLEY_REDIS_PREFIX": backend["redis_prefix"]} if backend else {}),
     )
+    if workers > 1 and not backend:
+        raise RuntimeError("several Parley workers need the PostgreSQL + Redis backend")
     check([PYTHON, "manage.py", "migrate", "--noinput"], env=env, cwd=REPO)
     seed = PARLEY_SEED.replace("SENDERS", str(SENDER_USERS)).replace("RECEIVERS", str(receiver_users))
     line = next(
@@ -229,18 +266,84 @@ def start_parley(tmp: Path, pin: list, out: Path, receiver_users: int) -> tuple[
         if x.startswith("BENCH_SEED ")
     )
     tokens = json.loads(line.split(" ", 1)[1])
-    port = free_port()
-    uvicorn = [
-        str(Path(PYTHON).parent / "uvicorn"),
-        "config.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    cmd = pin + uvicorn + ["--ws-max-size", "65536", "--proxy-headers", "--no-server-header"]  # as `make run`
-    server = Server("parley", cmd, env=env, cwd=REPO, port=port, log=out / "server-parley.log", ready_path="/healthz")
-    return server, tokens
+    servers = []
+    try:
+        for i in range(workers):
+            port = free_port()
+            uvicorn = [
+                str(Path(PYTHON).parent / "uvicorn"),
+                "config.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ]
+            cmd = pin + uvicorn + ["--ws-max-size", "65536", "--ws-per-message-deflate", "false", "--proxy-headers", "--no-server-header"]  # as `make run`
+            log = out / (f"server-parley-{tag}-{i}.log" if tag else "server-parley.log")
+            servers.append(Server("parley", cmd, env=env, cwd=REPO, port=port, log=log, ready_path="/healthz"))
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers, tokens
+
+
+# The scaled configuration's backend: a fresh PostgreSQL database and a Redis prefix ---
+
+
+def _admin_dsn() -> str:
+    return POSTGRES_URL.rstrip("/") + "/postgres"
+
+
+def create_database(name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(_admin_dsn(), autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{POSTGRES_URL.rstrip('/')}/{name}"
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(_admin_dsn(), autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except Exception as error:  # noqa: BLE001 - report, don't mask the run's own outcome
+        print(f"warning: could not drop database {name}: {error}", file=sys.stderr)
+
+
+def clear_redis_prefix(prefix: str) -> None:
+    """Delete the keys the run left under its prefix (cache, presence); bounded."""
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+        keys = []
+        for key in client.scan_iter(match=f"*{prefix}*", count=1000):
+            keys.append(key)
+            if len(keys) >= 100_000:
+                break
+        for i in range(0, len(keys), 1000):
+            client.delete(*keys[i : i + 1000])
+        client.close()
+    except Exception as error:  # noqa: BLE001
+        print(f"warning: could not clear Redis prefix {prefix}: {error}", file=sys.stderr)
+
+
+def check_scaled_backend() -> None:
+    """Fail early, with a reason, when PostgreSQL or Redis is not reachable."""
+    import psycopg
+    import redis
+
+    try:
+        psycopg.connect(_admin_dsn(), connect_timeout=5).close()
+    except Exception as error:  # noqa: BLE001
+        raise SystemExit(f"--workers needs PostgreSQL at {POSTGRES_URL} (BENCH_POSTGRES_URL): {error}") from error
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=5).ping()
+    except Exception as error:  # noqa: BLE001
+        raise SystemExit(f"--workers needs Redis at {REDIS_URL} (BENCH_REDIS_URL): {error}") from error
 
 
 def start_channels(tmp: Path, pin: list, out: Path) -> Server:
@@ -287,13 +390,16 @@ def server_url(server: Server) -> str:
     return f"ws://127.0.0.1:{server.port}/ws/chat/bench/" if server.name != "raw" else f"ws://127.0.0.1:{server.port}/"
 
 
-def loadgen_config(args, server: Server, tokens: dict | None, **extra) -> dict:
+def loadgen_config(args, server: Server | list[Server], tokens: dict | None, **extra) -> dict:
+    servers = server if isinstance(server, list) else [server]
+    server = servers[0]
     return {
         "server": server.name,
         "protocol": server.name,
-        "url": server_url(server),
+        "url": ",".join(server_url(s) for s in servers),  # connection i goes to the (i mod W)-th
         "origin": f"http://127.0.0.1:{server.port}",
         "serverPid": server.pid,
+        "serverPids": [s.pid for s in servers],  # CPU and RSS summed over these
         "clockTicks": os.sysconf("SC_CLK_TCK"),
         "senderTokens": tokens["senders"] if tokens else None,
         "receiverTokens": tokens["receivers"] if tokens else None,
@@ -314,13 +420,77 @@ def loadgen_config(args, server: Server, tokens: dict | None, **extra) -> dict:
     }
 
 
+def label(result: dict) -> str:
+    return result.get("label") or LABELS[result["server"]]
+
+
+def fanout_runs(result: dict, args, servers: list[Server], tokens: dict | None, loadgen_pin: list, out: Path) -> None:
+    """The fan-out scenario at every N against one server (or one set of worker processes)."""
+    name, tag = result["server"], result.get("tag", result["server"])
+    for n in args.receivers:
+        print(f"-- {label(result)}: {n} receivers, {args.senders} senders", file=sys.stderr, flush=True)
+        config = loadgen_config(
+            args, servers, tokens, mode="fanout", receivers=n, rateStart=max(args.start_deliveries / n, 0.5)
+        )
+        config["label"] = label(result) if result.get("label") else name
+        for event in run_loadgen(config, loadgen_pin, out, f"{tag}-{n}"):
+            if event["event"] == "step":
+                result["steps"].append(event)
+            elif event["event"] == "fanout":
+                result["fanout"].append(event)
+            elif event["event"] == "error":
+                result["errors"].append(f"N={n}: {event['message']}")
+
+
+def bench_parley_workers(workers: int, pinned: bool, args, tmp: Path, pins: tuple, out: Path, stamp: str) -> dict:
+    """Parley on PostgreSQL + Redis with `workers` processes, pinned to the server core or not."""
+    server_pin, loadgen_pin = pins
+    tag = f"w{workers}-{'pinned' if pinned else 'unpinned'}"
+    result = {
+        "server": "parley",
+        "label": f"Parley ×{workers}, {'pinned' if pinned else 'unpinned'}",
+        "tag": f"parley-{tag}",
+        "workers": workers,
+        "pinned": pinned,
+        "backend": "postgresql+redis",
+        "fanout": [],
+        "steps": [],
+        "idle": None,
+        "errors": [],
+    }
+    print(f"\n== {result['label']} (PostgreSQL + Redis): starting", file=sys.stderr, flush=True)
+    db = f"parley_bench_{stamp.replace('-', '_')}_{tag.replace('-', '_')}"
+    prefix = f"parley-bench-{stamp}-{tag}"
+    receiver_users = min(RECEIVER_USERS, max(args.receivers))
+    try:
+        backend = {"database_url": create_database(db), "redis_url": REDIS_URL, "redis_prefix": prefix}
+        (tmp / tag).mkdir(exist_ok=True)
+        servers, tokens = start_parley(
+            tmp / tag, server_pin if pinned else [], out, receiver_users, workers=workers, backend=backend, tag=tag
+        )
+        result["pids"] = [s.pid for s in servers]
+        result["ports"] = [s.port for s in servers]
+        try:
+            fanout_runs(result, args, servers, tokens, loadgen_pin, out)
+        finally:
+            for server in servers:
+                server.stop()
+    except (RuntimeError, subprocess.SubprocessError, OSError) as error:
+        print(f"{result['label']}: {error}", file=sys.stderr)
+        result["errors"].append(str(error))
+    finally:
+        drop_database(db)
+        clear_redis_prefix(prefix)
+    return result
+
+
 def bench_server(name: str, args, tmp: Path, pins: tuple, out: Path) -> dict:
     server_pin, loadgen_pin = pins
     print(f"\n== {LABELS[name]}: starting", file=sys.stderr, flush=True)
     tokens = None
     receiver_users = min(RECEIVER_USERS, max(args.receivers + (args.idle or [1])))
     if name == "parley":
-        server, tokens = start_parley(tmp, server_pin, out, receiver_users)
+        (server,), tokens = start_parley(tmp, server_pin, out, receiver_users)
     elif name == "channels":
         server = start_channels(tmp, server_pin, out)
     else:
@@ -337,18 +507,7 @@ def bench_server(name: str, args, tmp: Path, pins: tuple, out: Path) -> dict:
                     result["idle"] = event["checkpoints"]
                 elif event["event"] == "error":
                     result["errors"].append(f"idle: {event['message']}")
-        for n in args.receivers:
-            print(f"-- {LABELS[name]}: {n} receivers, {args.senders} senders", file=sys.stderr, flush=True)
-            config = loadgen_config(
-                args, server, tokens, mode="fanout", receivers=n, rateStart=max(args.start_deliveries / n, 0.5)
-            )
-            for event in run_loadgen(config, pins[1], out, f"{name}-{n}"):
-                if event["event"] == "step":
-                    result["steps"].append(event)
-                elif event["event"] == "fanout":
-                    result["fanout"].append(event)
-                elif event["event"] == "error":
-                    result["errors"].append(f"N={n}: {event['message']}")
+        fanout_runs(result, args, [server], tokens, loadgen_pin, out)
     finally:
         server.stop()
     return result
@@ -425,7 +584,7 @@ def markdown(results: list[dict], args, info: dict, started: str, seconds: float
             fail = summary and nearest_failure(result, n, best)
             if not summary:
                 lines.append(
-                    f"| {n} | {LABELS[result['server']]} | error: {'; '.join(result['errors']) or 'no result'} |"
+                    f"| {n} | {label(result)} | error: {'; '.join(result['errors']) or 'no result'} |"
                     + " |" * 11
                 )
                 continue
@@ -438,15 +597,17 @@ def markdown(results: list[dict], args, info: dict, started: str, seconds: float
             idle_cpu = fmt((summary.get("idle_usage") or {}).get("server_cpu_pct"))
             if best:
                 lines.append(
-                    f"| {n} | {LABELS[result['server']]} | {fmt(best['offered_msgs_per_s'])} | {fmt(best['deliveries_per_s'], 0)} | "
+                    f"| {n} | {label(result)} | {fmt(best['offered_msgs_per_s'])} | {fmt(best['deliveries_per_s'], 0)} | "
                     f"{fmt(best['p50_ms'])} | {fmt(best['p95_ms'])} | {fmt(best['p99_ms'])} | {fmt(best['server_cpu_pct'])} | "
                     f"{fmt(best['server_rss_mib'])} | {fmt(cpu_us_per_delivery(best))} | {fmt(best['loadgen_cpu_pct'])} | {idle_cpu} | {why} |"
                 )
             else:
                 lines.append(
-                    f"| {n} | {LABELS[result['server']]} | below the lowest step | | | | | | | | | {idle_cpu} | {why} |"
+                    f"| {n} | {label(result)} | below the lowest step | | | | | | | | | {idle_cpu} | {why} |"
                 )
-    by_name = {r["server"]: r for r in results}
+    by_name = {}
+    for r in results:
+        by_name.setdefault(r["server"], r)  # the first Parley (1 worker) against the references
     if "parley" in by_name and len(by_name) > 1:
         lines += [
             "",
@@ -455,7 +616,7 @@ def markdown(results: list[dict], args, info: dict, started: str, seconds: float
             "Throughput ratio (max msg/s) and cost ratio (server CPU µs per delivery at each one's max).",
             "",
         ]
-        refs = [r for r in results if r["server"] != "parley"]
+        refs = [r for r in by_name.values() if r["server"] != "parley"]
         lines.append(
             "| N | "
             + " | ".join(f"msg/s vs {LABELS[r['server']]} | CPU/delivery vs {LABELS[r['server']]}" for r in refs)
@@ -472,6 +633,7 @@ def markdown(results: list[dict], args, info: dict, started: str, seconds: float
                 ca, cb = cpu_us_per_delivery(a), cpu_us_per_delivery(b)
                 cells.append(f"{ca / cb:.2f}×" if ca and cb else "–")
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    lines += scaling_section(results, args)
     idle = [r for r in results if r["idle"]]
     if idle:
         lines += [
@@ -490,7 +652,7 @@ def markdown(results: list[dict], args, info: dict, started: str, seconds: float
                     marginal = f"{grown / (p['connections'] - previous['connections']):.1f}"
                 previous = p
                 lines.append(
-                    f"| {LABELS[result['server']]} | {p['connections']:,} | {p['open']:,} | {p['server_rss_mib']} | "
+                    f"| {label(result)} | {p['connections']:,} | {p['open']:,} | {p['server_rss_mib']} | "
                     f"{p['baseline_rss_mib']} | {p['kib_per_connection']} | {marginal} |"
                 )
     lines += [
@@ -503,14 +665,63 @@ def markdown(results: list[dict], args, info: dict, started: str, seconds: float
     for result in results:
         for s in result["steps"]:
             lines.append(
-                f"| {LABELS[s['server']]} | {s['receivers']} | {fmt(s['offered_msgs_per_s'])} | {fmt(s['deliveries_per_s'], 0)} | {fmt(s['p50_ms'])} | {fmt(s['p95_ms'])} | "
+                f"| {label(result)} | {s['receivers']} | {fmt(s['offered_msgs_per_s'])} | {fmt(s['deliveries_per_s'], 0)} | {fmt(s['p50_ms'])} | {fmt(s['p95_ms'])} | "
                 f"{fmt(s['p99_ms'])} | {fmt(s['max_ms'])} | {s['lost']} | {s['duplicated']} | {s['out_of_order']} | {s['closed_sockets']} | "
                 f"{fmt(s['server_cpu_pct'])} | {fmt(s['server_rss_mib'])} | {fmt(s['loadgen_cpu_pct'])} | {'yes' if s['pass'] else 'no'} |"
             )
-    errors = [f"- {LABELS[r['server']]}: {e}" for r in results for e in r["errors"]]
+    errors = [f"- {label(r)}: {e}" for r in results for e in r["errors"]]
     if errors:
         lines += ["", "## Errors", "", *errors]
     return "\n".join(lines) + "\n"
+
+
+def scaling_section(results: list[dict], args) -> list[str]:
+    """1 against W workers, same backend (PostgreSQL + Redis), per pinning and N."""
+    scaled = [r for r in results if r.get("workers")]
+    if not scaled:
+        return []
+    lines = [
+        "",
+        "## Scaling with workers",
+        "",
+        "Parley on PostgreSQL + Redis (a fresh database for each worker count and pinning, Redis pub/sub "
+        f"channel layer), W uvicorn processes on W ports; receivers and the {args.senders} senders spread "
+        f"round-robin over them. *pinned*: every worker on core {SERVER_CORE} (as the single-worker run); "
+        f"*unpinned*: the workers may use every core, the load generator stays on core {LOADGEN_CORE}. "
+        "Server CPU and RSS are summed over the workers (PostgreSQL and Redis, separate processes, are not "
+        "in them); core 0 / core 1 busy % is the whole machine's (/proc/stat), so it includes PostgreSQL, "
+        "Redis, the load generator and anything else running.",
+        "",
+        "| N | pinning | workers | msg/s | × vs 1 worker | deliveries/s | p50 / p95 / p99 ms | server CPU % (sum; each) | "
+        "server RSS MiB (sum) | CPU µs/delivery | loadgen CPU % | core 0 / core 1 busy % | nearest failed step |",
+        "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|",
+    ]
+    for n in args.receivers:
+        for pinned in (True, False):
+            group = sorted((r for r in scaled if r["pinned"] == pinned), key=lambda r: r["workers"])
+            one = next((r for r in group if r["workers"] == 1), None)
+            base = (row_for(one, n) or {}).get("best") if one else None
+            for result in group:
+                where = "pinned" if pinned else "unpinned"
+                summary = row_for(result, n)
+                best = summary and summary["best"]
+                if not best:
+                    why = "; ".join(result["errors"]) or "below the lowest step"
+                    lines.append(f"| {n} | {where} | {result['workers']} | {why} |" + " |" * 9)
+                    continue
+                fail = nearest_failure(result, n, best)
+                why = f"{fmt(fail['offered_msgs_per_s'])}: " + ", ".join(fail["fail_reasons"]) if fail else "–"
+                ratio = f"{best['offered_msgs_per_s'] / base['offered_msgs_per_s']:.2f}×" if base else "–"
+                each = best.get("server_cpu_pct_each")
+                cpu = fmt(best["server_cpu_pct"]) + (f" ({' + '.join(fmt(x) for x in each)})" if each else "")
+                cores = best.get("cores_busy_pct")
+                lines.append(
+                    f"| {n} | {where} | {result['workers']} | {fmt(best['offered_msgs_per_s'])} | {ratio} | "
+                    f"{fmt(best['deliveries_per_s'], 0)} | {fmt(best['p50_ms'])} / {fmt(best['p95_ms'])} / {fmt(best['p99_ms'])} | "
+                    f"{cpu} | {fmt(best['server_rss_mib'])} | {fmt(cpu_us_per_delivery(best))} | "
+                    f"{fmt(best['loadgen_cpu_pct'])} | {' / '.join(fmt(x, 0) for x in cores) if cores else '–'} | {why} |"
+                )
+    return lines
 
 
 def plot(results: list[dict], args, path: Path) -> bool:
@@ -533,7 +744,7 @@ def plot(results: list[dict], args, path: Path) -> bool:
             if not steps:
                 continue
             x = [s["offered_msgs_per_s"] for s in steps]
-            (line,) = ax.plot(x, [s["p99_ms"] for s in steps], marker="o", label=LABELS[result["server"]])
+            (line,) = ax.plot(x, [s["p99_ms"] for s in steps], marker="o", label=label(result))
             bad = [s for s in steps if not s["pass"]]
             ax.scatter(
                 [s["offered_msgs_per_s"] for s in bad],
@@ -564,7 +775,7 @@ def smoke_ok(results: list[dict], args) -> list[str]:
             steps = [s for s in result["steps"] if s["receivers"] == n]
             if not any(s["delivered"] and not (s["lost"] or s["duplicated"] or s["out_of_order"]) for s in steps):
                 problems.append(
-                    f"{LABELS[result['server']]} N={n}: no step delivered everything ({result['errors'] or [s['fail_reasons'] for s in steps]})"
+                    f"{label(result)} N={n}: no step delivered everything ({result['errors'] or [s['fail_reasons'] for s in steps]})"
                 )
     return problems
 
@@ -602,8 +813,17 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     print(f"benchmark: servers {args.servers}, N {args.receivers}, results in {out}", file=sys.stderr, flush=True)
     results = []
+    scaled = args.workers != [1] and "parley" in args.servers
+    if scaled:
+        check_scaled_backend()
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
         for name in args.servers:
+            if name == "parley" and scaled:
+                # Same backend for every worker count, so 1 against W compares the processes only.
+                for pinned in (True, False) if args.workers_unpinned else (True,):
+                    for workers in sorted(set(args.workers)):
+                        results.append(bench_parley_workers(workers, pinned, args, Path(tmp), pins, out, started))
+                continue
             try:
                 results.append(bench_server(name, args, Path(tmp), pins, out))
             except (RuntimeError, subprocess.SubprocessError) as error:

@@ -1,6 +1,7 @@
 """REST door for rooms and messages (SPEC §4). Each view parses, calls one service or
 selector, and renders; errors become {"detail", "code"} in core.api."""
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -10,7 +11,7 @@ from rest_framework.views import APIView
 
 from chat import selectors, services
 from chat.serializers import message_to_dict, room_to_dict, user_to_dict
-from core.errors import InvalidInput
+from core.errors import AuthRequired, InvalidImage, InvalidInput, NotAllowed, TooLarge
 
 _MESSAGE_FIELDS = (
     {
@@ -43,6 +44,7 @@ _ROOM_FIELDS = (
         "unread_count": serializers.IntegerField(),
         "member": serializers.BooleanField(),
         "role": serializers.CharField(allow_null=True),
+        "peer": serializers.DictField(allow_null=True),
     }
 )
 RoomOut = inline_serializer("Room", _ROOM_FIELDS)
@@ -50,6 +52,14 @@ RoomListOut = inline_serializer("RoomList", _ROOM_FIELDS, many=True)
 RoomIn = inline_serializer(
     "RoomCreate",
     {"slug": serializers.CharField(), "name": serializers.CharField(), "kind": serializers.CharField(required=False)},
+)
+SendImageIn = inline_serializer(
+    "MessageSendImage",
+    {
+        "image": serializers.ImageField(help_text="JPEG, PNG, GIF or WebP, up to PARLEY_UPLOAD_MAX_BYTES."),
+        "body": serializers.CharField(required=False, help_text="Optional caption."),
+        "client_id": serializers.CharField(required=False),
+    },
 )
 SendIn = inline_serializer(
     "MessageSend", {"body": serializers.CharField(), "client_id": serializers.CharField(required=False)}
@@ -69,12 +79,14 @@ def _int_param(request, name: str, *, default=None, low=0, high=None):
     return value
 
 
-def _room_row(room, membership, unread_count: int) -> dict:
+def _room_row(room, membership, unread_count: int, *, peer=None) -> dict:
     return {
         **room_to_dict(room),
         "unread_count": unread_count,
         "member": membership is not None,
         "role": membership.role if membership else None,
+        # dm and project rooms: the other person, so a client can show who it is with.
+        "peer": user_to_dict(peer),
     }
 
 
@@ -83,7 +95,9 @@ class RoomListView(APIView):
 
     @extend_schema(responses={200: RoomListOut})
     def get(self, request):
-        return Response([_room_row(*row) for row in selectors.room_list_for_user(user=request.user)])
+        rows = selectors.room_list_for_user(user=request.user)
+        peers = selectors.room_peers(user=request.user, rooms=[room for room, _, _ in rows])
+        return Response([_room_row(*row, peer=peers.get(row[0].id)) for row in rows])
 
     @extend_schema(request=RoomIn, responses={201: RoomOut})
     def post(self, request):
@@ -108,7 +122,8 @@ class RoomDetailView(APIView):
         ]
         membership = selectors.membership_get(user=request.user, room=room)
         unread = selectors.unread_count(user=request.user, room=room) if membership else 0
-        return Response({**_room_row(room, membership, unread), "members": members})
+        peer = selectors.room_peers(user=request.user, rooms=[room]).get(room.id)
+        return Response({**_room_row(room, membership, unread, peer=peer), "members": members})
 
 
 class RoomJoinView(APIView):
@@ -180,9 +195,23 @@ class MessageListView(APIView):
             )
         return Response([message_to_dict(m, room_slug=room.slug) for m in messages])
 
-    @extend_schema(request=SendIn, responses={201: MessageOut, 200: MessageOut})
+    @extend_schema(
+        request={"application/json": SendIn, "multipart/form-data": SendImageIn},
+        responses={201: MessageOut, 200: MessageOut},
+    )
     def post(self, request, slug):
         room = selectors.room_get_for_user(user=request.user, slug=slug)
+        if _multipart(request):
+            _refuse_oversized_upload(request)  # before the body is read
+        if _multipart(request) and "image" in request.data:
+            message, created = services.message_send_image(
+                sender=request.user,
+                room=room,
+                upload=_uploaded(request, "image"),
+                body=request.data.get("body", ""),
+                client_id=request.data.get("client_id", ""),
+            )
+            return Response(message_to_dict(message), status=201 if created else 200)
         message, created = services.message_send(
             sender=request.user, room=room, body=request.data.get("body"), client_id=request.data.get("client_id")
         )
@@ -226,3 +255,128 @@ class UnreadView(APIView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         return Response(selectors.unread_counts(user=request.user))
+
+
+class DirectMessageView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: RoomOut, 201: RoomOut})
+    def post(self, request, username):
+        room, created = services.dm_get_or_create(user=request.user, other_username=username)
+        membership = selectors.membership_get(user=request.user, room=room)
+        peer = selectors.room_peers(user=request.user, rooms=[room]).get(room.id)
+        unread = selectors.unread_count(user=request.user, room=room)
+        return Response(_room_row(room, membership, unread, peer=peer), status=201 if created else 200)
+
+
+# Uploads, presets, the announcement -----------------------------------------------------
+
+
+def _multipart(request) -> bool:
+    return (request.content_type or "").startswith("multipart/form-data")
+
+
+def _refuse_oversized_upload(request) -> None:
+    """Refuse an upload that cannot fit before reading it all (the image pipeline checks
+    the file itself again)."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > settings.PARLEY_UPLOAD_MAX_BYTES + 65_536:
+        raise TooLarge(f"Images are limited to {settings.PARLEY_UPLOAD_MAX_BYTES // 1_048_576} MB.")
+
+
+def _uploaded(request, field: str):
+    upload = request.FILES.get(field)
+    if upload is None:
+        raise InvalidImage(f"{field} must be a file.")
+    return upload
+
+
+PresetOut = inline_serializer(
+    "Preset",
+    {
+        "id": serializers.IntegerField(),
+        "title": serializers.CharField(),
+        "body": serializers.CharField(),
+        "image": serializers.CharField(allow_null=True),
+    },
+    many=True,
+)
+AnnouncementOut = inline_serializer(
+    "Announcement",
+    {"type": serializers.CharField(), "text": serializers.CharField(), "image": serializers.CharField(allow_null=True)},
+)
+
+
+def _preset_to_dict(preset) -> dict:
+    return {"id": preset.id, "title": preset.title, "body": preset.body, "image": preset.image.url if preset.image else None}
+
+
+class PresetListView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: PresetOut})
+    def get(self, request):
+        if not request.user.is_staff:
+            raise NotAllowed("Only staff may use presets.")
+        return Response([_preset_to_dict(p) for p in selectors.preset_list()])
+
+
+class PresetPostView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=inline_serializer("PresetPost", {"client_id": serializers.CharField(required=False)}),
+        responses={201: MessageOut, 200: MessageOut},
+    )
+    def post(self, request, slug, preset_id):
+        if not request.user.is_staff:
+            raise NotAllowed("Only staff may post presets.")
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        message, created = services.preset_post(
+            by=request.user, room=room, preset_id=preset_id, client_id=request.data.get("client_id", "")
+        )
+        return Response(message_to_dict(message), status=201 if created else 200)
+
+
+class AnnouncementView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: AnnouncementOut})
+    def get(self, request):
+        return Response(services.announcement_frame(selectors.announcement_get()))
+
+    @extend_schema(
+        request={
+            "application/json": inline_serializer(
+                "AnnouncementSet",
+                {
+                    "text": serializers.CharField(required=False),
+                    "image": serializers.CharField(required=False, allow_null=True, help_text="null removes the image"),
+                },
+            ),
+            "multipart/form-data": inline_serializer(
+                "AnnouncementSetImage",
+                {"text": serializers.CharField(required=False), "image": serializers.ImageField(required=False)},
+            ),
+        },
+        responses={200: AnnouncementOut},
+    )
+    def put(self, request):
+        if not request.user.is_authenticated:
+            raise AuthRequired()
+        if not request.user.is_staff:
+            raise NotAllowed("Only staff may set the announcement.")
+        image, clear = None, False
+        if _multipart(request):
+            _refuse_oversized_upload(request)
+            if "image" in request.data:
+                image = _uploaded(request, "image")
+        else:
+            clear = "image" in request.data and request.data["image"] in (None, "")
+        announcement = services.announcement_set(
+            by=request.user, text=request.data.get("text"), image=image, clear_image=clear
+        )
+        return Response(services.announcement_frame(announcement))

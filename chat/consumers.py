@@ -14,7 +14,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import events, selectors, services
+from chat import events, presence, selectors, services, wire
 from chat.hub import RoomStream, get_hub
 from chat.models import Membership, Message, Room
 from chat.serializers import room_to_dict, user_to_dict
@@ -91,8 +91,10 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         self.closing = False
         self.counted = False
         self.topics: list[str] = []
-        self.user_dict = await _user_dict(self.user) if self.user_id else None
+        self.user_dict, self.announcement = await _connect_state(self.user if self.user_id else None)
         await self.accept()
+        self.direct = wire.direct_writer(self.scope.get("parley.asgi_send"))
+        self.sending = False
         self.writer = asyncio.ensure_future(self._write_forever())
         if self.user_id is not None:
             if _sockets_per_user.get(self.user_id, 0) >= settings.PARLEY_MAX_SOCKETS_PER_USER:
@@ -135,8 +137,19 @@ class ParleyConsumer(AsyncWebsocketConsumer):
 
     # Outgoing -----------------------------------------------------------------------
 
-    def deliver(self, text: str) -> None:
+    def deliver(self, text: str, event: dict | None = None) -> None:
+        """Queue a frame for the client. Written at once, straight to the socket, when
+        the server allows it and nothing queued would be overtaken (chat/wire.py)."""
         if self.closing:
+            return
+        direct = self.direct
+        if direct is not None and not self.sending and self.outbox.empty():
+            if not direct.open():
+                return  # closing: the disconnect that follows cleans up
+            if direct.backlog() > wire.MAX_BUFFERED_BYTES:
+                log.info("closing a socket of user %s that stopped reading", self.user_id)
+                return self.close_with(CLOSE_TOO_SLOW)
+            direct.write(wire.event_frame(event) if event is not None else wire.text_frame(text))
             return
         try:
             self.outbox.put_nowait(text)
@@ -146,6 +159,10 @@ class ParleyConsumer(AsyncWebsocketConsumer):
 
     def send_frame(self, frame: dict) -> None:
         self.deliver(events.dumps(frame))
+
+    def send_announcement(self) -> None:
+        if self.announcement is not None:
+            self.send_frame(self.announcement)
 
     def send_error(self, error: AppError, *, client_id=None) -> None:
         frame = {"type": "error", **error.as_dict()}
@@ -158,7 +175,11 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             text = await self.outbox.get()
             if text is None:
                 return
-            await self.send(text_data=text)
+            self.sending = True
+            try:
+                await self.send(text_data=text)
+            finally:
+                self.sending = False
 
     def close_with(self, code: int) -> None:
         """Close after the frames already queued; nothing more is queued after this."""
@@ -187,7 +208,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             if self.session_key and event.get("session_key") == self.session_key:
                 self.close_with(CLOSE_UNAUTHENTICATED)
         elif group == events.EVERYONE:
-            self.deliver(event["frame"])
+            self.deliver(event["frame"], event)
         else:
             self.user_event(event)
 
@@ -236,23 +257,29 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         self.send_frame({"type": "pong"})
 
     async def send_message(self, room: Room, frame: Frame) -> None:
-        message, _ = await database_sync_to_async(services.message_send)(
-            sender=self.user, room=room, body=frame.data.get("body"), client_id=frame.data.get("client_id")
+        message, _ = await events.run_service(
+            services.message_send,
+            sender=self.user,
+            room=room,
+            body=frame.data.get("body"),
+            client_id=frame.data.get("client_id"),
         )
         self.send_frame(
             {"type": "ack", "client_id": message.client_id or None, "id": message.id, "seq": message.seq, "rev": message.rev}
         )
 
     async def on_recall(self, frame: Frame) -> None:
-        await database_sync_to_async(services.message_recall)(user=self.user, message_id=frame.integer("id"))
+        await events.run_service(services.message_recall, user=self.user, message_id=frame.integer("id"))
 
     async def on_delete(self, frame: Frame) -> None:
-        await database_sync_to_async(services.message_delete)(user=self.user, message_id=frame.integer("id"))
+        await events.run_service(services.message_delete, user=self.user, message_id=frame.integer("id"))
 
 
 @database_sync_to_async
-def _user_dict(user) -> dict:
-    return user_to_dict(user)
+def _connect_state(user) -> tuple[dict | None, dict | None]:
+    """Who the socket belongs to, and the announcement to show if one is set."""
+    announcement = services.announcement_frame(selectors.announcement_get())
+    return user_to_dict(user), announcement if announcement["text"] or announcement["image"] else None
 
 
 def _close_code_for(error: AppError) -> int:
@@ -304,36 +331,61 @@ class RoomConsumer(ParleyConsumer):
         # wait here (as during a resume); hello goes first, then only what it does not cover.
         self.replaying: list[dict] | None = []
         self.last_typing = 0.0
+        # Hints (typing, presence) that come before hello are dropped: hello's `online` covers them.
+        self.greeted = False
         await self.subscribe_topics()
         await self.hub.join_rooms([self.room.id], self)
         # Read the room after subscribing: nothing committed in between can be missed.
         self.room = await _fresh_room(self.user, self.room.id)
         self.rev = self.room.rev
-        online = self.hub.local_users(self.room.id)
+        online, came_online, self.presence_version = await self._presence_join()
         self.send_frame(
             {"type": "hello", "user": self.user_dict, "room": room_to_dict(self.room, online=online)}
         )
+        self.greeted = True
+        self.send_announcement()
         self._end_replay()
+        if came_online:
+            await presence.announce(
+                self.room.id, self.room.slug, online, self.presence_version, skip_user_id=self.user_id
+            )
+
+    async def _presence_join(self) -> tuple[list[str], bool, int]:
+        """Register this socket in the room's presence (logged-in users only): who is
+        online now, whether this socket's user just came online, the snapshot's version."""
+        try:
+            if self.username is None:
+                online, version = await presence.online(self.room.id)
+                return online, False, version
+            self.presence_id = presence.new_socket_id()
+            return await presence.join(self.room.id, self.username, self.presence_id)
+        except Exception:
+            # Presence is a hint: the socket works without it, and the sweep registers it.
+            log.exception("presence unavailable for room %s", self.room.id)
+            return self.hub.local_users(self.room.id), False, 0
 
     def hub_unsubscribe(self) -> None:
         super().hub_unsubscribe()
         room = getattr(self, "room", None)
         if room is not None:
             self.hub.leave_room(room.id, self)
+        presence_id, self.presence_id = getattr(self, "presence_id", None), None
+        if presence_id is not None:
+            self.hub.spawn(presence.leave(room.id, room.slug, self.username, presence_id, user_id=self.user_id))
 
     def watches_room(self, room_id: int) -> bool:
         return room_id == self.room.id
 
     def room_event(self, stream: RoomStream, event: dict) -> None:
         if event.get("ephemeral"):
-            if event.get("user_id") != self.user_id:
-                self.deliver(event["frame"])
+            if self.greeted and event.get("user_id") != self.user_id and presence.is_news(self, event):
+                self.deliver(event["frame"], event)
             return
         if self.replaying is not None:
             self.replaying.append(event)
         elif event["rev"] > self.rev:
             self.rev = event["rev"]
-            self.deliver(event["frame"])
+            self.deliver(event["frame"], event)
 
     def room_revoked(self, stream: RoomStream) -> None:
         self.close_with(CLOSE_FORBIDDEN)
@@ -374,7 +426,7 @@ class RoomConsumer(ParleyConsumer):
         # A fresh row, not self.room from connect time: the service caps `seq` at the room's
         # last_seq, and a stale one would keep the marker from ever moving forward.
         room = await _fresh_room(self.user, self.room.id)
-        await database_sync_to_async(services.room_mark_read)(user=self.user, room=room, seq=seq)
+        await events.run_service(services.room_mark_read, user=self.user, room=room, seq=seq)
 
     async def on_typing(self, frame: Frame) -> None:
         self._room_of(frame)
@@ -435,6 +487,7 @@ class UserConsumer(ParleyConsumer):
         await self.hub.join_rooms(await _member_room_ids(self.user), self)
         self.unread = await _unread_state(self.user)
         self.send_frame({"type": "hello", "user": self.user_dict})
+        self.send_announcement()
         for state in self.unread.values():
             self.send_frame({"type": "unread", "room": state["slug"], "count": state["count"]})
 
@@ -487,7 +540,7 @@ class UserConsumer(ParleyConsumer):
                 if state["slug"] == meta["room"]:
                     state["last_read"] = max(state["last_read"], meta.get("last_read_seq", 0))
                     state["count"] = meta["count"]
-        self.deliver(event["frame"])
+        self.deliver(event["frame"], event)
 
     async def _room_added(self, slug: str) -> None:
         try:
@@ -507,4 +560,4 @@ class UserConsumer(ParleyConsumer):
 
     async def on_read(self, frame: Frame) -> None:
         room = await _room_by_slug(self.user, frame.text("room", required=True))
-        await database_sync_to_async(services.room_mark_read)(user=self.user, room=room, seq=frame.integer("seq"))
+        await events.run_service(services.room_mark_read, user=self.user, room=room, seq=frame.integer("seq"))

@@ -11,8 +11,10 @@ of a message that a rollback then took back.
 
 import json
 import logging
+from contextvars import ContextVar
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -22,6 +24,8 @@ from chat.serializers import message_to_dict
 log = logging.getLogger(__name__)
 
 HUB_EVENT = "hub.event"
+
+_deferred: ContextVar[list | None] = ContextVar("parley_deferred_events", default=None)
 EVERYONE = "chat.everyone"
 
 
@@ -96,7 +100,15 @@ def control(action: str, **fields) -> dict:
 
 
 def publish(group: str, event: dict) -> None:
-    """Send now, from synchronous code. A lost publish is healed by the hub's sweep."""
+    """Send now, from synchronous code. A lost publish is healed by the hub's sweep.
+
+    Inside `run_service` the event is handed back to the event loop that called the
+    service instead, saving a hop from this thread back to the loop per event.
+    """
+    pending = _deferred.get()
+    if pending is not None:
+        pending.append((group, event))
+        return
     layer = get_channel_layer()
     if layer is None:
         return
@@ -114,5 +126,36 @@ def publish_on_commit(group: str, event: dict) -> None:
 async def apublish(group: str, event: dict) -> None:
     """Send now, from the event loop."""
     layer = get_channel_layer()
-    if layer is not None:
+    if layer is None:
+        return
+    try:
         await layer.group_send(group, {**event, "group": group})
+    except Exception:
+        log.exception("publishing to %s failed", group)
+
+
+def _run_collecting(function, kwargs: dict):
+    token = _deferred.set([])
+    try:
+        try:
+            return function(**kwargs), _deferred.get(), None
+        except Exception as error:
+            return None, _deferred.get(), error
+    finally:
+        _deferred.reset(token)
+
+
+_run_in_database_thread = database_sync_to_async(_run_collecting)
+
+
+async def run_service(function, /, **kwargs):
+    """Call a service from async code: in the database thread, its events published from here.
+
+    Events of transactions that committed go out even when the service then raises.
+    """
+    result, pending, error = await _run_in_database_thread(function, kwargs)
+    for group, event in pending:
+        await apublish(group, event)
+    if error is not None:
+        raise error
+    return result

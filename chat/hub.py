@@ -27,7 +27,7 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
-from chat import events
+from chat import events, presence
 from chat.models import Membership, Message, Room
 
 log = logging.getLogger(__name__)
@@ -305,6 +305,8 @@ class Hub:
                 log.exception("hub sweep failed")
 
     async def sweep(self) -> None:
+        # First: heartbeats are the time-critical part (chat/presence.py).
+        await presence.sweep(self)
         for group in list(self.topics):
             await self.layer.group_add(group, self.channel)
         streams = [s for s in self.rooms.values() if s.ready.is_set()]

@@ -95,10 +95,13 @@ class Message(models.Model):
     )
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TEXT)
     body = models.TextField(blank=True)
-    image = models.ImageField(upload_to=message_image_path, null=True, blank=True)
+    # Indexed: the media view finds the message (and so the room) by the file name.
+    image = models.ImageField(upload_to=message_image_path, null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     recalled = models.BooleanField(default=False)
     deleted = models.BooleanField(default=False)
+    # When it became a tombstone: old tombstones are dropped by retention (chat.services.room_purge).
+    deleted_at = models.DateTimeField(null=True, blank=True)
     client_id = models.CharField(max_length=64, blank=True)
 
     class Meta:
@@ -113,3 +116,43 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} in {self.room_id}"
+
+
+def preset_image_path(instance, filename: str) -> str:
+    return f"presets/{secrets.token_urlsafe(24)}.{filename.rsplit('.', 1)[-1].lower()}"
+
+
+class Preset(models.Model):
+    """A canned message staff post with one click ("Ordering open", a countdown picture)."""
+
+    title = models.CharField(max_length=80, help_text="What the button says.")
+    body = models.TextField(blank=True, help_text="The message text (optional with an image).")
+    image = models.ImageField(upload_to=preset_image_path, null=True, blank=True)
+    position = models.PositiveIntegerField(default=0, help_text="Buttons are shown in this order.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "title", "id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+def announcement_image_path(instance, filename: str) -> str:
+    return f"announcement/{secrets.token_urlsafe(24)}.{filename.rsplit('.', 1)[-1].lower()}"
+
+
+class Announcement(models.Model):
+    """The one global announcement (row pk=1): text and an optional background image."""
+
+    SINGLETON_ID = 1
+
+    text = models.TextField(blank=True)
+    image = models.ImageField(upload_to=announcement_image_path, null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return self.text[:60] or "(no announcement)"

@@ -1,8 +1,17 @@
-from django.urls import path
+from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 
 from chat import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("rooms/", views.room_create, name="room-create"),
     path("rooms/<str:slug>/", views.room, name="room"),
+    path("rooms/<str:slug>/join/", views.room_join, name="room-join"),
+    path("dm/", views.dm_start, name="dm-start"),
+    path("dm/<str:username>/", views.dm, name="dm"),
+    # Language switching (POST /i18n/setlang/) and the JavaScript translation catalog,
+    # loaded as an ordinary script: the CSP allows no inline scripts.
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("jsi18n/", JavaScriptCatalog.as_view(domain="djangojs"), name="javascript-catalog"),
 ]

@@ -1,16 +1,53 @@
-"""HTML door for chat: the app shell and the room page."""
+"""HTML door for chat: the app shell, the room page, creating rooms and starting DMs.
 
+Pages are rendered on the server; the live parts (messages, unread badges, presence) are
+plain JavaScript modules under chat/static/chat/js/ talking to the REST API and sockets.
+"""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
 
-from chat import selectors
-from core.errors import AuthRequired, NotFound
+from chat import selectors, services
+from chat.serializers import message_to_dict
+from core.errors import AppError, AuthRequired, InvalidInput, NotFound
+
+SECTIONS = ("public", "private", "dm", "project")
+
+
+def _shown_name(user) -> str:
+    profile = getattr(user, "profile", None)
+    return profile.shown_name if profile is not None else user.username
+
+
+def sidebar_context(*, user, active: str | None = None) -> dict:
+    """The sidebar's rooms, grouped as the user thinks of them, with unread counts."""
+    rows = selectors.room_list_for_user(user=user)
+    peers = selectors.room_peers(user=user, rooms=[room for room, _, _ in rows])
+    sections: dict[str, list[dict]] = {kind: [] for kind in SECTIONS}
+    for room, membership, unread in rows:
+        peer = peers.get(room.id)
+        sections.setdefault(room.kind, []).append(
+            {
+                "room": room,
+                "label": _shown_name(peer) if peer is not None else room.name,
+                "peer": peer,
+                "unread": unread,
+                "member": membership is not None,
+                "active": room.slug == active,
+            }
+        )
+    return {"sections": sections, "people": selectors.user_directory(user=user), "active_slug": active}
 
 
 def home(request):
-    rooms = selectors.room_list_for_user(user=request.user)
-    return render(request, "chat/home.html", {"rooms": rooms})
+    return render(request, "chat/home.html", {"sidebar": sidebar_context(user=request.user)})
 
 
 def room(request, slug):
@@ -20,5 +57,75 @@ def room(request, slug):
         return redirect_to_login(request.get_full_path())
     except NotFound:
         raise Http404("No such room.") from None
-    messages = selectors.message_history(room=room)
-    return render(request, "chat/room.html", {"room": room, "messages": messages})
+    history = selectors.message_history(room=room)
+    membership = selectors.membership_get(user=request.user, room=room)
+    peer = selectors.room_peers(user=request.user, rooms=[room]).get(room.id)
+    return render(
+        request,
+        "chat/room.html",
+        {
+            "room": room,
+            "label": _shown_name(peer) if peer is not None else room.name,
+            "peer": peer,
+            "membership": membership,
+            "can_moderate": bool(membership and membership.can_moderate) or request.user.is_staff,
+            "history": [message_to_dict(m, room_slug=room.slug) for m in history],
+            "has_older": bool(history) and history[0].seq > 1,
+            "recall_seconds": settings.PARLEY_RECALL_SECONDS,
+            "max_body": settings.PARLEY_MAX_BODY,
+            "sidebar": sidebar_context(user=request.user, active=room.slug),
+        },
+    )
+
+
+@login_required
+@require_POST
+def room_create(request):
+    """The sidebar's "new room" form."""
+    try:
+        room = services.room_create(
+            creator=request.user,
+            slug=request.POST.get("slug", "").strip().lower(),
+            name=request.POST.get("name", ""),
+            kind=request.POST.get("kind", "public"),
+        )
+    except AppError as error:
+        messages.error(request, error.detail)
+        back = request.POST.get("next") or ""
+        # Only back to one of our own pages: `next` comes from the client (open redirect).
+        if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+            back = "home"
+        return redirect(back)
+    return redirect("room", slug=room.slug)
+
+
+@login_required
+@require_POST
+def room_join(request, slug):
+    """The "join" button of a public room someone is reading without being a member."""
+    try:
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        services.room_join(user=request.user, room=room)
+    except NotFound:
+        raise Http404("No such room.") from None
+    return redirect("room", slug=room.slug)
+
+
+@login_required
+def dm(request, username):
+    """Open (creating on first use) the direct conversation with `username`."""
+    try:
+        room, _ = services.dm_get_or_create(user=request.user, other_username=username)
+    except (NotFound, InvalidInput):
+        raise Http404("No such user.") from None
+    return redirect("room", slug=room.slug)
+
+
+@login_required
+@require_GET
+def dm_start(request):
+    """The sidebar's "new message" picker without JavaScript: ?username= → /dm/<username>/."""
+    username = request.GET.get("username", "").strip()
+    if not username:
+        return redirect("home")
+    return redirect(reverse("dm", args=[username]))

@@ -3,6 +3,7 @@ from django.urls import path, re_path
 from accounts import api as accounts_api
 from chat import api as chat_api
 from core.api import api_not_found
+from projects import api as projects_api
 
 urlpatterns = [
     path("auth/register/", accounts_api.RegisterView.as_view()),
@@ -19,6 +20,13 @@ urlpatterns = [
     path("messages/<int:message_id>/", chat_api.MessageView.as_view()),
     path("messages/<int:message_id>/recall/", chat_api.MessageRecallView.as_view()),
     path("unread/", chat_api.UnreadView.as_view()),
+    path("dm/<str:username>/", chat_api.DirectMessageView.as_view()),
+    path("projects/", projects_api.ProjectListView.as_view()),
+    path("projects/<str:slug>/chat/", projects_api.ProjectChatView.as_view()),
+    path("projects/<str:slug>/chats/", projects_api.ProjectInboxView.as_view()),
+    path("presets/", chat_api.PresetListView.as_view()),
+    path("rooms/<str:slug>/presets/<int:preset_id>/", chat_api.PresetPostView.as_view()),
+    path("announcement/", chat_api.AnnouncementView.as_view()),
     # Anything else under /api/ is a JSON 404, like every other API error.
     re_path(r"^.*$", api_not_found),
 ]

@@ -36,7 +36,13 @@ def _positive(name: str, default):
     return value
 
 
-SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret_key()
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if env.bool("PARLEY_HTTPS", default=False):
+        # Production runs several workers, maybe on several hosts: a key made up per
+        # checkout would make each of them reject the others' sessions.
+        raise ImproperlyConfigured("SECRET_KEY must be set when PARLEY_HTTPS is true.")
+    SECRET_KEY = _local_secret_key()
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -54,9 +60,11 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "core",
     "accounts",
     "chat",
+    "projects",
 ]
 
 MIDDLEWARE = [
@@ -70,6 +78,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last: turns a login refused for too many failures into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -106,6 +116,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+    # Keep connections open: closing the last one checkpoints the WAL to disk, which
+    # would cost every message a flush.
+    DATABASES["default"]["CONN_MAX_AGE"] = None
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
@@ -147,6 +160,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Brute-force protection (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one
+# username from one address, logins for that pair are refused for AXES_COOLOFF_TIME hours
+# (the HTML login page and POST /api/auth/token/ alike; accounts/lockout.py answers).
+# Attempts are counted in the database, so every worker shares them.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = _positive("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = _positive("AXES_COOLOFF_TIME", 0.25)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False  # no start-up banner in the logs
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -215,7 +244,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "core.api.ObjectJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -232,6 +261,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.schema.add_error_responses"],
 }
 
 # Parley's own knobs (SPEC §1).
@@ -246,17 +276,47 @@ PARLEY_MAX_SOCKETS_PER_USER = _positive("PARLEY_MAX_SOCKETS_PER_USER", 20)
 # How often each process re-checks the rooms it serves against the database, healing
 # anything the (at-most-once) channel layer dropped.
 PARLEY_SWEEP_SECONDS = _positive("PARLEY_SWEEP_SECONDS", 3.0)
+# Seconds a socket's presence heartbeat counts (chat/presence.py); 0: four sweep intervals.
+PARLEY_PRESENCE_TTL = env.float("PARLEY_PRESENCE_TTL", default=0.0)
+if PARLEY_PRESENCE_TTL < 0:
+    raise ImproperlyConfigured(f"PARLEY_PRESENCE_TTL must not be negative, got {PARLEY_PRESENCE_TTL!r}")
 PARLEY_RESUME_LIMIT = 500
 PARLEY_MAX_FRAME_BYTES = 65_536
+# Retention (chat.services.room_purge): how long a deletion tombstone is kept so that
+# reconnecting clients learn of it before it is dropped (resuming from before a dropped
+# tombstone reports `truncated`), and how often `manage.py purge_messages --every` runs.
+PARLEY_TOMBSTONE_SECONDS = _positive("PARLEY_TOMBSTONE_SECONDS", 86_400)
+PARLEY_PURGE_SECONDS = _positive("PARLEY_PURGE_SECONDS", 300)
+# Behind nginx: the `internal` location that serves MEDIA_ROOT (e.g. /protected-media/).
+# When set, Django checks access to a private image and nginx sends the file
+# (X-Accel-Redirect); when empty, Django streams it itself.
+PARLEY_MEDIA_ACCEL_PREFIX = env.str("PARLEY_MEDIA_ACCEL_PREFIX", default="")
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_UPLOAD_MAX_BYTES + 1_048_576
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
+# LOG_FORMAT=plain (development): readable lines on stderr. LOG_FORMAT=json (production):
+# one JSON object per line on stdout (core/jsonlog.py), uvicorn's error and access logs
+# included, for journald / `docker compose logs` / a log collector.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "core.jsonlog.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"}
+        if LOG_FORMAT == "plain"
+        else {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+if LOG_FORMAT == "json":
+    # uvicorn set up its own plain handlers before loading Django; route them through ours.
+    for _name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        LOGGING["loggers"][_name] = {"handlers": [], "propagate": True}

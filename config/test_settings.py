@@ -11,3 +11,6 @@ PARLEY_RATE_BURST = 10_000
 # Look static files up per request instead of indexing STATIC_ROOT for every test client
 # (each new client builds the middleware again: ~0.1 s once `collectstatic` has run).
 WHITENOISE_AUTOREFRESH = True
+# django-axes needs the request to count a login, and the test client's login() passes
+# none: off here, on in the tests that exercise lockouts (accounts/tests/test_security.py).
+AXES_ENABLED = False

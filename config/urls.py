@@ -1,7 +1,9 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from chat import media
 from core.views import healthz
 
 urlpatterns = [
@@ -11,5 +13,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include("config.api_urls")),
     path("accounts/", include("accounts.urls")),
+    # Uploads are served only here, behind the access check (chat/media.py).
+    path(f"{settings.MEDIA_URL.strip('/')}/<str:folder>/<str:filename>", media.serve, name="media"),
+    path("projects/", include("projects.urls")),
     path("", include("chat.urls")),
 ]

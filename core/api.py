@@ -1,8 +1,10 @@
 """DRF glue: every API error is JSON {"detail", "code"} with the status SPEC §4 names."""
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -42,6 +44,9 @@ def exception_handler(exc, context):
         if exc.http_status == status.HTTP_429_TOO_MANY_REQUESTS:
             response["Retry-After"] = str(exc.retry_after)
         return response
+    if isinstance(exc, RequestDataTooBig):
+        # A body over DATA_UPLOAD_MAX_MEMORY_SIZE: Django would answer with an HTML 400.
+        return Response({"detail": "The request body is too large.", "code": "too_large"}, status=413)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -57,5 +62,17 @@ def exception_handler(exc, context):
     return response
 
 
+class ObjectJSONParser(JSONParser):
+    """JSON bodies must be objects: views read fields with .get(), and `[null]` must be a
+    400 `invalid`, not a server error."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        if not isinstance(data, dict):
+            raise exceptions.ParseError("The JSON body must be an object.")
+        return data
+
+
+@csrf_exempt  # answers every method with a JSON 404, CSRF cookie or not
 def api_not_found(request, *args, **kwargs):
     return JsonResponse({"detail": "No such API endpoint.", "code": "not_found"}, status=404)

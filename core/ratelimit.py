@@ -5,12 +5,15 @@ REDIS_URL set the state lives in Redis and is updated by one Lua script on Redis
 clock, so every process shares one limit; otherwise it lives in this process.
 """
 
+import logging
 import threading
 import time
 
 from django.conf import settings
 
 from core.errors import RateLimited
+
+log = logging.getLogger(__name__)
 
 # KEYS[1]: the key; ARGV: interval, burst window (interval x burst), both in seconds.
 # Returns 0 when allowed, else the seconds to wait.
@@ -56,17 +59,29 @@ class _RedisLimiter:
     def __init__(self, url: str, prefix: str):
         import redis
 
+        self._errors = (redis.RedisError, OSError)
         self._prefix = f"{prefix}:rate:"
-        self._client = redis.Redis.from_url(url)
+        self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._script = self._client.register_script(_GCRA)
+        # While Redis is away (a restart), each process limits on its own rather than
+        # refusing every message: the database, not Redis, is what a send needs.
+        self._fallback = _LocalLimiter()
 
     def hit(self, key: str, interval: float, window: float) -> float:
-        return float(self._script(keys=[self._prefix + key], args=[interval, window]))
+        try:
+            return float(self._script(keys=[self._prefix + key], args=[interval, window]))
+        except self._errors:
+            log.warning("rate limiting in this process only: Redis is unavailable")
+            return self._fallback.hit(key, interval, window)
 
     def clear(self) -> None:
-        keys = list(self._client.scan_iter(self._prefix + "*"))
-        if keys:
-            self._client.delete(*keys)
+        self._fallback.clear()
+        try:
+            keys = list(self._client.scan_iter(self._prefix + "*"))
+            if keys:
+                self._client.delete(*keys)
+        except self._errors:
+            log.warning("could not clear rate limits: Redis is unavailable")
 
 
 _limiter = None

@@ -5,14 +5,21 @@ import time
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import connection
+from django.db import close_old_connections, connection
 from django.http import JsonResponse
 
 
 def _database_ok() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-        return cursor.fetchone() == (1,)
+    # This runs in a pool thread that no request signal reaches: drop a connection that
+    # broke (the database restarted) or outlived CONN_MAX_AGE here, or the check would
+    # fail on the dead one forever after the database came back.
+    close_old_connections()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            return cursor.fetchone() == (1,)
+    finally:
+        close_old_connections()
 
 
 async def _channel_layer_ok() -> bool:

@@ -45,6 +45,9 @@ class OriginValidator:
             if origin is not None and not origin_allowed(origin):
                 await send({"type": "websocket.close", "code": 4403})
                 return
+            # The server's own send, before middleware wraps it: chat/wire.py writes
+            # broadcast frames through it when it can.
+            scope = {**scope, "parley.asgi_send": send}
         return await self.app(scope, receive, send)
 
 

@@ -10,6 +10,10 @@
 // server that falls behind shows up as latency instead of silently sending less.
 // mode "idle": open C connections that only read, and report the server's RSS.
 //
+// config.url may list several servers, comma-separated (Parley with several worker
+// processes): connection i of each kind (receiver, sender, idle) goes to url[i % n], and
+// config.serverPids lists every process whose CPU and RSS are summed.
+//
 // One JSON object per line on stdout (steps, results); progress on stderr. Talks only to
 // 127.0.0.1; every wait is bounded and the whole run stops at config.deadlineSeconds.
 
@@ -21,11 +25,15 @@ const WebSocket = require('ws');
 
 const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const MARK = 'PB~';
+const URLS = cfg.url.split(',');
+// One URL: the configured Origin (as before); several: each server's own.
+const ORIGINS = URLS.length === 1 ? [cfg.origin] : URLS.map((u) => `http://${new URL(u).host}`);
+const PIDS = cfg.serverPids || [cfg.serverPid];
 const startedAt = performance.now();
 const deadline = startedAt + (cfg.deadlineSeconds || 600) * 1000;
 
 function log(text) {
-  process.stderr.write(`  [${cfg.server} N=${cfg.receivers ?? cfg.idle}] ${text}\n`);
+  process.stderr.write(`  [${cfg.label || cfg.server} N=${cfg.receivers ?? cfg.idle}] ${text}\n`);
 }
 function emit(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
@@ -47,24 +55,49 @@ function rssKiB(pid) {
   const match = /VmRSS:\s+(\d+)\s+kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match ? Number(match[1]) : null;
 }
+// Summed over every server process.
+const serverTicks = () => PIDS.reduce((sum, pid) => sum + procStat(pid), 0);
+const serverRssKiB = () => PIDS.reduce((sum, pid) => sum + rssKiB(pid), 0);
+// Busy ticks and all ticks per core, from /proc/stat: what the whole machine did.
+function coreTicks() {
+  return fs
+    .readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .filter((line) => /^cpu\d+ /.test(line))
+    .map((line) => {
+      const v = line.split(/\s+/).slice(1, 9).map(Number);
+      const idle = v[3] + v[4];
+      const all = v.reduce((a, b) => a + b, 0);
+      return [all - idle, all];
+    });
+}
 class Meter {
   constructor() {
     this.wall = performance.now();
-    this.server = procStat(cfg.serverPid);
+    this.server = serverTicks();
+    this.each = PIDS.map(procStat);
+    this.cores = coreTicks();
     this.self = process.cpuUsage();
   }
   read() {
     const wallS = (performance.now() - this.wall) / 1000;
-    const serverS = (procStat(cfg.serverPid) - this.server) / cfg.clockTicks;
+    const serverS = (serverTicks() - this.server) / cfg.clockTicks;
     const own = process.cpuUsage(this.self);
     const selfS = (own.user + own.system) / 1e6;
-    return {
+    const usage = {
       wall_s: round(wallS, 3),
       server_cpu_s: round(serverS, 3),
       server_cpu_pct: round((100 * serverS) / wallS, 1),
-      server_rss_mib: round(rssKiB(cfg.serverPid) / 1024, 1),
+      server_rss_mib: round(serverRssKiB() / 1024, 1),
       loadgen_cpu_pct: round((100 * selfS) / wallS, 1),
     };
+    usage.cores_busy_pct = coreTicks().map(([busy, all], i) =>
+      round((100 * (busy - this.cores[i][0])) / Math.max(1, all - this.cores[i][1]), 1),
+    );
+    if (PIDS.length > 1) {
+      usage.server_cpu_pct_each = PIDS.map((pid, i) => round((100 * (procStat(pid) - this.each[i])) / cfg.clockTicks / wallS, 1));
+    }
+    return usage;
   }
 }
 function round(x, digits) {
@@ -122,12 +155,13 @@ const protocols = {
 };
 const proto = protocols[cfg.protocol];
 
-function connect(token) {
+function connect(token, i = 0) {
   return new Promise((resolve, reject) => {
     const headers = token ? { Authorization: `Token ${token}` } : {};
     // An Origin as a browser on the same host sends: the Channels tutorial's
     // AllowedHostsOriginValidator refuses a handshake without one.
-    const ws = new WebSocket(cfg.url, { headers, origin: cfg.origin, perMessageDeflate: false, handshakeTimeout: 10000 });
+    const n = i % URLS.length;
+    const ws = new WebSocket(URLS[n], { headers, origin: ORIGINS[n], perMessageDeflate: false, handshakeTimeout: 10000 });
     let settled = false;
     const timer = setTimeout(() => fail(new Error('no hello within 15 s')), 15000);
     function fail(error) {
@@ -156,7 +190,7 @@ function connect(token) {
   });
 }
 
-async function connectMany(count, tokenFor, label) {
+async function connectMany(count, tokenFor, label, first = 0) {
   const sockets = new Array(count);
   let next = 0;
   let done = 0;
@@ -165,7 +199,7 @@ async function connectMany(count, tokenFor, label) {
     while (next < count) {
       checkDeadline();
       const i = next++;
-      sockets[i] = await connect(tokenFor(i));
+      sockets[i] = await connect(tokenFor(i), first + i);
       done++;
       if (performance.now() - lastReport > 2000) {
         lastReport = performance.now();
@@ -459,15 +493,15 @@ async function idle() {
   // One connection first, so the room's one-time state is not charged to the others.
   const warm = await connectMany(1, token, 'warm-up');
   await sleep(1000);
-  const base = rssKiB(cfg.serverPid);
+  const base = serverRssKiB();
   const sockets = [];
   const checkpoints = [];
   for (const count of counts) {
-    const more = await connectMany(count - sockets.length, (i) => token(sockets.length + i), `idle to ${count}`);
+    const more = await connectMany(count - sockets.length, (i) => token(sockets.length + i), `idle to ${count}`, sockets.length);
     for (const ws of more) ws.on('error', () => {});
     sockets.push(...more);
     await sleep(cfg.idleSettleSeconds * 1000 || 2000);
-    const rss = rssKiB(cfg.serverPid);
+    const rss = serverRssKiB();
     const open = sockets.filter((ws) => ws.readyState === WebSocket.OPEN).length;
     const point = {
       connections: count,

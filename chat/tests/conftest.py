@@ -50,3 +50,13 @@ def db_state():
         )
 
     return snapshot
+
+
+@pytest.fixture(autouse=True)
+def fresh_presence():
+    """No one is online at the start of a test (the in-process presence outlives event loops)."""
+    from chat import presence
+
+    presence.reset()
+    yield
+    presence.reset()

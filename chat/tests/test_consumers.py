@@ -222,6 +222,7 @@ async def test_foreign_origin_is_refused(sockets, lobby, mia):
 async def test_send_is_acked_to_the_sender_and_broadcast_to_members(sockets, lobby, olivia, mia):
     a, _ = await sockets.room("lobby", user=olivia)
     b, _ = await sockets.room("lobby", user=mia)
+    assert await a.receive() == {"type": "presence", "room": "lobby", "online": ["mia", "olivia"]}
     anon, _ = await sockets.room("lobby")
     await a.send({"type": "message.send", "room": "lobby", "body": "  hi there ", "client_id": "c1"})
     got = [await a.receive(), await a.receive()]
@@ -515,6 +516,7 @@ async def test_read_in_a_room_one_does_not_belong_to(sockets, lobby, oscar):
 async def test_typing_reaches_the_others_only_and_is_not_stored(sockets, lobby, olivia, mia):
     a, _ = await sockets.room("lobby", user=olivia)
     b, _ = await sockets.room("lobby", user=mia)
+    assert (await a.receive())["type"] == "presence"  # mia came online
     stream, _ = await sockets.stream(user=mia)
     await a.send({"type": "typing", "room": "lobby"})
     assert await b.receive() == {"type": "typing", "room": "lobby", "user": "olivia"}

@@ -7,6 +7,7 @@ example, so the examples also show that one bad frame does not spoil the next.
 
 import asyncio
 import json
+import os
 
 import pytest
 from channels.db import database_sync_to_async
@@ -111,7 +112,7 @@ def test_arbitrary_frames_store_nothing_unless_valid_and_never_break_the_socket(
 
     # derandomize: the same 60 examples every run, so CI is deterministic; raise
     # max_examples locally to explore further.
-    @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "60")), deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
     @given(raw=frames)
     def throw(raw):
         data = parse(raw)

@@ -79,6 +79,7 @@ class Server:
             [
                 sys.executable, "-m", "uvicorn", "config.asgi:application",
                 "--host", "127.0.0.1", "--port", str(self.port), "--ws-max-size", "65536",
+                "--ws-per-message-deflate", "false",  # as `make run`: frames take the direct path
                 "--timeout-graceful-shutdown", "2",
             ],
             cwd=REPO,

@@ -1,0 +1,67 @@
+"""Writing the same frame to many sockets cheaply.
+
+A room event goes to every local socket as the same text. Through ASGI each socket
+costs a task switch and a chain of awaits; when the server is uvicorn's
+websockets-sansio protocol and the connection negotiated no compression, the frame is
+serialized once per event and written straight to each socket's transport — what
+`websockets.broadcast` does. Any other server (daphne, the test communicator) or a
+compressed connection takes the ordinary ASGI path; so does everything while a socket
+has ASGI sends queued, so frames never overtake each other.
+"""
+
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+
+try:
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+except ImportError:  # another ASGI server: every socket takes the ASGI path
+    WebSocketsSansIOProtocol = None
+
+# Bytes a socket may have waiting in its kernel-side buffer before it counts as a
+# client that stopped reading.
+MAX_BUFFERED_BYTES = 4 * 1024 * 1024
+
+
+def text_frame(text: str) -> bytes:
+    """An unmasked, uncompressed, final text frame, as a server sends it."""
+    return Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+
+
+def event_frame(event: dict) -> bytes:
+    """The event's frame bytes, built by the first socket that needs them."""
+    data = event.get("wire")
+    if data is None:
+        data = event["wire"] = text_frame(event["frame"])
+    return data
+
+
+class DirectWriter:
+    def __init__(self, protocol):
+        self._protocol = protocol
+        self._transport = protocol.transport
+
+    def open(self) -> bool:
+        protocol = self._protocol
+        return (
+            protocol.handshake_complete
+            and not protocol.close_sent
+            and not protocol.disconnected
+            and protocol.conn.state is State.OPEN
+            and not self._transport.is_closing()
+        )
+
+    def backlog(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def write(self, frame: bytes) -> None:
+        self._transport.write(frame)
+
+
+def direct_writer(asgi_send) -> DirectWriter | None:
+    """A writer straight to the socket behind `asgi_send`, when that is safe; else None."""
+    protocol = getattr(asgi_send, "__self__", None)
+    if WebSocketsSansIOProtocol is None or not isinstance(protocol, WebSocketsSansIOProtocol):
+        return None
+    if protocol.conn.extensions:
+        return None  # per-message compression: each socket's bytes differ
+    return DirectWriter(protocol)
