@@ -484,9 +484,12 @@ def test_language_switch(server, open_page):
     page = open_page(locale="en-US")
     page.goto("/accounts/login/")
     expect(page.locator("h1")).to_have_text("Log in")
+    page.wait_for_load_state("load")
     page.locator(".topbar .language-select").select_option("zh-hant")
     expect(page.locator("h1")).to_have_text("登入")
     expect(page.locator("html")).to_have_attribute("lang", "zh-hant")
+    # The switch submits itself from a module script: let the new page run it first.
+    page.wait_for_load_state("load")
     page.locator(".topbar .language-select").select_option("zh-hans")
     expect(page.locator("h1")).to_have_text("登录")
 
