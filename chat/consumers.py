@@ -339,6 +339,7 @@ class RoomConsumer(ParleyConsumer):
         self.room = await _fresh_room(self.user, self.room.id)
         self.rev = self.room.rev
         online, came_online, self.presence_version = await self._presence_join()
+        self.presence_online = online
         self.send_frame(
             {"type": "hello", "user": self.user_dict, "room": room_to_dict(self.room, online=online)}
         )
@@ -346,9 +347,7 @@ class RoomConsumer(ParleyConsumer):
         self.send_announcement()
         self._end_replay()
         if came_online:
-            await presence.announce(
-                self.room.id, self.room.slug, online, self.presence_version, skip_user_id=self.user_id
-            )
+            presence.tell_room(self.room.id, self.room.slug)
 
     async def _presence_join(self) -> tuple[list[str], bool, int]:
         """Register this socket in the room's presence (logged-in users only): who is

@@ -224,25 +224,77 @@ def reset() -> None:
 # What sockets and the hub call ----------------------------------------------------------
 
 
+# A room hears about presence changes at most once per this many seconds from each
+# process: a thousand people connecting at once (a restart) make a few snapshots, not a
+# thousand full lists sent to a thousand sockets each.
+COALESCE_SECONDS = 1.0
+
+
+class _Coalescer:
+    def __init__(self):
+        self.pending: set[int] = set()
+        self.last: dict[int, float] = {}
+        self.tasks: set[asyncio.Task] = set()
+
+
+_coalescers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Coalescer]" = weakref.WeakKeyDictionary()
+
+
+def tell_room(room_id: int, slug: str) -> None:
+    """Announce the room's online set soon: now if the room heard nothing for
+    COALESCE_SECONDS, else once at the end of that interval, with whatever is true then."""
+    loop = asyncio.get_running_loop()
+    state = _coalescers.get(loop)
+    if state is None:
+        state = _coalescers[loop] = _Coalescer()
+    if room_id in state.pending:
+        return
+    state.pending.add(room_id)
+    wait = max(0.0, state.last.get(room_id, -COALESCE_SECONDS) + COALESCE_SECONDS - loop.time())
+    task = loop.create_task(_tell_after(state, room_id, slug, wait))
+    state.tasks.add(task)
+    task.add_done_callback(state.tasks.discard)
+
+
+async def _tell_after(state: _Coalescer, room_id: int, slug: str, wait: float) -> None:
+    try:
+        await asyncio.sleep(wait)
+    finally:
+        state.pending.discard(room_id)
+    state.last[room_id] = asyncio.get_running_loop().time()
+    try:
+        now_online, version = await backend().online(room_id)
+        await announce(room_id, slug, now_online, version)
+    except Exception:
+        log.exception("announcing presence in room %s failed", room_id)
+
+
 async def announce(
     room_id: int, slug: str, online: list[str], version: int, *, skip_user_id: int = EVERYONE_IN_ROOM
 ) -> None:
     """Tell the room who is online now (`skip_user_id`'s own sockets excepted). The
     envelope carries the snapshot's version; sockets drop snapshots older than theirs."""
     event = events.ephemeral({"type": "presence", "room": slug, "online": online}, user_id=skip_user_id)
-    await events.apublish(events.room_group(room_id), {**event, "presence_version": version})
+    await events.apublish(
+        events.room_group(room_id), {**event, "presence_version": version, "presence_online": online}
+    )
 
 
 def is_news(socket, event: dict) -> bool:
     """Whether a room socket should pass this ephemeral event on: any typing hint, and a
-    presence snapshot newer than the last one it gave its client (hello's included).
-    Snapshots from different processes can arrive out of order; an older one would be wrong."""
+    presence snapshot newer than the last one it gave its client (hello's included) that
+    says something else. Snapshots from different processes can arrive out of order; an
+    older one would be wrong, and the same list again is noise."""
     version = event.get("presence_version")
     if version is None:
         return True
     if version <= getattr(socket, "presence_version", 0):
         return False
     socket.presence_version = version
+    online = event.get("presence_online")
+    if online == getattr(socket, "presence_online", None):
+        return False
+    socket.presence_online = online
     return True
 
 
@@ -252,7 +304,7 @@ async def online(room_id: int) -> tuple[list[str], int]:
 
 async def join(room_id: int, username: str, socket_id: str) -> tuple[list[str], bool, int]:
     """Register a socket; returns who is online now (its user included), whether that
-    changed, and the snapshot's version. The caller announces a change with `announce`,
+    changed, and the snapshot's version. The caller announces a change with `tell_room`,
     after its own hello."""
     return await backend().join(room_id, username, socket_id)
 
@@ -260,9 +312,9 @@ async def join(room_id: int, username: str, socket_id: str) -> tuple[list[str], 
 async def leave(room_id: int, slug: str, username: str, socket_id: str, *, user_id: int) -> None:
     """Unregister a socket and tell the room if its user is gone now."""
     try:
-        now_online, changed, version = await backend().leave(room_id, username, socket_id)
+        _, changed, _ = await backend().leave(room_id, username, socket_id)
         if changed:
-            await announce(room_id, slug, now_online, version, skip_user_id=user_id)
+            tell_room(room_id, slug)
     except Exception:
         # The entry expires by itself within a TTL; a sweep then announces it.
         log.exception("unregistering presence in room %s failed", room_id)
@@ -284,7 +336,7 @@ async def sweep(hub) -> None:
             local[room_id], slugs[room_id] = members, stream.slug
     try:
         changed = await backend().refresh(local)
-        for room_id, (now_online, version) in changed.items():
-            await announce(room_id, slugs[room_id], now_online, version)
+        for room_id in changed:
+            tell_room(room_id, slugs[room_id])
     except Exception:
         log.exception("presence sweep failed")

@@ -90,13 +90,24 @@ async def test_a_sweep_brings_back_a_socket_whose_entry_was_expired(clock, room_
 def test_an_older_snapshot_is_not_passed_on():
     class Sock:
         presence_version = 5
+        presence_online = ["ann"]
 
     sock = Sock()
     assert presence.is_news(sock, {"type": "hub.event"})  # typing: no version
-    assert not presence.is_news(sock, {"presence_version": 4})
-    assert not presence.is_news(sock, {"presence_version": 5})
-    assert presence.is_news(sock, {"presence_version": 7})
-    assert not presence.is_news(sock, {"presence_version": 6})
+    assert not presence.is_news(sock, {"presence_version": 4, "presence_online": ["bob"]})
+    assert not presence.is_news(sock, {"presence_version": 5, "presence_online": ["bob"]})
+    assert presence.is_news(sock, {"presence_version": 7, "presence_online": ["ann", "bob"]})
+    assert not presence.is_news(sock, {"presence_version": 6, "presence_online": ["ann"]})
+
+
+def test_the_same_list_again_is_not_passed_on():
+    class Sock:
+        presence_version = 5
+        presence_online = ["ann", "bob"]
+
+    sock = Sock()
+    assert not presence.is_news(sock, {"presence_version": 6, "presence_online": ["ann", "bob"]})
+    assert presence.is_news(sock, {"presence_version": 7, "presence_online": ["ann"]})
 
 
 def test_ttl_follows_the_sweep(settings):
@@ -206,3 +217,23 @@ async def test_typing_hints_are_never_stored_nor_replayed(fresh_presence, lobby,
     finally:
         await o.close()
         await m.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_crowd_arriving_at_once_makes_a_few_snapshots_not_one_each(fresh_presence, lobby, mia, make_user):
+    watcher, _ = await open_room(lobby.slug, user=mia)
+    crowd = [await database_sync_to_async(make_user)(f"guest{n}") for n in range(12)]
+    sockets = [(await open_room(lobby.slug, user=guest))[0] for guest in crowd]
+    try:
+        await asyncio.sleep(presence.COALESCE_SECONDS + 0.5)
+        await watcher.send({"type": "ping"})
+        snapshots = []
+        while (frame := await watcher.receive())["type"] != "pong":
+            if frame["type"] == "presence":
+                snapshots.append(frame["online"])
+        assert 1 <= len(snapshots) <= 3, snapshots
+        assert snapshots[-1] == sorted(["mia", *(guest.username for guest in crowd)])
+    finally:
+        for sock in sockets:
+            await sock.close()
+        await watcher.close()
