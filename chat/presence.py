@@ -64,54 +64,72 @@ def _usernames(members) -> list[str]:
 
 
 class MemoryPresence:
-    """One process's presence: room id → {member: last heartbeat}, and a version per room."""
+    """One process's presence: room id → username → (newest heartbeat, {socket id: heartbeat}),
+    and a version per room. Keeping each user's newest heartbeat makes a join or a leave
+    cost the room's number of users, not of sockets: a thousand tabs connecting at once
+    stay cheap."""
 
     def __init__(self):
-        self.rooms: dict[int, dict[str, float]] = {}
+        self.rooms: dict[int, dict[str, list]] = {}
         self.versions: dict[int, int] = {}
 
     def _live(self, room_id: int, at: float) -> list[str]:
-        entries = self.rooms.get(room_id, {})
-        return _usernames(m for m, stamp in entries.items() if stamp > at - ttl())
+        cutoff = at - ttl()
+        return sorted(user for user, (newest, _) in self.rooms.get(room_id, {}).items() if newest > cutoff)
 
     def _bump(self, room_id: int) -> int:
         self.versions[room_id] = self.versions.get(room_id, 0) + 1
         return self.versions[room_id]
+
+    def _stamp(self, room_id: int, username: str, socket_id: str, at: float) -> None:
+        entry = self.rooms.setdefault(room_id, {}).setdefault(username, [at, {}])
+        entry[1][socket_id] = at
+        entry[0] = max(entry[0], at)
+
+    def _drop(self, room_id: int, username: str, socket_ids) -> None:
+        users = self.rooms.get(room_id, {})
+        entry = users.get(username)
+        if entry is None:
+            return
+        for socket_id in socket_ids:
+            entry[1].pop(socket_id, None)
+        if entry[1]:
+            entry[0] = max(entry[1].values())
+        else:
+            del users[username]
+            if not users:
+                self.rooms.pop(room_id, None)
 
     async def online(self, room_id: int) -> tuple[list[str], int]:
         return self._live(room_id, now()), self.versions.get(room_id, 0)
 
     async def join(self, room_id: int, username: str, socket_id: str) -> tuple[list[str], bool, int]:
         at = now()
-        before = self._live(room_id, at)
-        self.rooms.setdefault(room_id, {})[_member(username, socket_id)] = at
-        after = self._live(room_id, at)
-        return after, after != before, self._bump(room_id)
+        entry = self.rooms.get(room_id, {}).get(username)
+        was_online = entry is not None and entry[0] > at - ttl()
+        self._stamp(room_id, username, socket_id, at)
+        return self._live(room_id, at), not was_online, self._bump(room_id)
 
     async def leave(self, room_id: int, username: str, socket_id: str) -> tuple[list[str], bool, int]:
         at = now()
         before = self._live(room_id, at)
-        entries = self.rooms.get(room_id, {})
-        entries.pop(_member(username, socket_id), None)
-        if not entries:
-            self.rooms.pop(room_id, None)
+        self._drop(room_id, username, [socket_id])
         after = self._live(room_id, at)
         return after, after != before, self._bump(room_id)
 
     async def refresh(self, local: dict[int, set[str]]) -> dict[int, tuple[list[str], int]]:
         at = now()
         changed = {}
-        for room_id in local:
-            entries = self.rooms.setdefault(room_id, {})
-            before = _usernames(entries)
-            for member in local.get(room_id, ()):
-                entries[member] = at
-            for member, stamp in list(entries.items()):
-                if stamp <= at - ttl():
-                    del entries[member]
-            after = _usernames(entries)
-            if not entries:
-                del self.rooms[room_id]
+        for room_id, members in local.items():
+            before = sorted(self.rooms.get(room_id, {}))
+            for member in members:
+                username, socket_id = member.rsplit("|", 1)
+                self._stamp(room_id, username, socket_id, at)
+            for username, (_, sockets) in list(self.rooms.get(room_id, {}).items()):
+                expired = [socket_id for socket_id, stamp in sockets.items() if stamp <= at - ttl()]
+                if expired:
+                    self._drop(room_id, username, expired)
+            after = sorted(self.rooms.get(room_id, {}))
             if after != before:
                 changed[room_id] = (after, self._bump(room_id))
         return changed
