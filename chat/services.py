@@ -31,15 +31,14 @@ from chat.models import (
 )
 from core import images
 from core.errors import (
-    AuthRequired,
     InvalidInput,
     NotAllowed,
     NotFound,
     RateLimited,
     RecallWindowPassed,
-    TooLarge,
 )
 from core.ratelimit import check_send_rate
+from core.validation import clean_text, require_user
 
 log = logging.getLogger(__name__)
 User = get_user_model()
@@ -47,22 +46,6 @@ User = get_user_model()
 CREATABLE_KINDS = (Room.Kind.PUBLIC, Room.Kind.PRIVATE)
 
 
-def _require_user(user) -> None:
-    if user is None or not user.is_authenticated:
-        raise AuthRequired()
-
-
-def _clean_text(value, *, field: str, max_length: int, required: bool = True) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be text.")
-    value = value.strip()
-    if required and not value:
-        raise InvalidInput(f"{field} must not be empty.")
-    if len(value) > max_length:
-        raise TooLarge(f"{field} is limited to {max_length} characters.")
-    return value
 
 
 def _clean_client_id(client_id) -> str:
@@ -124,11 +107,11 @@ def _room_added(user_id: int, room: Room) -> None:
 
 def room_create(*, creator, slug, name, kind=Room.Kind.PUBLIC) -> Room:
     """Create a public or private room owned by `creator`. A taken slug is InvalidInput."""
-    _require_user(creator)
+    require_user(creator)
     # fullmatch: `$` alone would let a trailing newline into the slug.
     if not isinstance(slug, str) or not RegexValidator(SLUG_PATTERN).regex.fullmatch(slug):
         raise InvalidInput("slug must be 1-50 characters of a-z, 0-9, _ and -.")
-    name = _clean_text(name, field="name", max_length=80)
+    name = clean_text(name, field="name", max_length=80)
     if kind not in CREATABLE_KINDS:
         raise InvalidInput("kind must be 'public' or 'private'.")
     try:
@@ -143,7 +126,7 @@ def room_create(*, creator, slug, name, kind=Room.Kind.PUBLIC) -> Room:
 def room_join(*, user, room: Room) -> Membership:
     """Join a public room (idempotent). Private rooms are joined by invitation only, and
     answer NotFound so their existence is not revealed."""
-    _require_user(user)
+    require_user(user)
     if not room.is_public:
         if selectors.membership_get(user=user, room=room) is not None:
             return selectors.membership_get(user=user, room=room)
@@ -160,7 +143,7 @@ def room_join(*, user, room: Room) -> Membership:
 @transaction.atomic
 def room_leave(*, user, room: Room) -> None:
     """Leave a room. Leaving a private room takes its sockets away at once."""
-    _require_user(user)
+    require_user(user)
     if room.kind in (Room.Kind.DM, Room.Kind.PROJECT):
         raise NotAllowed("You cannot leave a direct conversation.")
     room = _lock_room(room.id)
@@ -177,7 +160,7 @@ def room_leave(*, user, room: Room) -> None:
 @transaction.atomic
 def room_invite(*, by, room: Room, username) -> Membership:
     """Add a user to a private room; only its owner or admins may."""
-    _require_user(by)
+    require_user(by)
     room = _lock_room(room.id)
     actor = selectors.membership_get(user=by, room=room)
     if actor is None and not room.is_public:
@@ -203,7 +186,7 @@ def room_invite(*, by, room: Room, username) -> Membership:
 @transaction.atomic
 def room_remove_member(*, by, room: Room, username: str) -> None:
     """Remove someone from a room (owner/admin). Their open sockets close with 4403."""
-    _require_user(by)
+    require_user(by)
     room = _lock_room(room.id)
     actor = selectors.membership_get(user=by, room=room)
     if actor is None and not room.is_public:
@@ -238,9 +221,9 @@ def message_send(
     RateLimited past the sender's allowance (nothing is stored).
     Sending moves the sender's own read marker to the new message.
     """
-    _require_user(sender)
+    require_user(sender)
     client_id = _clean_client_id(client_id)
-    body = _clean_text(body, field="body", max_length=settings.PARLEY_MAX_BODY, required=image is None)
+    body = clean_text(body, field="body", max_length=settings.PARLEY_MAX_BODY, required=image is None)
     if not selectors.room_may_read(user=sender, room=room):
         raise NotFound("No such room.")
     try:
@@ -293,7 +276,7 @@ def _sent_before(sender, client_id: str) -> Message | None:
 
 
 def _message_for_change(*, user, message_id) -> tuple[Room, Message, Membership | None]:
-    _require_user(user)
+    require_user(user)
     if not isinstance(message_id, int) or isinstance(message_id, bool) or not 0 < message_id < 2**63:
         raise InvalidInput("id must be a message id.")
     if user.is_staff:
@@ -362,7 +345,7 @@ def room_mark_read(*, user, room: Room, seq) -> int:
 
     Every socket of the user hears the new count.
     """
-    _require_user(user)
+    require_user(user)
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise InvalidInput("seq must be a non-negative integer.")
     membership = selectors.membership_get(user=user, room=room)
@@ -419,7 +402,7 @@ def dm_get_or_create(*, user, other_username) -> tuple[Room, bool]:
     members; nobody can join, be invited or be removed. Raises InvalidInput for yourself,
     NotFound for an unknown or inactive user. Both users' `/ws/` streams hear `room.added`.
     """
-    _require_user(user)
+    require_user(user)
     if not isinstance(other_username, str) or not other_username:
         raise InvalidInput("username is required.")
     other = User.objects.filter(username=other_username, is_active=True).first()
@@ -490,9 +473,9 @@ def message_send_image(*, sender, room: Room, upload, body="", client_id="") -> 
     message_send raises; on any refusal neither a row nor a file is left behind. A
     `client_id` already used answers with the first message before any image work.
     """
-    _require_user(sender)
+    require_user(sender)
     client_id = _clean_client_id(client_id)
-    body = _clean_text(body, field="body", max_length=settings.PARLEY_MAX_BODY, required=False)
+    body = clean_text(body, field="body", max_length=settings.PARLEY_MAX_BODY, required=False)
     if not selectors.room_may_read(user=sender, room=room):
         raise NotFound("No such room.")
     if client_id:
@@ -510,7 +493,7 @@ def preset_post(*, by, room: Room, preset_id, client_id="") -> tuple[Message, bo
     """Staff post a preset into a room as a `preset` message (through message_send, so it
     is numbered, rate-limited and broadcast like any other). The message gets its own copy
     of the preset's picture: recalling or deleting it leaves the preset intact."""
-    _require_user(by)
+    require_user(by)
     if not by.is_staff:
         raise NotAllowed("Only staff may post presets.")
     if not isinstance(preset_id, int) or isinstance(preset_id, bool):
@@ -637,11 +620,11 @@ def announcement_set(*, by, text=None, image=None, clear_image=False) -> Announc
     background picture, `clear_image` removes it. Raises NotAllowed for non-staff,
     InvalidImage/TooLarge for a bad picture.
     """
-    _require_user(by)
+    require_user(by)
     if not by.is_staff:
         raise NotAllowed("Only staff may set the announcement.")
     if text is not None:
-        text = _clean_text(text, field="text", max_length=settings.PARLEY_MAX_BODY, required=False)
+        text = clean_text(text, field="text", max_length=settings.PARLEY_MAX_BODY, required=False)
     new_name = None
     if image is not None:
         processed = images.process_upload(image)

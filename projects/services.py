@@ -6,38 +6,23 @@ from django.db import IntegrityError, transaction
 
 from chat import services as chat_services
 from chat.models import SLUG_PATTERN, Room
-from core.errors import AuthRequired, InvalidInput, TooLarge
+from core.errors import InvalidInput
+from core.validation import clean_text, require_user
 from projects.models import Project, ProjectConversation
 
 TITLE_MAX = 120
 DESCRIPTION_MAX = 4000
 
 
-def _require_user(user) -> None:
-    if user is None or not user.is_authenticated:
-        raise AuthRequired()
-
-
-def _text(value, *, field: str, max_length: int, required: bool) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be text.")
-    value = value.strip()
-    if required and not value:
-        raise InvalidInput(f"{field} must not be empty.")
-    if len(value) > max_length:
-        raise TooLarge(f"{field} is limited to {max_length} characters.")
-    return value
 
 
 def project_create(*, owner, title, slug, description="") -> Project:
     """Publish a project owned by `owner`. A taken or malformed slug is InvalidInput."""
-    _require_user(owner)
+    require_user(owner)
     if not isinstance(slug, str) or not RegexValidator(SLUG_PATTERN).regex.fullmatch(slug):
         raise InvalidInput("slug must be 1-50 characters of a-z, 0-9, _ and -.")
-    title = _text(title, field="title", max_length=TITLE_MAX, required=True)
-    description = _text(description, field="description", max_length=DESCRIPTION_MAX, required=False)
+    title = clean_text(title, field="title", max_length=TITLE_MAX, required=True)
+    description = clean_text(description, field="description", max_length=DESCRIPTION_MAX, required=False)
     try:
         with transaction.atomic():
             return Project.objects.create(owner=owner, title=title, slug=slug, description=description)
@@ -53,7 +38,7 @@ def project_chat_open(*, visitor, project: Project) -> tuple[ProjectConversation
     them are members (a non-public room: nobody else can read, join or be invited).
     Raises InvalidInput when the owner tries to chat with their own project.
     """
-    _require_user(visitor)
+    require_user(visitor)
     if visitor.pk == project.owner_id:
         raise InvalidInput("This is your own project.")
     existing = _conversation(project, visitor)
