@@ -18,7 +18,7 @@ from chat import events, presence, selectors, services, wire
 from chat.hub import RoomStream, get_hub
 from chat.models import Membership, Message, Room
 from chat.serializers import room_to_dict, user_to_dict
-from core.errors import AppError, InvalidInput, NotFound
+from core.errors import AppError, AuthRequired, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -430,7 +430,7 @@ class RoomConsumer(ParleyConsumer):
     async def on_typing(self, frame: Frame) -> None:
         self._room_of(frame)
         if self.user_id is None:
-            raise services.AuthRequired()
+            raise AuthRequired()
         now = asyncio.get_running_loop().time()
         if now - self.last_typing < TYPING_INTERVAL:
             return  # hints are best effort; a flood of them is just dropped
@@ -480,7 +480,7 @@ class UserConsumer(ParleyConsumer):
 
     async def open(self) -> None:
         if self.user_id is None:
-            raise services.AuthRequired()
+            raise AuthRequired()
         self.unread: dict[int, dict] = {}
         await self.subscribe_topics()
         await self.hub.join_rooms(await _member_room_ids(self.user), self)
