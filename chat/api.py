@@ -9,9 +9,9 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import selectors, services
+from chat import events, selectors, services
 from chat.serializers import message_to_dict, room_to_dict, user_to_dict
-from core.errors import AuthRequired, InvalidImage, InvalidInput, NotAllowed, TooLarge
+from core.errors import AuthRequired, InvalidImage, InvalidInput, TooLarge
 
 _MESSAGE_FIELDS = (
     {
@@ -319,9 +319,7 @@ class PresetListView(APIView):
 
     @extend_schema(responses={200: PresetOut})
     def get(self, request):
-        if not request.user.is_staff:
-            raise NotAllowed("Only staff may use presets.")
-        return Response([_preset_to_dict(p) for p in selectors.preset_list()])
+        return Response([_preset_to_dict(p) for p in selectors.preset_list(user=request.user)])
 
 
 class PresetPostView(APIView):
@@ -332,8 +330,6 @@ class PresetPostView(APIView):
         responses={201: MessageOut, 200: MessageOut},
     )
     def post(self, request, slug, preset_id):
-        if not request.user.is_staff:
-            raise NotAllowed("Only staff may post presets.")
         room = selectors.room_get_for_user(user=request.user, slug=slug)
         message, created = services.preset_post(
             by=request.user, room=room, preset_id=preset_id, client_id=request.data.get("client_id", "")
@@ -346,7 +342,7 @@ class AnnouncementView(APIView):
 
     @extend_schema(responses={200: AnnouncementOut})
     def get(self, request):
-        return Response(services.announcement_frame(selectors.announcement_get()))
+        return Response(events.announcement(selectors.announcement_get()))
 
     @extend_schema(
         request={
@@ -367,8 +363,6 @@ class AnnouncementView(APIView):
     def put(self, request):
         if not request.user.is_authenticated:
             raise AuthRequired()
-        if not request.user.is_staff:
-            raise NotAllowed("Only staff may set the announcement.")
         image, clear = None, False
         if _multipart(request):
             _refuse_oversized_upload(request)
@@ -379,4 +373,4 @@ class AnnouncementView(APIView):
         announcement = services.announcement_set(
             by=request.user, text=request.data.get("text"), image=image, clear_image=clear
         )
-        return Response(services.announcement_frame(announcement))
+        return Response(events.announcement(announcement))

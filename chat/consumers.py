@@ -278,7 +278,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):
 @database_sync_to_async
 def _connect_state(user) -> tuple[dict | None, dict | None]:
     """Who the socket belongs to, and the announcement to show if one is set."""
-    announcement = services.announcement_frame(selectors.announcement_get())
+    announcement = events.announcement(selectors.announcement_get())
     return user_to_dict(user), announcement if announcement["text"] or announcement["image"] else None
 
 

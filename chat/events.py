@@ -84,6 +84,15 @@ def room_change(
     }
 
 
+def announcement(announcement) -> dict:
+    """The `announcement` frame for the current Announcement (None: no announcement)."""
+    return {
+        "type": "announcement",
+        "text": announcement.text if announcement else "",
+        "image": announcement.image.url if announcement and announcement.image else None,
+    }
+
+
 def user_frame(frame: dict, **meta) -> dict:
     """A layer envelope for a frame sent to one user's sockets (unread counts, room.added)."""
     return {"type": HUB_EVENT, "frame": dumps(frame), "meta": {**frame, **meta}}

@@ -48,7 +48,7 @@ def serve(request, folder: str, filename: str):
             raise Http404()
         cache = "private, max-age=3600"
     elif folder == "presets":
-        if not _viewer(request).is_staff:
+        if not selectors.preset_image_may_read(user=_viewer(request)):
             raise Http404()
         cache = "private, max-age=3600"
     elif folder in PUBLIC_FOLDERS:

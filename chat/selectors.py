@@ -9,7 +9,7 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from chat.models import Announcement, Membership, Message, Preset, Room
-from core.errors import AuthRequired, NotFound
+from core.errors import AuthRequired, NotAllowed, NotFound
 
 HISTORY_PAGE = 50
 HISTORY_MAX_PAGE = 200
@@ -165,8 +165,21 @@ def message_image_may_read(*, user, name: str) -> bool:
     return message is not None and room_may_read(user=user, room=message.room)
 
 
-def preset_list() -> QuerySet[Preset]:
+def room_may_moderate(*, user, membership: Membership | None) -> bool:
+    """Moderators of a room (deleting others' messages, inviting, removing) are its owner
+    and admins, and staff everywhere."""
+    return bool(membership is not None and membership.can_moderate) or (_is_user(user) and user.is_staff)
+
+
+def preset_list(*, user) -> QuerySet[Preset]:
+    """Presets are staff tools: anyone else is refused."""
+    if not (_is_user(user) and user.is_staff):
+        raise NotAllowed("Only staff may use presets.")
     return Preset.objects.all()
+
+
+def preset_image_may_read(*, user) -> bool:
+    return _is_user(user) and user.is_staff
 
 
 def announcement_get() -> Announcement | None:

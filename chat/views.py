@@ -68,7 +68,7 @@ def room(request, slug):
             "label": _shown_name(peer) if peer is not None else room.name,
             "peer": peer,
             "membership": membership,
-            "can_moderate": bool(membership and membership.can_moderate) or request.user.is_staff,
+            "can_moderate": selectors.room_may_moderate(user=request.user, membership=membership),
             "history": [message_to_dict(m, room_slug=room.slug) for m in history],
             "has_older": bool(history) and history[0].seq > 1,
             "recall_seconds": settings.PARLEY_RECALL_SECONDS,

@@ -182,7 +182,7 @@ def test_deleting_an_image_removes_the_file(api, mia, olivia, lobby, django_capt
 def test_image_messages_go_through_message_send(api, mia, lobby, monkeypatch):
     calls = []
     real = services.message_send
-    monkeypatch.setattr(services, "message_send", lambda **kw: calls.append(kw) or real(**kw))
+    monkeypatch.setattr(services.messages, "message_send", lambda **kw: calls.append(kw) or real(**kw))
 
     post_image(api(mia), "lobby", pictures.small_png(), "a.png")
 

@@ -15,6 +15,7 @@ from chat import services
 from chat.models import Announcement, Message, Preset
 from chat.tests.test_consumers import no_leftover_socket_counts, sockets  # noqa: F401 (fixtures)
 from chat.tests.test_images import browser, media_files, stored_path
+from core.errors import NotFound
 from core.images import process_upload
 from core.tests import pictures
 
@@ -102,7 +103,7 @@ def test_preset_refusals(api, stan, mia, secret, presets, db_state):
 
 @pytest.mark.django_db
 def test_preset_post_service_checks_the_preset(stan, lobby):
-    with pytest.raises(services.NotFound):
+    with pytest.raises(NotFound):
         services.preset_post(by=stan, room=lobby, preset_id=12345)
 
 

@@ -14,7 +14,7 @@ from channels.db import database_sync_to_async
 from django.core.management import call_command
 from django.utils import timezone
 
-from chat import retention, services
+from chat import retention, selectors, services
 from chat.models import Message, Room
 from chat.tests.test_consumers import no_leftover_socket_counts, send, sockets  # noqa: F401 (fixtures)
 from chat.tests.test_images import media_files, post_image
@@ -78,7 +78,7 @@ def test_age_retention_and_rooms_without_a_policy(olivia, mia, lobby):
 
     assert list(Message.objects.filter(room=lobby, deleted=False).values_list("body", flat=True)) == ["new0", "new1"]
     assert Message.objects.filter(room=other, deleted=False).count() == 2  # no policy: everything kept
-    assert [m.body for m in services.selectors.message_history(room=lobby)] == ["new0", "new1"]
+    assert [m.body for m in selectors.message_history(room=lobby)] == ["new0", "new1"]
 
 
 @pytest.mark.django_db
@@ -110,7 +110,7 @@ def test_old_tombstones_are_dropped_and_the_horizon_rises(olivia, lobby, setting
     room = Room.objects.get(pk=lobby.pk)
     assert room.horizon_rev == 6 and room.rev == 6  # the two tombstones had revs 5 and 6
     # The REST history and since_rev pages only show what is left.
-    assert [m.seq for m in services.selectors.message_changes_since(room=room, rev=0, limit=50)] == [3, 4]
+    assert [m.seq for m in selectors.message_changes_since(room=room, rev=0, limit=50)] == [3, 4]
 
 
 @pytest.mark.django_db

@@ -1,0 +1,40 @@
+"""Everything that changes a room or a message. Each action has one function, in the
+module of its subject, and every door (socket, REST, pages, admin) calls it through this
+package: `from chat import services; services.message_send(...)`.
+
+Rules of the house: keyword-only arguments, the permission check first, the event last
+and only after commit (chat/services/changes.py numbers every change and queues it).
+"""
+
+from chat.services.announcements import announcement_set
+from chat.services.conversations import conversation_room_create, dm_get_or_create
+from chat.services.images import message_send_image, preset_post
+from chat.services.messages import message_delete, message_recall, message_send
+from chat.services.retention import room_purge, rooms_with_retention
+from chat.services.rooms import (
+    room_create,
+    room_invite,
+    room_join,
+    room_leave,
+    room_mark_read,
+    room_remove_member,
+)
+
+__all__ = [
+    "announcement_set",
+    "conversation_room_create",
+    "dm_get_or_create",
+    "message_delete",
+    "message_recall",
+    "message_send",
+    "message_send_image",
+    "preset_post",
+    "room_create",
+    "room_invite",
+    "room_join",
+    "room_leave",
+    "room_mark_read",
+    "room_purge",
+    "room_remove_member",
+    "rooms_with_retention",
+]

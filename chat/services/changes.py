@@ -1,0 +1,98 @@
+"""How a room changes: the one place that numbers changes and queues their events.
+
+Every change in a room (a new message, a recall, a deletion, and later an edit or a
+reaction) takes the room's next `rev` here, a new message also its next `seq`, in one
+`UPDATE … RETURNING` that keeps the room row locked until commit: numbers follow commit
+order with no gap, on SQLite and on PostgreSQL with many writers. The event is queued for
+after commit, so nobody hears of a change that rolled back.
+"""
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from chat import events
+from chat.models import Message, Room
+from core.errors import InvalidInput, NotFound
+
+
+def clean_client_id(client_id) -> str:
+    """A sender-chosen idempotency key of 1-64 characters, or "" for none."""
+    if client_id is None or client_id == "":
+        return ""
+    if not isinstance(client_id, str) or len(client_id) > 64:
+        raise InvalidInput("client_id must be a string of 1-64 characters.")
+    return client_id
+
+
+def lock_room(room_id: int) -> Room:
+    return Room.objects.select_for_update().get(pk=room_id)
+
+
+def take_numbers(room: Room, *, new_message: bool) -> tuple[int, int]:
+    """The room's next (seq, rev) for a new message, or (last_seq, next rev) for a change
+    to an existing one. One statement that also locks the row until commit."""
+    now = timezone.now()
+    if new_message:
+        sql = (
+            f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1, rev = rev + 1, last_activity_at = %s"
+            " WHERE id = %s RETURNING last_seq, rev"
+        )
+        params = [connection.ops.adapt_datetimefield_value(now), room.pk]
+    else:
+        sql = f"UPDATE {Room._meta.db_table} SET rev = rev + 1 WHERE id = %s RETURNING last_seq, rev"
+        params = [room.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound("No such room.")
+    room.last_seq, room.rev = row
+    if new_message:
+        room.last_activity_at = now
+    return row[0], row[1]
+
+
+def append(room: Room, **fields) -> Message:
+    """Store a new message as the room's next seq and rev."""
+    seq, rev = take_numbers(room, new_message=True)
+    return Message.objects.create(room=room, seq=seq, rev=rev, **fields)
+
+
+def change(room: Room, message: Message, **fields) -> Message:
+    """Give an existing message its new state under the room's next rev."""
+    _, rev = take_numbers(room, new_message=False)
+    for name, value in fields.items():
+        setattr(message, name, value)
+    message.rev = rev
+    Message.objects.filter(pk=message.pk).update(rev=rev, **fields)
+    return message
+
+
+def announce(room: Room, message: Message, *, revoke: tuple[int, ...] = (), was_live: bool = True) -> None:
+    """Queue the message's change for the room's subscribers, after commit. `revoke`
+    names users whose sockets on the room close when they reach this change."""
+    events.publish_on_commit(
+        events.room_group(room.id),
+        events.room_change(message, room_slug=room.slug, revoke=revoke, was_live=was_live),
+    )
+
+
+def system_message(room: Room, body: str, *, revoke: tuple[int, ...] = ()) -> Message:
+    message = append(room, kind=Message.Kind.SYSTEM, body=body)
+    announce(room, message, revoke=revoke)
+    return message
+
+
+def tell_room_added(user_id: int, room: Room) -> None:
+    """Tell the user's `/ws/` streams, after commit, that they can now read `room`."""
+    from chat.serializers import room_to_dict
+
+    events.publish_on_commit(
+        events.user_group(user_id), events.user_frame({"type": "room.added", "room": room_to_dict(room)})
+    )
+
+
+def discard_image_after_commit(message: Message) -> None:
+    if message.image:
+        storage, name = message.image.storage, message.image.name
+        transaction.on_commit(lambda: storage.delete(name))

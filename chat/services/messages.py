@@ -1,0 +1,119 @@
+"""What a message goes through after it is sent: sending, recall, deletion."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from chat import selectors
+from chat.models import Membership, Message, Room
+from chat.services.changes import announce, change, clean_client_id, discard_image_after_commit, lock_room, take_numbers
+from core.errors import InvalidInput, NotAllowed, NotFound, RateLimited, RecallWindowPassed
+from core.ratelimit import check_send_rate
+from core.validation import clean_text, require_user
+
+
+def message_send(
+    *, sender, room: Room, body="", client_id="", kind=Message.Kind.TEXT, image=None
+) -> tuple[Message, bool]:
+    """Store a message as the room's next seq and announce it after commit.
+
+    Returns (message, created). A `client_id` this sender already used returns the first
+    message unchanged, whatever the body now says: retries after a dropped connection
+    are safe, concurrent ones included. Raises AuthRequired for anonymous senders,
+    NotFound when the sender may not read the room, InvalidInput/TooLarge for bad input,
+    RateLimited past the sender's allowance (nothing is stored).
+    Sending moves the sender's own read marker to the new message.
+    """
+    require_user(sender)
+    client_id = clean_client_id(client_id)
+    body = clean_text(body, field="body", max_length=settings.PARLEY_MAX_BODY, required=image is None)
+    if not selectors.room_may_read(user=sender, room=room):
+        raise NotFound("No such room.")
+    try:
+        check_send_rate(sender.id)
+    except RateLimited:
+        # A retry of a message that made it is answered with it, not refused.
+        existing = sent_before(sender, client_id) if client_id else None
+        if existing is None:
+            raise
+        return existing, False
+    try:
+        with transaction.atomic():
+            seq, rev = take_numbers(room, new_message=True)
+            message = Message.objects.create(
+                room=room, seq=seq, rev=rev, sender=sender, kind=kind, body=body, image=image, client_id=client_id
+            )
+            Membership.objects.filter(room=room, user=sender, last_read_seq__lt=seq).update(last_read_seq=seq)
+            announce(room, message)
+    except IntegrityError:
+        # The sender used this client_id before (a retry, maybe a concurrent one): the
+        # whole transaction rolled back, numbers included; answer with the first message.
+        existing = sent_before(sender, client_id) if client_id else None
+        if existing is None:
+            raise
+        return existing, False
+    return message, True
+
+
+
+def sent_before(sender, client_id: str) -> Message | None:
+    return (
+        Message.objects.select_related("room", "sender__profile").filter(sender=sender, client_id=client_id).first()
+    )
+
+
+def _message_forchange(*, user, message_id) -> tuple[Room, Message, Membership | None]:
+    require_user(user)
+    if not isinstance(message_id, int) or isinstance(message_id, bool) or not 0 < message_id < 2**63:
+        raise InvalidInput("id must be a message id.")
+    if user.is_staff:
+        # Staff moderate every room, including ones they cannot read.
+        message = Message.objects.filter(pk=message_id, deleted=False).first()
+        if message is None:
+            raise NotFound("No such message.")
+    else:
+        message = selectors.message_get_for_user(user=user, message_id=message_id)
+    room = lock_room(message.room_id)
+    message = Message.objects.select_related("sender__profile").get(pk=message.pk)
+    message.room = room
+    return room, message, selectors.membership_get(user=user, room=room)
+
+
+
+@transaction.atomic
+def message_recall(*, user, message_id) -> Message:
+    """The sender takes a message back within PARLEY_RECALL_SECONDS (server clock).
+
+    Its body and image are erased from the server; clients see "message recalled".
+    """
+    room, message, _ = _message_forchange(user=user, message_id=message_id)
+    if message.sender_id != user.id:
+        raise NotAllowed("Only the sender may recall a message.")
+    if message.deleted:
+        raise NotFound("No such message.")
+    if message.recalled:
+        return message
+    if timezone.now() - message.created_at > timedelta(seconds=settings.PARLEY_RECALL_SECONDS):
+        raise RecallWindowPassed()
+    discard_image_after_commit(message)
+    change(room, message, recalled=True, body="", image=None)
+    announce(room, message)
+    return message
+
+
+@transaction.atomic
+def message_delete(*, user, message_id) -> Message:
+    """Delete a message for everyone: its sender, a room owner/admin, or staff may.
+
+    A content-free tombstone stays, so reconnecting clients learn of the deletion.
+    """
+    room, message, membership = _message_forchange(user=user, message_id=message_id)
+    if message.sender_id != user.id and not selectors.room_may_moderate(user=user, membership=membership):
+        raise NotAllowed("You may not delete this message.")
+    was_live = not message.recalled
+    discard_image_after_commit(message)
+    change(room, message, deleted=True, body="", image=None, deleted_at=timezone.now())
+    announce(room, message, was_live=was_live)
+    return message
