@@ -5,6 +5,7 @@ var/. Production sets DATABASE_URL, REDIS_URL and PARLEY_HTTPS=true (docs/config
 Malformed values raise ImproperlyConfigured at start-up instead of misbehaving later.
 """
 
+import math
 import secrets
 from pathlib import Path
 
@@ -29,21 +30,53 @@ def _local_secret_key() -> str:
     return path.read_text().strip()
 
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
+def _setting(name: str, default):
+    """The variable `name` read as the type of `default` (bool, int or float).
+
+    Stricter than django-environ, which reads any word it does not know as false (so
+    `PARLEY_HTTPS=ture` would quietly turn HTTPS off) and lets a bad number escape as a
+    bare ValueError that does not say which variable was wrong.
+    """
+    raw = env.ENVIRON.get(name)  # not env.str(): that reads an empty value as unset
+    if raw is None:
+        return default
+    if isinstance(default, bool):
+        word = raw.strip().lower()
+        if word not in _BOOLEANS:
+            raise ImproperlyConfigured(f"{name} must be one of true/false, 1/0, yes/no, on/off; got {raw!r}")
+        return _BOOLEANS[word]
+    kind = "a whole number" if isinstance(default, int) else "a number"
+    try:
+        value = type(default)(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be {kind}, got {raw!r}") from None
+    if not math.isfinite(value):  # float() takes "nan" and "inf"
+        raise ImproperlyConfigured(f"{name} must be {kind}, got {raw!r}")
+    return value
+
+
 def _positive(name: str, default):
-    value = env.float(name, default=default) if isinstance(default, float) else env.int(name, default=default)
+    value = _setting(name, default)
     if value <= 0:
         raise ImproperlyConfigured(f"{name} must be a positive number, got {value!r}")
     return value
 
 
+# HTTPS: the documented production configuration. Off by default so plain
+# http://127.0.0.1 (make run) can still log in.
+PARLEY_HTTPS = _setting("PARLEY_HTTPS", False)
+
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
-    if env.bool("PARLEY_HTTPS", default=False):
+    if PARLEY_HTTPS:
         # Production runs several workers, maybe on several hosts: a key made up per
         # checkout would make each of them reject the others' sessions.
         raise ImproperlyConfigured("SECRET_KEY must be set when PARLEY_HTTPS is true.")
     SECRET_KEY = _local_secret_key()
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = _setting("DEBUG", False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -120,7 +153,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # would cost every message a flush.
     DATABASES["default"]["CONN_MAX_AGE"] = None
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_MAX_AGE", _setting("CONN_MAX_AGE", 60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -168,7 +201,7 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_ENABLED = _setting("AXES_ENABLED", True)
 AXES_FAILURE_LIMIT = _positive("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = _positive("AXES_COOLOFF_TIME", 0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -205,9 +238,7 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
-# HTTPS: the documented production configuration. Off by default so plain
-# http://127.0.0.1 (make run) can still log in.
-PARLEY_HTTPS = env.bool("PARLEY_HTTPS", default=False)
+# HTTPS (PARLEY_HTTPS, read at the top).
 SESSION_COOKIE_SECURE = PARLEY_HTTPS
 CSRF_COOKIE_SECURE = PARLEY_HTTPS
 SECURE_SSL_REDIRECT = PARLEY_HTTPS
@@ -271,13 +302,13 @@ PARLEY_RECALL_SECONDS = _positive("PARLEY_RECALL_SECONDS", 30)
 PARLEY_MAX_BODY = _positive("PARLEY_MAX_BODY", 4000)
 PARLEY_IMAGE_MAX_BYTES = _positive("PARLEY_IMAGE_MAX_BYTES", 204_800)
 PARLEY_UPLOAD_MAX_BYTES = _positive("PARLEY_UPLOAD_MAX_BYTES", 10_485_760)
-PARLEY_ANONYMOUS_READ = env.bool("PARLEY_ANONYMOUS_READ", default=True)
+PARLEY_ANONYMOUS_READ = _setting("PARLEY_ANONYMOUS_READ", True)
 PARLEY_MAX_SOCKETS_PER_USER = _positive("PARLEY_MAX_SOCKETS_PER_USER", 20)
 # How often each process re-checks the rooms it serves against the database, healing
 # anything the (at-most-once) channel layer dropped.
 PARLEY_SWEEP_SECONDS = _positive("PARLEY_SWEEP_SECONDS", 3.0)
 # Seconds a socket's presence heartbeat counts (chat/presence.py); 0: four sweep intervals.
-PARLEY_PRESENCE_TTL = env.float("PARLEY_PRESENCE_TTL", default=0.0)
+PARLEY_PRESENCE_TTL = _setting("PARLEY_PRESENCE_TTL", 0.0)
 if PARLEY_PRESENCE_TTL < 0:
     raise ImproperlyConfigured(f"PARLEY_PRESENCE_TTL must not be negative, got {PARLEY_PRESENCE_TTL!r}")
 PARLEY_RESUME_LIMIT = 500

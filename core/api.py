@@ -67,7 +67,11 @@ class ObjectJSONParser(JSONParser):
     400 `invalid`, not a server error."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            # "[[[[…" nested deeper than the parser recurses: DRF only catches ValueError.
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from None
         if not isinstance(data, dict):
             raise exceptions.ParseError("The JSON body must be an object.")
         return data

@@ -1,9 +1,12 @@
 """The WebSocket door's front gate: Origin check and authentication.
 
 Browsers always send Origin, so a page on another site cannot open a socket with the
-user's cookies (cross-site WebSocket hijacking). Clients that are not browsers send no
-Origin and authenticate with `Authorization: Token <key>`. Tokens are read from that
-header only, never from the query string, where they would end up in logs.
+user's cookies (cross-site WebSocket hijacking). A socket is accepted from the origins
+Django's CSRF check accepts a form post from: the page's own origin (the scheme it was
+served over, and the Host the browser connected to, which must be one of ALLOWED_HOSTS)
+or one of CSRF_TRUSTED_ORIGINS. Clients that are not browsers send no Origin and
+authenticate with `Authorization: Token <key>`. Tokens are read from that header only,
+never from the query string, where they would end up in logs.
 """
 
 from urllib.parse import urlsplit
@@ -12,7 +15,9 @@ from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.http.request import validate_host
+from django.http.request import split_domain_port, validate_host
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _header(scope, name: bytes) -> str | None:
@@ -22,19 +27,58 @@ def _header(scope, name: bytes) -> str | None:
     return None
 
 
-def origin_allowed(origin: str) -> bool:
-    trusted = {o.rstrip("/").lower() for o in settings.CSRF_TRUSTED_ORIGINS}
-    if origin.rstrip("/").lower() in trusted:
-        return True
-    host = urlsplit(origin).hostname
-    if host is None:
+def _parse_origin(origin: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) with the scheme's default port filled in; None if malformed.
+
+    Hosts are lower-case, IPv6 ones in brackets as in a Host header.
+    """
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    # An Origin is scheme://host[:port], nothing more: "http://ok@evil" or a path is forged.
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc or parts.path not in ("", "/"):
+        return None
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    return scheme, host, port or _DEFAULT_PORTS[scheme]
+
+
+def _trusted(origin: tuple[str, str, int]) -> bool:
+    scheme, host, port = origin
+    for entry in settings.CSRF_TRUSTED_ORIGINS:
+        # "https://*.example.com" trusts example.com and its subdomains, as Django's CSRF check does.
+        wildcard = "://*." in entry
+        trusted = _parse_origin(entry.replace("://*.", "://", 1))
+        if trusted is None or (trusted[0], trusted[2]) != (scheme, port):
+            continue
+        if trusted[1] == host or (wildcard and host.endswith(f".{trusted[1]}")):
+            return True
+    return False
+
+
+def origin_allowed(origin: str, *, host: str | None, secure: bool) -> bool:
+    """May a page at `origin` open a socket that came in for `host` (the Host header)?
+
+    `secure`: the socket came in over TLS (wss, or a proxy said so). With PARLEY_HTTPS
+    the site is HTTPS-only, so pages are https whatever the hop from the proxy was.
+    """
+    parsed = _parse_origin(origin)
+    if parsed is None:
         return False
-    allowed = settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
-    return validate_host(host if ":" not in host else f"[{host}]", allowed)
+    if _trusted(parsed):
+        return True
+    domain, port = split_domain_port(host or "")
+    allowed = settings.ALLOWED_HOSTS or ([".localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+    if not domain or not validate_host(domain, allowed):
+        return False
+    scheme = "https" if secure or settings.PARLEY_HTTPS else "http"
+    return parsed == (scheme, domain, int(port) if port else _DEFAULT_PORTS[scheme])
 
 
 class OriginValidator:
-    """Refuse the handshake (HTTP 403) when a browser's Origin is not one of our hosts."""
+    """Refuse the handshake (HTTP 403) when a browser's Origin is neither ours nor trusted."""
 
     def __init__(self, app):
         self.app = app
@@ -42,7 +86,8 @@ class OriginValidator:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "websocket":
             origin = _header(scope, b"origin")
-            if origin is not None and not origin_allowed(origin):
+            secure = scope.get("scheme") == "wss"
+            if origin is not None and not origin_allowed(origin, host=_header(scope, b"host"), secure=secure):
                 await send({"type": "websocket.close", "code": 4403})
                 return
             # The server's own send, before middleware wraps it: chat/wire.py writes

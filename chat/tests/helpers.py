@@ -10,7 +10,9 @@ from django.contrib.sessions.backends.db import SessionStore
 
 from config.asgi import application
 
-ORIGIN = b"http://127.0.0.1"
+# What a browser on `make run`'s page sends: the page's origin, and the Host it connected to.
+ORIGIN = b"http://127.0.0.1:8000"
+HOST = b"127.0.0.1:8000"
 
 
 @database_sync_to_async
@@ -58,9 +60,9 @@ class Socket:
 
 
 async def open_socket(path: str, *, user=None, token: str | None = None, origin: bytes | None = ORIGIN,
-                      session_key: str | None = None):
+                      host: bytes = HOST, session_key: str | None = None):
     """Connect; returns (socket, accepted). `user` logs in with a fresh session cookie."""
-    headers = []
+    headers = [(b"host", host)]
     if origin is not None:
         headers.append((b"origin", origin))
     if user is not None and session_key is None:

@@ -210,7 +210,8 @@ async def test_foreign_origin_is_refused(sockets, lobby, mia):
     assert not accepted
     _, accepted = await sockets.open("/ws/", user=mia, origin=b"null")
     assert not accepted
-    _, accepted = await sockets.open("/ws/chat/lobby/", user=mia, origin=b"http://localhost:8000")
+    _, accepted = await sockets.open("/ws/chat/lobby/", user=mia, origin=b"http://localhost:8000",
+                                     host=b"localhost:8000")
     assert accepted
     _, accepted = await sockets.open("/ws/chat/lobby/", user=mia, origin=None)
     assert accepted

@@ -58,6 +58,11 @@ LOOKALIKE_ORIGINS = [
     b"https://evil-localhost",
     b"null",
     b"file://",
+    # Our host, but another origin: the page is served from http://127.0.0.1:8000.
+    b"http://127.0.0.1:8081",  # another port on the same machine
+    b"http://127.0.0.1",  # port 80
+    b"https://127.0.0.1:8000",  # another scheme
+    b"http://localhost:8000",  # another of ALLOWED_HOSTS than the one connected to
 ]
 
 
