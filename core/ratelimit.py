@@ -3,6 +3,11 @@
 A generic cell rate algorithm (a token bucket kept as one timestamp per key). With
 REDIS_URL set the state lives in Redis and is updated by one Lua script on Redis's own
 clock, so every process shares one limit; otherwise it lives in this process.
+
+The test is "how far ahead of now is the bucket" against "how far it may be ahead before
+this hit" (window - interval), never `tat + interval - now > window`: with a full bucket
+and a burst of 1 that sum is interval vs. interval, and float rounding of `now + interval`
+(whenever it crosses a power of two) refused the first send of a fresh user.
 """
 
 import logging
@@ -23,12 +28,12 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local interval = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local next_tat = tat + interval
-if next_tat - now > window then
-  return tostring(next_tat - now - window)
+local ahead = math.max(tat - now, 0)
+if ahead > window - interval then
+  return tostring(ahead - (window - interval))
 end
-redis.call('SET', KEYS[1], tostring(next_tat), 'PX', math.ceil((next_tat - now) * 1000) + 1)
+local next_tat = now + ahead + interval
+redis.call('SET', KEYS[1], tostring(next_tat), 'PX', math.ceil((ahead + interval) * 1000) + 1)
 return '0'
 """
 
@@ -41,11 +46,10 @@ class _LocalLimiter:
     def hit(self, key: str, interval: float, window: float) -> float:
         with self._lock:
             now = time.monotonic()
-            tat = max(self._tat.get(key, now), now)
-            next_tat = tat + interval
-            if next_tat - now > window:
-                return next_tat - now - window
-            self._tat[key] = next_tat
+            ahead = max(self._tat.get(key, now) - now, 0.0)
+            if ahead > window - interval:
+                return ahead - (window - interval)
+            self._tat[key] = now + ahead + interval
             if len(self._tat) > 100_000:  # forget idle users; their buckets are full again
                 self._tat = {k: v for k, v in self._tat.items() if v > now}
             return 0.0
