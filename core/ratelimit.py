@@ -1,4 +1,5 @@
-"""Per-user send rate: a burst of PARLEY_RATE_BURST, then one per PARLEY_RATE_INTERVAL s.
+"""Per-user allowances: sending (a burst of PARLEY_RATE_BURST, then one per
+PARLEY_RATE_INTERVAL s) and changing one's avatar (PARLEY_AVATAR_PER_HOUR).
 
 A generic cell rate algorithm (a token bucket kept as one timestamp per key). With
 REDIS_URL set the state lives in Redis and is updated by one Lua script on Redis's own
@@ -100,12 +101,27 @@ def _get_limiter():
         return _limiter
 
 
+def _take(key: str, interval: float, burst: int) -> float:
+    """Take one from the allowance under `key`: 0 when allowed, else the seconds to wait."""
+    return _get_limiter().hit(key, interval, interval * burst)
+
+
 def check_send_rate(user_id: int) -> None:
     """Take one send from the user's allowance, or raise RateLimited with retry_after."""
-    interval = float(settings.PARLEY_RATE_INTERVAL)
-    wait = _get_limiter().hit(f"send:{user_id}", interval, interval * settings.PARLEY_RATE_BURST)
+    wait = _take(f"send:{user_id}", float(settings.PARLEY_RATE_INTERVAL), settings.PARLEY_RATE_BURST)
     if wait > 0:
         raise RateLimited(retry_after=wait)
+
+
+def check_avatar_rate(user_id: int) -> None:
+    """Take one avatar change from the user's allowance: PARLEY_AVATAR_PER_HOUR at once,
+    then one per hour / PARLEY_AVATAR_PER_HOUR. Every upload counts, refused ones too:
+    decoding is the cost being limited."""
+    per_hour = settings.PARLEY_AVATAR_PER_HOUR
+    wait = _take(f"avatar:{user_id}", 3600 / per_hour, per_hour)
+    if wait > 0:
+        seconds = RateLimited(retry_after=wait).retry_after
+        raise RateLimited(retry_after=wait, detail=f"You are changing your avatar too often; try again in {seconds} s.")
 
 
 def reset() -> None:
