@@ -165,6 +165,20 @@ def test_the_send_rate_is_checked_before_an_image_is_decoded(api, mia, lobby, se
     assert len(media_files()) == 1 and Message.objects.count() == 1
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's own, below its error
+@pytest.mark.parametrize(
+    "content", [pictures.png_bomb(), pictures.png_bomb(5_000, 5_000)], ids=["2.5-gigapixels", "25-megapixels"]
+)
+def test_a_decompression_bomb_is_refused_as_too_large(api, mia, lobby, content):
+    bomb = post_image(api(mia), "lobby", content, "bomb.png")
+    not_an_image = post_image(api(mia), "lobby", pictures.TEXT, "notes.png")
+
+    assert bomb.status_code == 400 and bomb.json()["code"] == "invalid_image"
+    assert bomb.json()["detail"] == "The image is too large: at most 24 megapixels are accepted."
+    assert "not a supported image" in not_an_image.json()["detail"]
+    assert media_files() == []
+
+
 def test_outsiders_cannot_post_images_into_private_rooms(api, oscar, secret):
     response = post_image(api(oscar), "secret", pictures.small_png(), "a.png")
     assert response.status_code == 404 and media_files() == []
