@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import Profile
 from core import images
 from core.errors import InvalidInput, TooLarge
+from core.ratelimit import check_avatar_rate
 
 User = get_user_model()
 USERNAME_MAX = 30
@@ -40,7 +41,9 @@ def user_register(*, username, password) -> User:
 def profile_update(*, user, display_name=None, avatar=None) -> Profile:
     """Change one's display name and/or avatar. `avatar` is an upload: verified, cropped
     to a square, stripped of metadata and re-encoded by core.images (InvalidImage,
-    TooLarge); the previous picture is removed once the change commits."""
+    TooLarge); the previous picture is removed once the change commits. Each avatar upload
+    takes one from PARLEY_AVATAR_PER_HOUR before it is decoded (RateLimited past it,
+    nothing changes)."""
     if display_name is not None:
         if not isinstance(display_name, str):
             raise InvalidInput("display_name must be text.")
@@ -49,6 +52,7 @@ def profile_update(*, user, display_name=None, avatar=None) -> Profile:
             raise TooLarge("display_name is limited to 80 characters.")
     new_avatar = None
     if avatar is not None:
+        check_avatar_rate(user.id)
         processed = images.process_upload(avatar, square=images.AVATAR_EDGE)
         storage = Profile._meta.get_field("avatar").storage
         new_avatar = storage.save(f"avatars/{secrets.token_urlsafe(24)}.{processed.extension}", ContentFile(processed.content))

@@ -302,6 +302,11 @@ PARLEY_RECALL_SECONDS = _positive("PARLEY_RECALL_SECONDS", 30)
 PARLEY_MAX_BODY = _positive("PARLEY_MAX_BODY", 4000)
 PARLEY_IMAGE_MAX_BYTES = _positive("PARLEY_IMAGE_MAX_BYTES", 204_800)
 PARLEY_UPLOAD_MAX_BYTES = _positive("PARLEY_UPLOAD_MAX_BYTES", 10_485_760)
+# Decoding a picture can cost 200 MB and a CPU-second (core/images.py): how many one
+# process decodes at once (others wait up to 10 s, then get 429), and how many avatar
+# uploads a user may make in an hour.
+PARLEY_IMAGE_DECODES_AT_ONCE = _positive("PARLEY_IMAGE_DECODES_AT_ONCE", 2)
+PARLEY_AVATAR_PER_HOUR = _positive("PARLEY_AVATAR_PER_HOUR", 10)
 PARLEY_ANONYMOUS_READ = _setting("PARLEY_ANONYMOUS_READ", True)
 PARLEY_MAX_SOCKETS_PER_USER = _positive("PARLEY_MAX_SOCKETS_PER_USER", 20)
 # How often each process re-checks the rooms it serves against the database, healing

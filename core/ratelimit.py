@@ -1,8 +1,14 @@
-"""Per-user send rate: a burst of PARLEY_RATE_BURST, then one per PARLEY_RATE_INTERVAL s.
+"""Per-user allowances: sending (a burst of PARLEY_RATE_BURST, then one per
+PARLEY_RATE_INTERVAL s) and changing one's avatar (PARLEY_AVATAR_PER_HOUR).
 
 A generic cell rate algorithm (a token bucket kept as one timestamp per key). With
 REDIS_URL set the state lives in Redis and is updated by one Lua script on Redis's own
 clock, so every process shares one limit; otherwise it lives in this process.
+
+The test is "how far ahead of now is the bucket" against "how far it may be ahead before
+this hit" (window - interval), never `tat + interval - now > window`: with a full bucket
+and a burst of 1 that sum is interval vs. interval, and float rounding of `now + interval`
+(whenever it crosses a power of two) refused the first send of a fresh user.
 """
 
 import logging
@@ -23,12 +29,12 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local interval = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local next_tat = tat + interval
-if next_tat - now > window then
-  return tostring(next_tat - now - window)
+local ahead = math.max(tat - now, 0)
+if ahead > window - interval then
+  return tostring(ahead - (window - interval))
 end
-redis.call('SET', KEYS[1], tostring(next_tat), 'PX', math.ceil((next_tat - now) * 1000) + 1)
+local next_tat = now + ahead + interval
+redis.call('SET', KEYS[1], tostring(next_tat), 'PX', math.ceil((ahead + interval) * 1000) + 1)
 return '0'
 """
 
@@ -41,11 +47,10 @@ class _LocalLimiter:
     def hit(self, key: str, interval: float, window: float) -> float:
         with self._lock:
             now = time.monotonic()
-            tat = max(self._tat.get(key, now), now)
-            next_tat = tat + interval
-            if next_tat - now > window:
-                return next_tat - now - window
-            self._tat[key] = next_tat
+            ahead = max(self._tat.get(key, now) - now, 0.0)
+            if ahead > window - interval:
+                return ahead - (window - interval)
+            self._tat[key] = now + ahead + interval
             if len(self._tat) > 100_000:  # forget idle users; their buckets are full again
                 self._tat = {k: v for k, v in self._tat.items() if v > now}
             return 0.0
@@ -96,12 +101,27 @@ def _get_limiter():
         return _limiter
 
 
+def _take(key: str, interval: float, burst: int) -> float:
+    """Take one from the allowance under `key`: 0 when allowed, else the seconds to wait."""
+    return _get_limiter().hit(key, interval, interval * burst)
+
+
 def check_send_rate(user_id: int) -> None:
     """Take one send from the user's allowance, or raise RateLimited with retry_after."""
-    interval = float(settings.PARLEY_RATE_INTERVAL)
-    wait = _get_limiter().hit(f"send:{user_id}", interval, interval * settings.PARLEY_RATE_BURST)
+    wait = _take(f"send:{user_id}", float(settings.PARLEY_RATE_INTERVAL), settings.PARLEY_RATE_BURST)
     if wait > 0:
         raise RateLimited(retry_after=wait)
+
+
+def check_avatar_rate(user_id: int) -> None:
+    """Take one avatar change from the user's allowance: PARLEY_AVATAR_PER_HOUR at once,
+    then one per hour / PARLEY_AVATAR_PER_HOUR. Every upload counts, refused ones too:
+    decoding is the cost being limited."""
+    per_hour = settings.PARLEY_AVATAR_PER_HOUR
+    wait = _take(f"avatar:{user_id}", 3600 / per_hour, per_hour)
+    if wait > 0:
+        seconds = RateLimited(retry_after=wait).retry_after
+        raise RateLimited(retry_after=wait, detail=f"You are changing your avatar too often; try again in {seconds} s.")
 
 
 def reset() -> None:

@@ -65,3 +65,27 @@ def test_bad_avatars_change_nothing(mia, content, name, status, code):
     assert files() == []
     me = client_for(mia).get("/api/me/").json()
     assert me["avatar"] is None and me["display_name"] == "mia"
+
+
+def test_avatar_uploads_are_rate_limited_before_decoding(mia, settings, monkeypatch):
+    from core import images
+
+    settings.PARLEY_AVATAR_PER_HOUR = 2
+    decodes = []
+    real = images.process_upload
+    monkeypatch.setattr(images, "process_upload", lambda upload, **kw: decodes.append(upload.name) or real(upload, **kw))
+
+    answers = [
+        client_for(mia).patch("/api/me/", {"avatar": pictures.upload(pictures.small_png(), f"{n}.png"),
+                                           "display_name": f"Mia {n}"}, format="multipart")
+        for n in range(3)
+    ]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].json()["code"] == "rate_limited" and "avatar" in answers[2].json()["detail"]
+    assert 1_700 <= int(answers[2]["Retry-After"]) <= 1_800  # two an hour: the next in half an hour
+    assert decodes == ["0.png", "1.png"]
+    me = client_for(mia).get("/api/me/").json()
+    assert me["display_name"] == "Mia 1" and me["avatar"] == answers[1].json()["avatar"]
+    # A name change alone is never limited.
+    assert client_for(mia).patch("/api/me/", {"display_name": "Mia"}, format="json").status_code == 200

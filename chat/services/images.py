@@ -7,7 +7,7 @@ from chat import selectors
 from chat.models import Message, Preset, Room, message_image_path
 from chat.services import messages
 from chat.services.changes import clean_client_id
-from chat.services.messages import sent_before
+from chat.services.messages import sent_before, take_send_allowance
 from core import images
 from core.errors import InvalidInput, NotAllowed, NotFound
 from core.validation import clean_text, require_user
@@ -23,12 +23,15 @@ def unstore_file(name: str | None) -> None:
         Message._meta.get_field("image").storage.delete(name)
 
 
-def _send_with_stored_image(*, sender, room: Room, body, client_id: str, kind: str, image_name: str):
+def _send_with_stored_image(
+    *, sender, room: Room, body, client_id: str, kind: str, image_name: str, allowance_taken=False
+):
     """message_send with an image file already saved; the file is removed again unless it
     became part of a new message (refused, rate-limited, or a retry of an earlier one)."""
     try:
         message, created = messages.message_send(
-            sender=sender, room=room, body=body, client_id=client_id, kind=kind, image=image_name
+            sender=sender, room=room, body=body, client_id=client_id, kind=kind, image=image_name,
+            allowance_taken=allowance_taken,
         )
     except BaseException:
         unstore_file(image_name)
@@ -45,7 +48,9 @@ def message_send_image(*, sender, room: Room, upload, body="", client_id="") -> 
     anything is stored. Raises InvalidImage (not a sound JPEG/PNG/GIF/WebP, a
     decompression bomb, truncated), TooLarge (over PARLEY_UPLOAD_MAX_BYTES), and whatever
     message_send raises; on any refusal neither a row nor a file is left behind. A
-    `client_id` already used answers with the first message before any image work.
+    `client_id` already used answers with the first message before any image work, and
+    the send rate is taken before decoding, so a refused sender costs no decode (an upload
+    that turns out not to be a picture has used its send).
     """
     require_user(sender)
     client_id = clean_client_id(client_id)
@@ -56,10 +61,14 @@ def message_send_image(*, sender, room: Room, upload, body="", client_id="") -> 
         existing = sent_before(sender, client_id)
         if existing is not None:
             return existing, False
+    existing = take_send_allowance(sender, client_id)
+    if existing is not None:
+        return existing, False
     processed = images.process_upload(upload)
     name = store_file(processed.content, message_image_path(None, f"image.{processed.extension}"))
     return _send_with_stored_image(
-        sender=sender, room=room, body=body, client_id=client_id, kind=Message.Kind.IMAGE, image_name=name
+        sender=sender, room=room, body=body, client_id=client_id, kind=Message.Kind.IMAGE, image_name=name,
+        allowance_taken=True,
     )
 
 

@@ -15,7 +15,7 @@ from core.validation import clean_text, require_user
 
 
 def message_send(
-    *, sender, room: Room, body="", client_id="", kind=Message.Kind.TEXT, image=None
+    *, sender, room: Room, body="", client_id="", kind=Message.Kind.TEXT, image=None, allowance_taken=False
 ) -> tuple[Message, bool]:
     """Store a message as the room's next seq and announce it after commit.
 
@@ -23,7 +23,9 @@ def message_send(
     message unchanged, whatever the body now says: retries after a dropped connection
     are safe, concurrent ones included. Raises AuthRequired for anonymous senders,
     NotFound when the sender may not read the room, InvalidInput/TooLarge for bad input,
-    RateLimited past the sender's allowance (nothing is stored).
+    RateLimited past the sender's allowance (nothing is stored); `allowance_taken`: the
+    caller already called take_send_allowance for this message (image sends, which check
+    before decoding).
     Sending moves the sender's own read marker to the new message.
     """
     require_user(sender)
@@ -31,14 +33,10 @@ def message_send(
     body = clean_text(body, field="body", max_length=settings.PARLEY_MAX_BODY, required=image is None)
     if not selectors.room_may_read(user=sender, room=room):
         raise NotFound("No such room.")
-    try:
-        check_send_rate(sender.id)
-    except RateLimited:
-        # A retry of a message that made it is answered with it, not refused.
-        existing = sent_before(sender, client_id) if client_id else None
-        if existing is None:
-            raise
-        return existing, False
+    if not allowance_taken:
+        existing = take_send_allowance(sender, client_id)
+        if existing is not None:
+            return existing, False
     try:
         with transaction.atomic():
             seq, rev = take_numbers(room, new_message=True)
@@ -56,6 +54,19 @@ def message_send(
         return existing, False
     return message, True
 
+
+
+def take_send_allowance(sender, client_id: str) -> Message | None:
+    """Take one send from the sender's allowance: None when granted, RateLimited past it,
+    except that a retry of a message that made it is answered with that message."""
+    try:
+        check_send_rate(sender.id)
+    except RateLimited:
+        existing = sent_before(sender, client_id) if client_id else None
+        if existing is None:
+            raise
+        return existing
+    return None
 
 
 def sent_before(sender, client_id: str) -> Message | None:

@@ -14,6 +14,7 @@ from PIL import Image
 
 from chat import services
 from chat.models import Message
+from core import images
 from core.tests import pictures
 
 pytestmark = pytest.mark.django_db
@@ -146,6 +147,36 @@ def test_a_rate_limited_image_stores_nothing(api, mia, lobby, settings):
     assert response.status_code == 429 and response.json()["code"] == "rate_limited"
     assert int(response["Retry-After"]) >= 1
     assert len(media_files()) == 1 and Message.objects.count() == 1
+
+
+def test_the_send_rate_is_checked_before_an_image_is_decoded(api, mia, lobby, settings, monkeypatch):
+    settings.PARLEY_RATE_BURST, settings.PARLEY_RATE_INTERVAL = 1, 60
+    decodes = []
+    real = images.process_upload
+    monkeypatch.setattr(images, "process_upload", lambda upload, **kw: decodes.append(upload.name) or real(upload, **kw))
+
+    answers = [post_image(api(mia), "lobby", pictures.small_png(), f"{n}.png", client_id=f"c{n}") for n in range(4)]
+    retry = post_image(api(mia), "lobby", pictures.small_png(), "again.png", client_id="c0")
+
+    assert [a.status_code for a in answers] == [201, 429, 429, 429]
+    assert decodes == ["0.png"]  # the refused three were never decoded
+    # A retry of the stored message is answered with it, limit or not, and costs no decode.
+    assert retry.status_code == 200 and retry.json()["id"] == answers[0].json()["id"]
+    assert len(media_files()) == 1 and Message.objects.count() == 1
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's own, below its error
+@pytest.mark.parametrize(
+    "content", [pictures.png_bomb(), pictures.png_bomb(5_000, 5_000)], ids=["2.5-gigapixels", "25-megapixels"]
+)
+def test_a_decompression_bomb_is_refused_as_too_large(api, mia, lobby, content):
+    bomb = post_image(api(mia), "lobby", content, "bomb.png")
+    not_an_image = post_image(api(mia), "lobby", pictures.TEXT, "notes.png")
+
+    assert bomb.status_code == 400 and bomb.json()["code"] == "invalid_image"
+    assert bomb.json()["detail"] == "The image is too large: at most 24 megapixels are accepted."
+    assert "not a supported image" in not_an_image.json()["detail"]
+    assert media_files() == []
 
 
 def test_outsiders_cannot_post_images_into_private_rooms(api, oscar, secret):

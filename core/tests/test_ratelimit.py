@@ -1,5 +1,7 @@
 """The send allowance: a burst, then one per interval; kept in Redis when configured."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from core import ratelimit
@@ -21,6 +23,16 @@ def test_a_burst_then_one_per_interval(settings):
     settings.PARLEY_RATE_BURST, settings.PARLEY_RATE_INTERVAL = 3, 2
     assert _sends(7, 5) == ["ok", "ok", "ok", "wait 2", "wait 2"]
     assert _sends(8, 1) == ["ok"]  # everyone has an allowance of their own
+
+
+def test_a_fresh_user_may_send_at_any_clock_reading_with_a_burst_of_one(settings, monkeypatch):
+    # At this reading `now + 60 - now` is 60.000000000000114 (the sum crosses 1024), and a
+    # full bucket of one refused its first send: how test_a_rate_limited_image_stores_nothing
+    # failed. The monotonic clock is the machine's uptime, and on a young machine "less than
+    # a minute below a power of two" is often true.
+    settings.PARLEY_RATE_BURST, settings.PARLEY_RATE_INTERVAL = 1, 60
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=lambda: 979.3041415443653))
+    assert _sends(7, 2) == ["ok", "wait 60"]
 
 
 def test_without_redis_each_process_still_limits(settings, monkeypatch):
