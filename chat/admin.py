@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import UploadedFile
 from chat import services
 from chat.models import Announcement, Membership, Message, Preset, Room, preset_image_path
 from core import images
-from core.errors import AppError
+from core.errors import AppError, NotFound
 
 
 class MembershipInline(admin.TabularInline):
@@ -38,7 +38,10 @@ class MembershipAdmin(admin.ModelAdmin):
 @admin.action(description="Delete for everyone (keeps a tombstone)")
 def delete_for_everyone(modeladmin, request, queryset):
     for message in queryset.filter(deleted=False):
-        services.message_delete(user=request.user, message_id=message.id)
+        try:
+            services.message_delete(user=request.user, message_id=message.id)
+        except NotFound:
+            pass  # deleted or purged meanwhile: gone either way
     messages.success(request, "Deleted.")
 
 

@@ -76,7 +76,12 @@ def _message_forchange(*, user, message_id) -> tuple[Room, Message, Membership |
     else:
         message = selectors.message_get_for_user(user=user, message_id=message_id)
     room = lock_room(message.room_id)
-    message = Message.objects.select_related("sender__profile").get(pk=message.pk)
+    # Read again under the room lock: a concurrent delete may have tombstoned it, or
+    # retention purged it, since the check above. Changing it again would take a second
+    # rev and announce the deletion twice.
+    message = Message.objects.select_related("sender__profile").filter(pk=message.pk, deleted=False).first()
+    if message is None:
+        raise NotFound("No such message.")
     message.room = room
     return room, message, selectors.membership_get(user=user, room=room)
 
@@ -91,8 +96,6 @@ def message_recall(*, user, message_id) -> Message:
     room, message, _ = _message_forchange(user=user, message_id=message_id)
     if message.sender_id != user.id:
         raise NotAllowed("Only the sender may recall a message.")
-    if message.deleted:
-        raise NotFound("No such message.")
     if message.recalled:
         return message
     if timezone.now() - message.created_at > timedelta(seconds=settings.PARLEY_RECALL_SECONDS):
@@ -107,7 +110,9 @@ def message_recall(*, user, message_id) -> Message:
 def message_delete(*, user, message_id) -> Message:
     """Delete a message for everyone: its sender, a room owner/admin, or staff may.
 
-    A content-free tombstone stays, so reconnecting clients learn of the deletion.
+    A content-free tombstone stays, so reconnecting clients learn of the deletion. A
+    message already deleted (or purged) is NotFound, however many deletes race: exactly
+    one takes a rev and is announced.
     """
     room, message, membership = _message_forchange(user=user, message_id=message_id)
     if message.sender_id != user.id and not selectors.room_may_moderate(user=user, membership=membership):

@@ -242,6 +242,41 @@ def test_deleting_a_recalled_message_says_it_no_longer_counted(
     assert published[0][2]["meta"]["was_live"] is False
 
 
+def test_a_delete_that_lost_the_race_changes_and_announces_nothing(
+    olivia, mia, lobby, published, django_capture_on_commit_callbacks
+):
+    """Defect: message_delete did not re-check `deleted` under the lock, so a delete
+    that committed between another's check and its lock was tombstoned and announced
+    again (the two-thread version is in test_concurrency.py)."""
+    message, _ = services.message_send(sender=mia, room=lobby, body="twice")
+    lock_room = services.messages.lock_room
+
+    def other_delete_commits_first(room_id):
+        Message.objects.filter(pk=message.pk).update(deleted=True, body="", rev=2)
+        Room.objects.filter(pk=room_id).update(rev=2)
+        return lock_room(room_id)
+
+    with mock.patch("chat.services.messages.lock_room", side_effect=other_delete_commits_first):
+        with django_capture_on_commit_callbacks(execute=True), pytest.raises(NotFound):
+            services.message_delete(user=olivia, message_id=message.id)
+
+    assert published == []
+
+
+def test_deleting_a_message_purged_meanwhile_is_not_found(olivia, mia, lobby, published):
+    """Defect: a message dropped by retention between the check and the lock was a 500."""
+    message, _ = services.message_send(sender=mia, room=lobby, body="old")
+    lock_room = services.messages.lock_room
+
+    def purged_first(room_id):
+        Message.objects.filter(pk=message.pk).delete()
+        return lock_room(room_id)
+
+    with mock.patch("chat.services.messages.lock_room", side_effect=purged_first), pytest.raises(NotFound):
+        services.message_delete(user=olivia, message_id=message.id)
+    assert Room.objects.get(pk=lobby.pk).rev == 1
+
+
 def test_who_may_delete(olivia, mia, oscar, stan, lobby, secret):
     services.room_join(user=oscar, room=lobby)
     owners, _ = services.message_send(sender=olivia, room=lobby, body="owner")
