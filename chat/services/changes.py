@@ -15,11 +15,15 @@ from chat.models import Message, Room
 from core.errors import InvalidInput, NotFound
 
 
-def clean_client_id(client_id) -> str:
-    """A sender-chosen idempotency key of 1-64 characters, or "" for none."""
-    if client_id is None or client_id == "":
-        return ""
-    if not isinstance(client_id, str) or len(client_id) > 64:
+def clean_client_id(client_id) -> str | None:
+    """A sender-chosen idempotency key of 1-64 characters, or None when there is none.
+
+    Absent (None) means none; an empty string is refused like any other bad value
+    (SPEC §2), not read as "none": a client that sends "" believes it sent a key.
+    """
+    if client_id is None:
+        return None
+    if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
         raise InvalidInput("client_id must be a string of 1-64 characters.")
     return client_id
 

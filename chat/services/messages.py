@@ -9,13 +9,13 @@ from django.utils import timezone
 from chat import selectors
 from chat.models import Membership, Message, Room
 from chat.services.changes import announce, change, clean_client_id, discard_image_after_commit, lock_room, take_numbers
-from core.errors import InvalidInput, NotAllowed, NotFound, RateLimited, RecallWindowPassed
+from core.errors import InvalidInput, NotAllowed, NotFound, RateLimited, RecallWindowPassed, TooLarge
 from core.ratelimit import check_send_rate
 from core.validation import clean_text, require_user
 
 
 def message_send(
-    *, sender, room: Room, body="", client_id="", kind=Message.Kind.TEXT, image=None
+    *, sender, room: Room, body="", client_id=None, kind=Message.Kind.TEXT, image=None
 ) -> tuple[Message, bool]:
     """Store a message as the room's next seq and announce it after commit.
 
@@ -28,7 +28,9 @@ def message_send(
     """
     require_user(sender)
     client_id = clean_client_id(client_id)
-    body = clean_text(body, field="body", max_length=settings.PARLEY_MAX_BODY, required=image is None)
+    body = clean_text(
+        body, field="body", max_length=settings.PARLEY_MAX_BODY, required=image is None, too_long=TooLarge
+    )
     if not selectors.room_may_read(user=sender, room=room):
         raise NotFound("No such room.")
     try:
@@ -43,7 +45,8 @@ def message_send(
         with transaction.atomic():
             seq, rev = take_numbers(room, new_message=True)
             message = Message.objects.create(
-                room=room, seq=seq, rev=rev, sender=sender, kind=kind, body=body, image=image, client_id=client_id
+                room=room, seq=seq, rev=rev, sender=sender, kind=kind, body=body, image=image,
+                client_id=client_id or "",
             )
             Membership.objects.filter(room=room, user=sender, last_read_seq__lt=seq).update(last_read_seq=seq)
             announce(room, message)
