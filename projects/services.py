@@ -50,8 +50,8 @@ def project_chat_open(*, visitor, project: Project) -> tuple[ProjectConversation
                 slug=f"project-{project.pk}-{visitor.pk}",
                 name=project.title,
                 kind=Room.Kind.PROJECT,
-                owner=project.owner,
-                other=visitor,
+                starter=visitor,
+                other=project.owner,
             )
             conversation = ProjectConversation.objects.create(project=project, visitor=visitor, room=room)
     except IntegrityError:

@@ -13,10 +13,13 @@ from core.validation import require_user
 User = get_user_model()
 
 
-def conversation_room_create(*, slug: str, name: str, kind: str, owner, other, dm_key: str | None = None) -> Room:
-    """Create a non-public room whose only members are `owner` and `other`, and tell both
-    users' streams (`room.added`) after commit. Other apps (projects) create their rooms
-    here rather than writing chat rows themselves.
+def conversation_room_create(*, slug: str, name: str, kind: str, starter, other, dm_key: str | None = None) -> Room:
+    """Create a non-public room whose only members are `starter` and `other`, and tell
+    both users' streams (`room.added`) after commit. Other apps (projects) create their
+    rooms here rather than writing chat rows themselves.
+
+    Both are plain members: in a conversation between two people nobody moderates the
+    other (SPEC §6.4), whoever started it and whoever owns the project it is about.
 
     Raises IntegrityError when the slug or `dm_key` is taken (the caller re-reads: that is
     how concurrent get-or-create calls end up with one room). Runs in its own savepoint, so
@@ -25,14 +28,11 @@ def conversation_room_create(*, slug: str, name: str, kind: str, owner, other, d
     if kind not in (Room.Kind.DM, Room.Kind.PROJECT):
         raise InvalidInput("Conversation rooms are direct or project conversations.")
     with transaction.atomic():
-        room = Room.objects.create(slug=slug, name=name[:80], kind=kind, created_by=other, dm_key=dm_key)
+        room = Room.objects.create(slug=slug, name=name[:80], kind=kind, created_by=starter, dm_key=dm_key)
         Membership.objects.bulk_create(
-            [
-                Membership(room=room, user=owner, role=Membership.Role.OWNER),
-                Membership(room=room, user=other, role=Membership.Role.MEMBER),
-            ]
+            [Membership(room=room, user=user, role=Membership.Role.MEMBER) for user in (starter, other)]
         )
-        for user in (owner, other):
+        for user in (starter, other):
             tell_room_added(user.id, room)
     return room
 
@@ -64,7 +64,7 @@ def dm_get_or_create(*, user, other_username) -> tuple[Room, bool]:
             return (
                 conversation_room_create(
                     slug=slug, name=f"{low.username} · {high.username}", kind=Room.Kind.DM,
-                    owner=low, other=high, dm_key=key,
+                    starter=user, other=other, dm_key=key,
                 ),
                 True,
             )

@@ -122,6 +122,48 @@ def test_html_dm_url_redirects_to_the_room(olivia, mia):
     assert Room.objects.count() == 1
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("first", ["olivia", "mia"])
+def test_in_a_dm_neither_person_may_delete_the_others_messages(api, request, olivia, mia, first):
+    """Defect: the lower user id became the DM's owner and could delete the other's
+    messages (204 one way, 403 the other). Both are plain members (SPEC §6.4)."""
+    starter, other = (olivia, mia) if first == "olivia" else (mia, olivia)
+    room, _ = services.dm_get_or_create(user=starter, other_username=other.username)
+    from_olivia, _ = services.message_send(sender=olivia, room=room, body="from olivia")
+    from_mia, _ = services.message_send(sender=mia, room=room, body="from mia")
+
+    for user, theirs in ((olivia, from_mia), (mia, from_olivia)):
+        response = api(user).delete(f"/api/messages/{theirs.id}/")
+        assert response.status_code == 403 and response.json()["code"] == "forbidden"
+    assert not Message.objects.filter(deleted=True).exists()
+    assert {m["role"] for m in api(olivia).get(f"/api/rooms/{room.slug}/").json()["members"]} == {"member"}
+    assert api(mia).delete(f"/api/messages/{from_mia.id}/").status_code == 204  # your own: always
+
+
+@pytest.mark.django_db
+def test_migration_makes_existing_conversation_owners_plain_members(olivia, mia, oscar):
+    """Rows made by the old code (an `owner` in every DM and project conversation) lose
+    the role; ordinary rooms keep theirs."""
+    import importlib
+
+    from django.apps import apps
+
+    from projects import services as project_services
+
+    dm_room = dm(olivia, mia)
+    project = project_services.project_create(owner=olivia, title="Bakery", slug="bakery")
+    conversation, _ = project_services.project_chat_open(visitor=oscar, project=project)
+    private = services.room_create(creator=olivia, slug="secret", name="Secret", kind=Room.Kind.PRIVATE)
+    Membership.objects.filter(room=dm_room, user=olivia).update(role=Membership.Role.OWNER)
+    Membership.objects.filter(room=conversation.room, user=olivia).update(role=Membership.Role.OWNER)
+
+    migration = importlib.import_module("chat.migrations.0003_conversation_members_are_plain_members")
+    migration.make_plain_members(apps, None)
+
+    roles = dict(Membership.objects.filter(user=olivia).values_list("room__slug", "role"))
+    assert roles == {dm_room.slug: "member", conversation.room.slug: "member", private.slug: "owner"}
+
+
 # WebSocket ---------------------------------------------------------------------------------
 
 
