@@ -13,14 +13,30 @@ from core.validation import clean_text, require_user
 User = get_user_model()
 
 CREATABLE_KINDS = (Room.Kind.PUBLIC, Room.Kind.PRIVATE)
+# The system names conversations with these (chat/services/conversations.py).
+RESERVED_SLUG_PREFIXES = ("dm-", "project-")
 
 
-def room_create(*, creator, slug, name, kind=Room.Kind.PUBLIC) -> Room:
-    """Create a public or private room owned by `creator`. A taken slug is InvalidInput."""
-    require_user(creator)
+def clean_room_slug(slug) -> str:
+    """A slug people may give a room: SLUG_PATTERN, and none of the system's prefixes.
+
+    The reserved prefixes are refused outright, before anything is looked up, so the
+    answer is the same whether such a conversation exists or not: a slug tells an
+    outsider nothing about who talks to whom, and nobody can squat a conversation's name.
+    """
     # fullmatch: `$` alone would let a trailing newline into the slug.
     if not isinstance(slug, str) or not RegexValidator(SLUG_PATTERN).regex.fullmatch(slug):
         raise InvalidInput("slug must be 1-50 characters of a-z, 0-9, _ and -.")
+    if slug.startswith(RESERVED_SLUG_PREFIXES):
+        raise InvalidInput("Slugs starting with dm- or project- are reserved for conversations.")
+    return slug
+
+
+def room_create(*, creator, slug, name, kind=Room.Kind.PUBLIC) -> Room:
+    """Create a public or private room owned by `creator`. A malformed, reserved
+    (clean_room_slug) or taken slug is InvalidInput."""
+    require_user(creator)
+    slug = clean_room_slug(slug)
     name = clean_text(name, field="name", max_length=80)
     if kind not in CREATABLE_KINDS:
         raise InvalidInput("kind must be 'public' or 'private'.")

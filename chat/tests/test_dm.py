@@ -4,6 +4,8 @@ exactly two members, nobody else can read, join, be invited or send.
 Personas: olivia and mia talk; oscar is an outsider.
 """
 
+import re
+
 import pytest
 from channels.db import database_sync_to_async
 from django.test import Client
@@ -29,7 +31,7 @@ def test_dm_is_created_once_with_exactly_the_two_members(olivia, mia, django_cap
     room, created = services.dm_get_or_create(user=olivia, other_username="mia")
     assert created and room.kind == Room.Kind.DM
     low, high = sorted((olivia.pk, mia.pk))
-    assert room.dm_key == f"{low}:{high}" and room.slug == f"dm-{low}-{high}"
+    assert room.dm_key == f"{low}:{high}" and re.fullmatch(r"dm-[0-9a-f]{16}", room.slug)
     again, created_again = services.dm_get_or_create(user=mia, other_username="olivia")
     assert again.pk == room.pk and not created_again
     assert sorted(Membership.objects.filter(room=room).values_list("user__username", flat=True)) == ["mia", "olivia"]
@@ -49,11 +51,35 @@ def test_dm_with_yourself_or_nobody_is_refused(olivia):
 
 
 @pytest.mark.django_db
-def test_a_taken_dm_slug_gets_a_suffix(olivia, mia):
+def test_dm_slugs_name_nobody_and_cannot_be_squatted(api, olivia, mia, oscar, make_user):
+    """Defect: a DM's slug was dm-<low id>-<high id>, so `POST /api/rooms/` with it
+    answered "taken" exactly when that DM existed: an outsider learned who talks to whom.
+    Slugs are random now, and the dm-/project- prefixes are the system's whatever exists."""
+    max_ = make_user("max")
+    room = dm(olivia, mia)
     low, high = sorted((olivia.pk, mia.pk))
-    services.room_create(creator=olivia, slug=f"dm-{low}-{high}", name="Squatter")
+    guesses = [f"dm-{low}-{high}", f"dm-{oscar.pk}-{max_.pk}", room.slug, "project-1-2", f"project-1-{oscar.pk}"]
+
+    answers = [api(oscar).post("/api/rooms/", {"slug": slug, "name": "Guess"}, format="json") for slug in guesses]
+
+    assert {(r.status_code, r.json()["code"], r.json()["detail"]) for r in answers} == {
+        (400, "invalid", "Slugs starting with dm- or project- are reserved for conversations.")
+    }
+    assert Room.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_old_dm_slug_row_keeps_working(api, olivia, mia):
+    """Rooms made before keep their `dm-<id>-<id>` slugs (no data migration): found by
+    their dm_key, reachable at their slug."""
+    low, high = sorted((olivia.pk, mia.pk))
+    old = Room.objects.create(slug=f"dm-{low}-{high}", name="old", kind=Room.Kind.DM, dm_key=f"{low}:{high}")
+    Membership.objects.bulk_create([Membership(room=old, user=u) for u in (olivia, mia)])
+
     room, created = services.dm_get_or_create(user=mia, other_username="olivia")
-    assert created and room.kind == Room.Kind.DM and room.slug.startswith(f"dm-{low}-{high}-")
+
+    assert (room.pk, created) == (old.pk, False)
+    assert api(olivia).get(f"/api/rooms/{old.slug}/").status_code == 200
 
 
 # REST --------------------------------------------------------------------------------------

@@ -161,6 +161,21 @@ def test_the_project_owner_does_not_moderate_the_visitors_messages(bakery, olivi
 
 
 @pytest.mark.django_db
+def test_a_squatted_conversation_slug_does_not_break_opening_a_chat(bakery, mia):
+    """Defect: the room slug was project-<project id>-<visitor id>; anyone who took it
+    first made `POST /api/projects/<p>/chat/` a 500 for that visitor forever. The prefix
+    is reserved now, and a room that took it before no longer collides."""
+    squat = client_for(mia).post("/api/rooms/", {"slug": f"project-{bakery.pk}-{mia.pk}", "name": "x"}, format="json")
+    assert squat.status_code == 400 and squat.json()["code"] == "invalid"
+    Room.objects.create(slug=f"project-{bakery.pk}-{mia.pk}", name="squatted before the fix")
+
+    opened = client_for(mia).post("/api/projects/bakery/chat/")
+
+    assert opened.status_code == 201, opened.content
+    assert opened.json()["slug"].startswith("project-") and opened.json()["slug"] != f"project-{bakery.pk}-{mia.pk}"
+
+
+@pytest.mark.django_db
 def test_owner_cannot_chat_with_own_project(bakery, olivia):
     with pytest.raises(InvalidInput):
         services.project_chat_open(visitor=olivia, project=bakery)
