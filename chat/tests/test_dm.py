@@ -135,17 +135,59 @@ def test_an_outsider_is_refused_everywhere_in_a_dm(api, olivia, mia, oscar):
 
 
 @pytest.mark.django_db
-def test_html_dm_url_redirects_to_the_room(olivia, mia):
-    client = Client()
-    assert client.get("/dm/mia/").status_code == 302  # to the login page
+def test_html_dm_get_never_creates_a_conversation(olivia, mia):
+    """Defect: `GET /dm/<username>/` created the DM, so a cross-site <img> could make
+    one. GET shows a button; only its CSRF-protected POST starts the conversation."""
+    client = Client(enforce_csrf_checks=True)
+    assert client.get("/dm/mia/")["Location"].startswith("/accounts/login/")
     client.force_login(olivia)
-    response = client.get("/dm/mia/")
+
+    page = client.get("/dm/mia/")
+
+    assert page.status_code == 200 and not Room.objects.exists()
+    html = page.content.decode()
+    assert '<form method="post" action="/dm/mia/">' in html and "csrfmiddlewaretoken" in html
+    assert client.post("/dm/mia/").status_code == 403  # a forged POST: no token
+    assert not Room.objects.exists()
+
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+    started = client.post("/dm/mia/", {"csrfmiddlewaretoken": token})
     room = Room.objects.get(kind=Room.Kind.DM)
-    assert response.status_code == 302 and response["Location"] == f"/rooms/{room.slug}/"
-    assert client.get("/dm/mia/")["Location"] == f"/rooms/{room.slug}/"
-    assert client.get("/dm/ghost/").status_code == 404
-    assert client.get("/dm/olivia/").status_code == 404
+    assert started.status_code == 302 and started["Location"] == f"/rooms/{room.slug}/"
+    assert client.get("/dm/mia/")["Location"] == f"/rooms/{room.slug}/"  # it exists: straight there
+    assert client.post("/dm/mia/", {"csrfmiddlewaretoken": token})["Location"] == f"/rooms/{room.slug}/"
     assert Room.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("/dm/ghost/", "No such user."),
+        ("/dm/olivia/", "You cannot start a direct conversation with yourself."),
+        ("/dm/?username=a/b", "No such user."),  # was a 500: no URL holds the slash
+    ],
+)
+def test_html_dm_to_nobody_is_the_apps_404_page(olivia, path, says):
+    client = Client()
+    client.force_login(olivia)
+
+    response = client.get(path)
+
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert 'id="notice"' in html and says in html and 'id="sidebar"' in html
+    assert client.post(path.split("?")[0]).status_code in (404, 405)
+    assert not Room.objects.exists()
+
+
+@pytest.mark.django_db
+def test_html_dm_picker_leads_to_the_dm_page(olivia, mia):
+    client = Client()
+    client.force_login(olivia)
+    assert client.get("/dm/?username=mia")["Location"] == "/dm/mia/"
+    assert client.get("/dm/?username=")["Location"] == "/"
+    assert not Room.objects.exists()
 
 
 @pytest.mark.django_db
