@@ -43,7 +43,12 @@ def message_send(
         return existing, False
     try:
         with transaction.atomic():
+            kind_seen = room.kind
             seq, rev = take_numbers(room, new_message=True)
+            if room.kind != kind_seen and not selectors.room_may_read(user=sender, room=room):
+                # It went private after the check above (a socket holds the room from its
+                # connect): an outsider's message must not land in it.
+                raise NotFound("No such room.")
             message = Message.objects.create(
                 room=room, seq=seq, rev=rev, sender=sender, kind=kind, body=body, image=image,
                 client_id=client_id or "",
