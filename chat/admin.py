@@ -1,44 +1,212 @@
-"""Admin for rooms, memberships and messages. Changes to messages go through
-chat.services so live clients hear of them like any other recall or delete."""
+"""Admin for rooms, memberships and messages. What live clients must hear of (a room's
+name and kind, who is in it, deletions) goes through chat.services, staff acting, exactly
+as from the app: a room made private closes outsiders' sockets, a new member's stream
+hears `room.added`, a removed member's sockets close."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
+from django.forms.models import BaseInlineFormSet
 
 from chat import services
 from chat.models import Announcement, Membership, Message, Preset, Room, preset_image_path
+from chat.services.rooms import CREATABLE_KINDS
 from core import images
-from core.errors import AppError
+from core.errors import AppError, InvalidInput, NotFound
+
+CONVERSATION_KINDS = (Room.Kind.DM, Room.Kind.PROJECT)
+# Room fields whose change clients must hear of: saved by services.room_update.
+LIVE_ROOM_FIELDS = ("name", "kind")
+
+
+def _is_conversation(room) -> bool:
+    return room is not None and room.kind in CONVERSATION_KINDS
+
+
+def _add_member(by, room: Room, membership: Membership) -> Membership:
+    """Put `membership.user` in `room` with `membership.role` the way the app would: an
+    invitation to a private room, a join of a public one; their stream hears room.added."""
+    if room.kind == Room.Kind.PRIVATE:
+        added = services.room_invite(by=by, room=room, username=membership.user.username)
+    elif room.is_public:
+        added = services.room_join(user=membership.user, room=room)
+    else:
+        raise InvalidInput("Direct and project conversations keep their two members.")
+    if added.role != membership.role:
+        Membership.objects.filter(pk=added.pk).update(role=membership.role)
+        added.role = membership.role
+    return added
+
+
+def _remove_member(by, membership: Membership) -> None:
+    services.room_remove_member(by=by, room=membership.room, username=membership.user.username)
+
+
+def _report(request, action: str, error: AppError) -> None:
+    messages.error(request, f"{action}: {error.detail}")
+
+
+class RoomForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "kind" in self.fields:  # staff make public and private rooms; conversations are the app's
+            self.fields["kind"].choices = [(k.value, k.label) for k in CREATABLE_KINDS]
+
+    def clean_slug(self):
+        try:
+            return services.clean_room_slug(self.cleaned_data.get("slug"))
+        except AppError as error:
+            raise forms.ValidationError(error.detail) from None
+
+
+class MembershipFormSet(BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        for form in self.deleted_forms:
+            if form.instance.pk and form.initial.get("role") == Membership.Role.OWNER:
+                raise forms.ValidationError("The owner cannot be removed.")
+
+
+class MembershipInlineForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:  # someone else in the room is a removal and an addition
+            self.fields["user"].disabled = True
 
 
 class MembershipInline(admin.TabularInline):
+    """Adding and deleting rows invites/joins and removes through the services; only the
+    role is edited in place. Conversations (dm, project) are shown, not edited."""
+
     model = Membership
+    form = MembershipInlineForm
+    formset = MembershipFormSet
     extra = 0
     raw_id_fields = ["user"]
     readonly_fields = ["last_read_seq", "joined_at"]
 
+    def has_add_permission(self, request, obj=None):
+        return not _is_conversation(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return not _is_conversation(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return not _is_conversation(obj) and super().has_delete_permission(request, obj)
+
 
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
+    form = RoomForm
     list_display = ["slug", "name", "kind", "last_seq", "rev", "last_activity_at"]
     list_filter = ["kind"]
     search_fields = ["slug", "name"]
     readonly_fields = ["last_seq", "rev", "horizon_rev", "dm_key", "created_at", "last_activity_at"]
     inlines = [MembershipInline]
 
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            fields.append("slug")  # links, bookmarks and open sockets know the room by it
+            if _is_conversation(obj):
+                fields += LIVE_ROOM_FIELDS
+        return fields
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)  # a new room: nobody is in it yet
+            return
+        quiet = [name for name in form.changed_data if name not in LIVE_ROOM_FIELDS]
+        if quiet:  # retention and the like: nobody connected needs to hear of them
+            Room.objects.filter(pk=obj.pk).update(**{name: getattr(obj, name) for name in quiet})
+        live = {name: form.cleaned_data[name] for name in LIVE_ROOM_FIELDS if name in form.changed_data}
+        if live:
+            try:
+                services.room_update(by=request.user, room=obj, **live)
+            except AppError as error:
+                _report(request, str(obj), error)
+        obj.refresh_from_db()
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Membership:
+            return super().save_formset(request, form, formset, change)
+        room = form.instance
+        formset.save(commit=False)  # sorts the rows into new, changed and deleted; saves nothing
+        for membership in formset.deleted_objects:
+            try:
+                _remove_member(request.user, membership)
+            except AppError as error:
+                _report(request, str(membership.user), error)
+        for membership, _ in formset.changed_objects:
+            Membership.objects.filter(pk=membership.pk).update(role=membership.role)
+        for membership in formset.new_objects:
+            try:
+                _add_member(request.user, room, membership)
+            except AppError as error:
+                _report(request, str(membership.user), error)
+
+
+class MembershipForm(forms.ModelForm):
+    def clean_room(self):
+        room = self.cleaned_data.get("room")
+        if _is_conversation(room):
+            raise forms.ValidationError("Direct and project conversations keep their two members.")
+        return room
+
+    def clean_user(self):
+        user = self.cleaned_data.get("user")
+        if user is not None and not user.is_active:
+            raise forms.ValidationError("Only active users can be added to a room.")
+        return user
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    """Adding one invites (private room) or joins (public room), deleting one removes the
+    member, both through the services; only the role is edited in place."""
+
+    form = MembershipForm
     list_display = ["user", "room", "role", "last_read_seq"]
     list_filter = ["role"]
     raw_id_fields = ["user", "room"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ["last_read_seq", "joined_at"]
+        fields = ["user", "room", "last_read_seq", "joined_at"]
+        return fields + ["role"] if _is_conversation(obj.room) else fields
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and (obj.role == Membership.Role.OWNER or _is_conversation(obj.room)):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            Membership.objects.filter(pk=obj.pk).update(role=obj.role)
+            return
+        added = _add_member(request.user, obj.room, obj)
+        obj.pk, obj.joined_at, obj.last_read_seq = added.pk, added.joined_at, added.last_read_seq
+
+    def delete_model(self, request, obj):
+        _remove_member(request.user, obj)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset.select_related("room", "user"):
+            try:
+                _remove_member(request.user, membership)
+            except AppError as error:
+                _report(request, str(membership), error)
 
 
 @admin.action(description="Delete for everyone (keeps a tombstone)")
 def delete_for_everyone(modeladmin, request, queryset):
     for message in queryset.filter(deleted=False):
-        services.message_delete(user=request.user, message_id=message.id)
+        try:
+            services.message_delete(user=request.user, message_id=message.id)
+        except NotFound:
+            pass  # deleted or purged meanwhile: gone either way
     messages.success(request, "Deleted.")
 
 

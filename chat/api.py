@@ -209,7 +209,7 @@ class MessageListView(APIView):
                 room=room,
                 upload=_uploaded(request, "image"),
                 body=request.data.get("body", ""),
-                client_id=request.data.get("client_id", ""),
+                client_id=request.data.get("client_id"),
             )
             return Response(message_to_dict(message), status=201 if created else 200)
         message, created = services.message_send(
@@ -332,7 +332,7 @@ class PresetPostView(APIView):
     def post(self, request, slug, preset_id):
         room = selectors.room_get_for_user(user=request.user, slug=slug)
         message, created = services.preset_post(
-            by=request.user, room=room, preset_id=preset_id, client_id=request.data.get("client_id", "")
+            by=request.user, room=room, preset_id=preset_id, client_id=request.data.get("client_id")
         )
         return Response(message_to_dict(message), status=201 if created else 200)
 

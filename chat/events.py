@@ -58,15 +58,19 @@ def room_change(
     revoke: tuple[int, ...] = (),
     was_live: bool = True,
     from_database: bool = False,
+    public: bool | None = None,
+    keep: tuple[int, ...] | None = None,
 ) -> dict:
     """The layer envelope for one change in a room, ordered by `rev`.
 
     `meta` lets the user stream keep unread counts without parsing the frame: `was_live`
     says whether a recall or deletion took away a message that counted. `revoke` names
     users who lose access with this change: their sockets close before it is sent.
-    `from_database` marks changes a receiver rebuilt while filling a gap.
+    `from_database` marks changes a receiver rebuilt while filling a gap. A change that
+    switched the room's kind carries `public`; one that made it members-only also `keep`,
+    the members: everyone else's sockets close before it is sent.
     """
-    return {
+    envelope = {
         "type": HUB_EVENT,
         "rev": message.rev,
         "frame": dumps(message_frame(message, room_slug=room_slug)),
@@ -82,6 +86,11 @@ def room_change(
         },
         "revoke": list(revoke),
     }
+    if public is not None:
+        envelope["public"] = public
+    if keep is not None:
+        envelope["keep"] = list(keep)
+    return envelope
 
 
 def announcement(announcement) -> dict:

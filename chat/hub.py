@@ -75,8 +75,12 @@ class RoomStream:
     def _deliver(self, event: dict) -> None:
         self.rev = event["rev"]
         revoked = set(event.get("revoke") or ())
+        if "public" in event:  # the room changed kind with this event (services.room_update)
+            self.public = event["public"]
+        # A room gone members-only: everyone else (anonymous readers too) loses it now.
+        keep = set(event["keep"]) if event.get("keep") is not None else None
         for subscriber in tuple(self.subscribers):
-            if subscriber.user_id in revoked:
+            if subscriber.user_id in revoked or (keep is not None and subscriber.user_id not in keep):
                 _notify(subscriber.room_revoked, self)
             else:
                 _notify(subscriber.room_event, self, event)
@@ -100,7 +104,7 @@ class RoomStream:
         self.busy = True
         try:
             while True:
-                changes = await _changes_since(self.room_id, self.slug, self.rev)
+                changes, self.public = await _changes_since(self.room_id, self.slug, self.rev)
                 if changes and not self.public:
                     # A lost event may have been a removal: nobody gets a filled change
                     # before their access is confirmed.
@@ -133,15 +137,19 @@ def _notify(callback, *args) -> None:
         log.exception("a socket failed to take an event")
 
 
-def _changes_since_sync(room_id: int, slug: str, rev: int) -> list[dict]:
-    messages = (
+def _changes_since_sync(room_id: int, slug: str, rev: int) -> tuple[list[dict], bool]:
+    """The room's changes after `rev`, and whether it is public now. The kind is read
+    after the changes: if one of them made the room private, the caller learns it (a
+    lost kind-change event must not leave outsiders reading)."""
+    messages = list(
         Message.objects.filter(room_id=room_id, rev__gt=rev)
         .select_related("sender__profile")
         .order_by("rev")[:FILL_PAGE]
     )
+    public = Room.objects.filter(pk=room_id, kind=Room.Kind.PUBLIC).exists()
     return [
         events.room_change(m, room_slug=slug, was_live=False, from_database=True) for m in messages
-    ]
+    ], public
 
 
 _changes_since = database_sync_to_async(_changes_since_sync)
@@ -158,8 +166,11 @@ def _rooms_info(room_ids: Iterable[int]) -> dict[int, tuple[str, bool, int]]:
 
 
 @database_sync_to_async
-def _room_revs(room_ids: list[int]) -> dict[int, int]:
-    return dict(Room.objects.filter(pk__in=room_ids).values_list("id", "rev"))
+def _room_revs(room_ids: list[int]) -> dict[int, tuple[int, bool]]:
+    return {
+        room_id: (rev, kind == Room.Kind.PUBLIC)
+        for room_id, rev, kind in Room.objects.filter(pk__in=room_ids).values_list("id", "rev", "kind")
+    }
 
 
 @database_sync_to_async
@@ -316,7 +327,12 @@ class Hub:
             return
         revs = await _room_revs([s.room_id for s in streams])
         for stream in streams:
-            if revs.get(stream.room_id, 0) > stream.rev and not stream.busy:
+            rev, public = revs.get(stream.room_id, (0, stream.public))
+            if stream.busy:
+                continue
+            if rev >= stream.rev:  # not older than what was delivered meanwhile
+                stream.public = public  # in case the event that changed the kind was lost
+            if rev > stream.rev:
                 self.spawn(stream.fill())
         await self.check_access([s for s in streams if not s.public])
         await self.check_sessions()

@@ -9,7 +9,7 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from chat.models import Announcement, Membership, Message, Preset, Room
-from core.errors import AuthRequired, NotAllowed, NotFound
+from core.errors import AuthRequired, InvalidInput, NotAllowed, NotFound
 
 HISTORY_PAGE = 50
 HISTORY_MAX_PAGE = 200
@@ -163,6 +163,30 @@ def message_image_may_read(*, user, name: str) -> bool:
     message is live and its room readable by them; anything else looks like a missing file."""
     message = Message.objects.select_related("room").filter(image=name, deleted=False, recalled=False).first()
     return message is not None and room_may_read(user=user, room=message.room)
+
+
+def dm_key(user, other) -> str:
+    """Room.dm_key of the pair: the same whichever of them asks."""
+    low, high = sorted((user.pk, other.pk))
+    return f"{low}:{high}"
+
+
+def dm_find(*, user, username) -> tuple[object, Room | None]:
+    """The person `username` names for a direct conversation with `user`, and their DM
+    room if there is one yet. Raises AuthRequired for an anonymous user, NotFound for an
+    unknown or inactive username, InvalidInput for yourself."""
+    from django.contrib.auth import get_user_model
+
+    if not _is_user(user):
+        raise AuthRequired()
+    if not isinstance(username, str) or not username:
+        raise InvalidInput("username is required.")
+    other = get_user_model().objects.filter(username=username, is_active=True).select_related("profile").first()
+    if other is None:
+        raise NotFound("No such user.")
+    if other.pk == user.pk:
+        raise InvalidInput("You cannot start a direct conversation with yourself.")
+    return other, Room.objects.filter(dm_key=dm_key(user, other)).first()
 
 
 def room_may_moderate(*, user, membership: Membership | None) -> bool:

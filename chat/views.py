@@ -10,9 +10,9 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat import selectors, services
 from chat.serializers import message_to_dict
@@ -111,14 +111,32 @@ def room_join(request, slug):
     return redirect("room", slug=room.slug)
 
 
+def _notice(request, detail: str, *, status: int):
+    """A page that says what went wrong in the app's own frame (with the sidebar)."""
+    return render(
+        request, "chat/notice.html", {"detail": detail, "sidebar": sidebar_context(user=request.user)}, status=status
+    )
+
+
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def dm(request, username):
-    """Open (creating on first use) the direct conversation with `username`."""
+    """The direct conversation with `username`.
+
+    GET redirects to its room, or before there is one shows a button that starts it;
+    only that POST (CSRF-protected) creates the room, so a link or a cross-site <img>
+    starts no conversation. An unknown user or yourself is a 404 page that says so.
+    """
     try:
-        room, _ = services.dm_get_or_create(user=request.user, other_username=username)
-    except (NotFound, InvalidInput):
-        raise Http404("No such user.") from None
-    return redirect("room", slug=room.slug)
+        if request.method == "POST":
+            room, _ = services.dm_get_or_create(user=request.user, other_username=username)
+            return redirect("room", slug=room.slug)
+        other, room = selectors.dm_find(user=request.user, username=username)
+    except (NotFound, InvalidInput) as error:
+        return _notice(request, error.detail, status=404)
+    if room is not None:
+        return redirect("room", slug=room.slug)
+    return render(request, "chat/dm_start.html", {"other": other, "sidebar": sidebar_context(user=request.user)})
 
 
 @login_required
@@ -128,4 +146,7 @@ def dm_start(request):
     username = request.GET.get("username", "").strip()
     if not username:
         return redirect("home")
-    return redirect(reverse("dm", args=[username]))
+    try:
+        return redirect(reverse("dm", args=[username]))
+    except NoReverseMatch:  # "a/b": no username has a slash, and no URL can hold one
+        return _notice(request, "No such user.", status=404)

@@ -1,6 +1,6 @@
 """Checks every service starts with: who is asking, and is this text acceptable."""
 
-from core.errors import AuthRequired, InvalidInput, TooLarge
+from core.errors import AppError, AuthRequired, InvalidInput
 
 
 def require_user(user) -> None:
@@ -8,9 +8,12 @@ def require_user(user) -> None:
         raise AuthRequired()
 
 
-def clean_text(value, *, field: str, max_length: int, required: bool = True) -> str:
-    """`value` stripped; InvalidInput when it is not text or is required and empty,
-    TooLarge past `max_length` characters."""
+def clean_text(
+    value, *, field: str, max_length: int, required: bool = True, too_long: type[AppError] = InvalidInput
+) -> str:
+    """`value` stripped; InvalidInput when it is not text, is required and empty, or runs
+    past `max_length` characters. Only a message body past its limit is another error
+    (`too_long=TooLarge`, 413): for names and titles length is one more rule (SPEC §2)."""
     if value is None:
         value = ""
     if not isinstance(value, str):
@@ -19,5 +22,5 @@ def clean_text(value, *, field: str, max_length: int, required: bool = True) -> 
     if required and not value:
         raise InvalidInput(f"{field} must not be empty.")
     if len(value) > max_length:
-        raise TooLarge(f"{field} is limited to {max_length} characters.")
+        raise too_long(f"{field} is limited to {max_length} characters.")
     return value

@@ -33,8 +33,8 @@ def project_create(*, owner, title, slug, description="") -> Project:
 def project_chat_open(*, visitor, project: Project) -> tuple[ProjectConversation, bool]:
     """The visitor's one conversation with the project's owner; (conversation, created).
 
-    Race-safe: (project, visitor) is unique and the room slug is derived from it, so of
-    concurrent first calls one creates the room and the others read it. Only the two of
+    Race-safe: (project, visitor) is unique, so of concurrent first calls one stores its
+    conversation and the others roll back their room with it and read that one. Only the two of
     them are members (a non-public room: nobody else can read, join or be invited).
     Raises InvalidInput when the owner tries to chat with their own project.
     """
@@ -47,11 +47,10 @@ def project_chat_open(*, visitor, project: Project) -> tuple[ProjectConversation
     try:
         with transaction.atomic():
             room = chat_services.conversation_room_create(
-                slug=f"project-{project.pk}-{visitor.pk}",
                 name=project.title,
                 kind=Room.Kind.PROJECT,
-                owner=project.owner,
-                other=visitor,
+                starter=visitor,
+                other=project.owner,
             )
             conversation = ProjectConversation.objects.create(project=project, visitor=visitor, room=room)
     except IntegrityError:

@@ -12,16 +12,19 @@ from chat.services.images import message_send_image, preset_post
 from chat.services.messages import message_delete, message_recall, message_send
 from chat.services.retention import room_purge, rooms_with_retention
 from chat.services.rooms import (
+    clean_room_slug,
     room_create,
     room_invite,
     room_join,
     room_leave,
     room_mark_read,
     room_remove_member,
+    room_update,
 )
 
 __all__ = [
     "announcement_set",
+    "clean_room_slug",
     "conversation_room_create",
     "dm_get_or_create",
     "message_delete",
@@ -36,5 +39,6 @@ __all__ = [
     "room_mark_read",
     "room_purge",
     "room_remove_member",
+    "room_update",
     "rooms_with_retention",
 ]

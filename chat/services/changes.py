@@ -15,11 +15,15 @@ from chat.models import Message, Room
 from core.errors import InvalidInput, NotFound
 
 
-def clean_client_id(client_id) -> str:
-    """A sender-chosen idempotency key of 1-64 characters, or "" for none."""
-    if client_id is None or client_id == "":
-        return ""
-    if not isinstance(client_id, str) or len(client_id) > 64:
+def clean_client_id(client_id) -> str | None:
+    """A sender-chosen idempotency key of 1-64 characters, or None when there is none.
+
+    Absent (None) means none; an empty string is refused like any other bad value
+    (SPEC §2), not read as "none": a client that sends "" believes it sent a key.
+    """
+    if client_id is None:
+        return None
+    if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
         raise InvalidInput("client_id must be a string of 1-64 characters.")
     return client_id
 
@@ -30,23 +34,26 @@ def lock_room(room_id: int) -> Room:
 
 def take_numbers(room: Room, *, new_message: bool) -> tuple[int, int]:
     """The room's next (seq, rev) for a new message, or (last_seq, next rev) for a change
-    to an existing one. One statement that also locks the row until commit."""
+    to an existing one. One statement that also locks the row until commit, and brings
+    `room` up to date (numbers and kind)."""
     now = timezone.now()
     if new_message:
         sql = (
             f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1, rev = rev + 1, last_activity_at = %s"
-            " WHERE id = %s RETURNING last_seq, rev"
+            " WHERE id = %s RETURNING last_seq, rev, kind"
         )
         params = [connection.ops.adapt_datetimefield_value(now), room.pk]
     else:
-        sql = f"UPDATE {Room._meta.db_table} SET rev = rev + 1 WHERE id = %s RETURNING last_seq, rev"
+        sql = f"UPDATE {Room._meta.db_table} SET rev = rev + 1 WHERE id = %s RETURNING last_seq, rev, kind"
         params = [room.pk]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         raise NotFound("No such room.")
-    room.last_seq, room.rev = row
+    # The kind too: a caller holding an older copy of the room learns here, under the
+    # lock, whether it went private meanwhile (message_send checks again if it did).
+    room.last_seq, room.rev, room.kind = row
     if new_message:
         room.last_activity_at = now
     return row[0], row[1]
@@ -68,12 +75,22 @@ def change(room: Room, message: Message, **fields) -> Message:
     return message
 
 
-def announce(room: Room, message: Message, *, revoke: tuple[int, ...] = (), was_live: bool = True) -> None:
+def announce(
+    room: Room,
+    message: Message,
+    *,
+    revoke: tuple[int, ...] = (),
+    was_live: bool = True,
+    public: bool | None = None,
+    keep: tuple[int, ...] | None = None,
+) -> None:
     """Queue the message's change for the room's subscribers, after commit. `revoke`
-    names users whose sockets on the room close when they reach this change."""
+    names users whose sockets on the room close when they reach this change; `keep`,
+    when the room has just become members-only, the only users whose sockets stay.
+    `public` tells receivers the room's new kind with the change that made it."""
     events.publish_on_commit(
         events.room_group(room.id),
-        events.room_change(message, room_slug=room.slug, revoke=revoke, was_live=was_live),
+        events.room_change(message, room_slug=room.slug, revoke=revoke, was_live=was_live, public=public, keep=keep),
     )
 
 

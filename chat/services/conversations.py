@@ -2,37 +2,40 @@
 
 import secrets
 
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
+from chat import selectors
 from chat.models import Membership, Room
 from chat.services.changes import tell_room_added
-from core.errors import InvalidInput, NotFound
-from core.validation import require_user
+from core.errors import InvalidInput
 
-User = get_user_model()
+SLUG_PREFIXES = {Room.Kind.DM: "dm-", Room.Kind.PROJECT: "project-"}
 
 
-def conversation_room_create(*, slug: str, name: str, kind: str, owner, other, dm_key: str | None = None) -> Room:
-    """Create a non-public room whose only members are `owner` and `other`, and tell both
-    users' streams (`room.added`) after commit. Other apps (projects) create their rooms
-    here rather than writing chat rows themselves.
+def conversation_room_create(*, name: str, kind: str, starter, other, dm_key: str | None = None) -> Room:
+    """Create a non-public room whose only members are `starter` and `other`, and tell
+    both users' streams (`room.added`) after commit. Other apps (projects) create their
+    rooms here rather than writing chat rows themselves.
 
-    Raises IntegrityError when the slug or `dm_key` is taken (the caller re-reads: that is
-    how concurrent get-or-create calls end up with one room). Runs in its own savepoint, so
+    Both are plain members: in a conversation between two people nobody moderates the
+    other (SPEC §6.4), whoever started it and whoever owns the project it is about.
+    The slug is the kind's reserved prefix and a random part: it names nobody, so it
+    can be neither guessed (who talks to whom) nor taken beforehand (room_create refuses
+    the prefixes). Rooms made before keep their `dm-<id>-<id>` slugs and work as ever.
+
+    Raises IntegrityError when `dm_key` is taken (the caller re-reads: that is how
+    concurrent get-or-create calls end up with one room). Runs in its own savepoint, so
     a caller inside a transaction can catch it and carry on.
     """
-    if kind not in (Room.Kind.DM, Room.Kind.PROJECT):
+    if kind not in SLUG_PREFIXES:
         raise InvalidInput("Conversation rooms are direct or project conversations.")
+    slug = SLUG_PREFIXES[kind] + secrets.token_hex(8)
     with transaction.atomic():
-        room = Room.objects.create(slug=slug, name=name[:80], kind=kind, created_by=other, dm_key=dm_key)
+        room = Room.objects.create(slug=slug, name=name[:80], kind=kind, created_by=starter, dm_key=dm_key)
         Membership.objects.bulk_create(
-            [
-                Membership(room=room, user=owner, role=Membership.Role.OWNER),
-                Membership(room=room, user=other, role=Membership.Role.MEMBER),
-            ]
+            [Membership(room=room, user=user, role=Membership.Role.MEMBER) for user in (starter, other)]
         )
-        for user in (owner, other):
+        for user in (starter, other):
             tell_room_added(user.id, room)
     return room
 
@@ -45,36 +48,18 @@ def dm_get_or_create(*, user, other_username) -> tuple[Room, bool]:
     members; nobody can join, be invited or be removed. Raises InvalidInput for yourself,
     NotFound for an unknown or inactive user. Both users' `/ws/` streams hear `room.added`.
     """
-    require_user(user)
-    if not isinstance(other_username, str) or not other_username:
-        raise InvalidInput("username is required.")
-    other = User.objects.filter(username=other_username, is_active=True).first()
-    if other is None:
-        raise NotFound("No such user.")
-    if other.pk == user.pk:
-        raise InvalidInput("You cannot start a direct conversation with yourself.")
-    low, high = sorted((user, other), key=lambda u: u.pk)
-    key = f"{low.pk}:{high.pk}"
-    room = Room.objects.filter(dm_key=key).first()
+    other, room = selectors.dm_find(user=user, username=other_username)
     if room is not None:
         return room, False
-    slug = f"dm-{low.pk}-{high.pk}"
-    for attempt in range(2):
-        try:
-            return (
-                conversation_room_create(
-                    slug=slug, name=f"{low.username} · {high.username}", kind=Room.Kind.DM,
-                    owner=low, other=high, dm_key=key,
-                ),
-                True,
-            )
-        except IntegrityError:
-            room = Room.objects.filter(dm_key=key).first()
-            if room is not None:
-                return room, False  # a concurrent call created it first
-            if attempt:
-                raise
-            # Someone named an ordinary room "dm-<a>-<b>": the DM takes a suffixed slug.
-            slug = f"dm-{low.pk}-{high.pk}-{secrets.token_hex(3)}"
-    raise AssertionError("unreachable")
-
+    low, high = sorted((user, other), key=lambda u: u.pk)
+    try:
+        room = conversation_room_create(
+            name=f"{low.username} · {high.username}", kind=Room.Kind.DM, starter=user, other=other,
+            dm_key=selectors.dm_key(user, other),
+        )
+    except IntegrityError:
+        _, room = selectors.dm_find(user=user, username=other_username)
+        if room is None:
+            raise
+        return room, False  # a concurrent call created it first
+    return room, True

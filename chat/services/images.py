@@ -9,7 +9,7 @@ from chat.services import messages
 from chat.services.changes import clean_client_id
 from chat.services.messages import sent_before, take_send_allowance
 from core import images
-from core.errors import InvalidInput, NotAllowed, NotFound
+from core.errors import InvalidInput, NotAllowed, NotFound, TooLarge
 from core.validation import clean_text, require_user
 
 
@@ -24,7 +24,7 @@ def unstore_file(name: str | None) -> None:
 
 
 def _send_with_stored_image(
-    *, sender, room: Room, body, client_id: str, kind: str, image_name: str, allowance_taken=False
+    *, sender, room: Room, body, client_id: str | None, kind: str, image_name: str, allowance_taken=False
 ):
     """message_send with an image file already saved; the file is removed again unless it
     became part of a new message (refused, rate-limited, or a retry of an earlier one)."""
@@ -41,7 +41,7 @@ def _send_with_stored_image(
     return message, created
 
 
-def message_send_image(*, sender, room: Room, upload, body="", client_id="") -> tuple[Message, bool]:
+def message_send_image(*, sender, room: Room, upload, body="", client_id=None) -> tuple[Message, bool]:
     """Send an uploaded picture (kind `image`, optional caption `body`) like message_send.
 
     The upload is verified, stripped of metadata and re-encoded by core.images before
@@ -54,7 +54,7 @@ def message_send_image(*, sender, room: Room, upload, body="", client_id="") -> 
     """
     require_user(sender)
     client_id = clean_client_id(client_id)
-    body = clean_text(body, field="body", max_length=settings.PARLEY_MAX_BODY, required=False)
+    body = clean_text(body, field="body", max_length=settings.PARLEY_MAX_BODY, required=False, too_long=TooLarge)
     if not selectors.room_may_read(user=sender, room=room):
         raise NotFound("No such room.")
     if client_id:
@@ -72,7 +72,7 @@ def message_send_image(*, sender, room: Room, upload, body="", client_id="") -> 
     )
 
 
-def preset_post(*, by, room: Room, preset_id, client_id="") -> tuple[Message, bool]:
+def preset_post(*, by, room: Room, preset_id, client_id=None) -> tuple[Message, bool]:
     """Staff post a preset into a room as a `preset` message (through message_send, so it
     is numbered, rate-limited and broadcast like any other). The message gets its own copy
     of the preset's picture: recalling or deleting it leaves the preset intact."""

@@ -9,13 +9,13 @@ from django.utils import timezone
 from chat import selectors
 from chat.models import Membership, Message, Room
 from chat.services.changes import announce, change, clean_client_id, discard_image_after_commit, lock_room, take_numbers
-from core.errors import InvalidInput, NotAllowed, NotFound, RateLimited, RecallWindowPassed
+from core.errors import InvalidInput, NotAllowed, NotFound, RateLimited, RecallWindowPassed, TooLarge
 from core.ratelimit import check_send_rate
 from core.validation import clean_text, require_user
 
 
 def message_send(
-    *, sender, room: Room, body="", client_id="", kind=Message.Kind.TEXT, image=None, allowance_taken=False
+    *, sender, room: Room, body="", client_id=None, kind=Message.Kind.TEXT, image=None, allowance_taken=False
 ) -> tuple[Message, bool]:
     """Store a message as the room's next seq and announce it after commit.
 
@@ -30,7 +30,9 @@ def message_send(
     """
     require_user(sender)
     client_id = clean_client_id(client_id)
-    body = clean_text(body, field="body", max_length=settings.PARLEY_MAX_BODY, required=image is None)
+    body = clean_text(
+        body, field="body", max_length=settings.PARLEY_MAX_BODY, required=image is None, too_long=TooLarge
+    )
     if not selectors.room_may_read(user=sender, room=room):
         raise NotFound("No such room.")
     if not allowance_taken:
@@ -39,9 +41,15 @@ def message_send(
             return existing, False
     try:
         with transaction.atomic():
+            kind_seen = room.kind
             seq, rev = take_numbers(room, new_message=True)
+            if room.kind != kind_seen and not selectors.room_may_read(user=sender, room=room):
+                # It went private after the check above (a socket holds the room from its
+                # connect): an outsider's message must not land in it.
+                raise NotFound("No such room.")
             message = Message.objects.create(
-                room=room, seq=seq, rev=rev, sender=sender, kind=kind, body=body, image=image, client_id=client_id
+                room=room, seq=seq, rev=rev, sender=sender, kind=kind, body=body, image=image,
+                client_id=client_id or "",
             )
             Membership.objects.filter(room=room, user=sender, last_read_seq__lt=seq).update(last_read_seq=seq)
             announce(room, message)
@@ -75,7 +83,7 @@ def sent_before(sender, client_id: str) -> Message | None:
     )
 
 
-def _message_forchange(*, user, message_id) -> tuple[Room, Message, Membership | None]:
+def _message_for_change(*, user, message_id) -> tuple[Room, Message, Membership | None]:
     require_user(user)
     if not isinstance(message_id, int) or isinstance(message_id, bool) or not 0 < message_id < 2**63:
         raise InvalidInput("id must be a message id.")
@@ -87,7 +95,12 @@ def _message_forchange(*, user, message_id) -> tuple[Room, Message, Membership |
     else:
         message = selectors.message_get_for_user(user=user, message_id=message_id)
     room = lock_room(message.room_id)
-    message = Message.objects.select_related("sender__profile").get(pk=message.pk)
+    # Read again under the room lock: a concurrent delete may have tombstoned it, or
+    # retention purged it, since the check above. Changing it again would take a second
+    # rev and announce the deletion twice.
+    message = Message.objects.select_related("sender__profile").filter(pk=message.pk, deleted=False).first()
+    if message is None:
+        raise NotFound("No such message.")
     message.room = room
     return room, message, selectors.membership_get(user=user, room=room)
 
@@ -99,11 +112,9 @@ def message_recall(*, user, message_id) -> Message:
 
     Its body and image are erased from the server; clients see "message recalled".
     """
-    room, message, _ = _message_forchange(user=user, message_id=message_id)
+    room, message, _ = _message_for_change(user=user, message_id=message_id)
     if message.sender_id != user.id:
         raise NotAllowed("Only the sender may recall a message.")
-    if message.deleted:
-        raise NotFound("No such message.")
     if message.recalled:
         return message
     if timezone.now() - message.created_at > timedelta(seconds=settings.PARLEY_RECALL_SECONDS):
@@ -118,9 +129,11 @@ def message_recall(*, user, message_id) -> Message:
 def message_delete(*, user, message_id) -> Message:
     """Delete a message for everyone: its sender, a room owner/admin, or staff may.
 
-    A content-free tombstone stays, so reconnecting clients learn of the deletion.
+    A content-free tombstone stays, so reconnecting clients learn of the deletion. A
+    message already deleted (or purged) is NotFound, however many deletes race: exactly
+    one takes a rev and is announced.
     """
-    room, message, membership = _message_forchange(user=user, message_id=message_id)
+    room, message, membership = _message_for_change(user=user, message_id=message_id)
     if message.sender_id != user.id and not selectors.room_may_moderate(user=user, membership=membership):
         raise NotAllowed("You may not delete this message.")
     was_live = not message.recalled

@@ -5,22 +5,38 @@ from django.core.validators import RegexValidator
 from django.db import IntegrityError, transaction
 
 from chat import events, selectors
-from chat.models import SLUG_PATTERN, Membership, Room
-from chat.services.changes import lock_room, system_message, tell_room_added
+from chat.models import SLUG_PATTERN, Membership, Message, Room
+from chat.services.changes import announce, append, lock_room, system_message, tell_room_added
 from core.errors import InvalidInput, NotAllowed, NotFound
 from core.validation import clean_text, require_user
 
 User = get_user_model()
 
 CREATABLE_KINDS = (Room.Kind.PUBLIC, Room.Kind.PRIVATE)
+# The system names conversations with these (chat/services/conversations.py).
+RESERVED_SLUG_PREFIXES = ("dm-", "project-")
 
 
-def room_create(*, creator, slug, name, kind=Room.Kind.PUBLIC) -> Room:
-    """Create a public or private room owned by `creator`. A taken slug is InvalidInput."""
-    require_user(creator)
+def clean_room_slug(slug) -> str:
+    """A slug people may give a room: SLUG_PATTERN, and none of the system's prefixes.
+
+    The reserved prefixes are refused outright, before anything is looked up, so the
+    answer is the same whether such a conversation exists or not: a slug tells an
+    outsider nothing about who talks to whom, and nobody can squat a conversation's name.
+    """
     # fullmatch: `$` alone would let a trailing newline into the slug.
     if not isinstance(slug, str) or not RegexValidator(SLUG_PATTERN).regex.fullmatch(slug):
         raise InvalidInput("slug must be 1-50 characters of a-z, 0-9, _ and -.")
+    if slug.startswith(RESERVED_SLUG_PREFIXES):
+        raise InvalidInput("Slugs starting with dm- or project- are reserved for conversations.")
+    return slug
+
+
+def room_create(*, creator, slug, name, kind=Room.Kind.PUBLIC) -> Room:
+    """Create a public or private room owned by `creator`. A malformed, reserved
+    (clean_room_slug) or taken slug is InvalidInput."""
+    require_user(creator)
+    slug = clean_room_slug(slug)
     name = clean_text(name, field="name", max_length=80)
     if kind not in CREATABLE_KINDS:
         raise InvalidInput("kind must be 'public' or 'private'.")
@@ -37,11 +53,15 @@ def room_join(*, user, room: Room) -> Membership:
     """Join a public room (idempotent). Private rooms are joined by invitation only, and
     answer NotFound so their existence is not revealed."""
     require_user(user)
-    if not room.is_public:
-        if selectors.membership_get(user=user, room=room) is not None:
-            return selectors.membership_get(user=user, room=room)
-        raise NotFound("No such room.")
     with transaction.atomic():
+        # Locked and read again: a join racing a switch to private (room_update) must not
+        # make a member of someone the switch has just shut out.
+        room = lock_room(room.id)
+        if not room.is_public:
+            membership = selectors.membership_get(user=user, room=room)
+            if membership is None:
+                raise NotFound("No such room.")
+            return membership
         membership, created = Membership.objects.get_or_create(
             room=room, user=user, defaults={"last_read_seq": room.last_seq}
         )
@@ -67,17 +87,24 @@ def room_leave(*, user, room: Room) -> None:
         system_message(room, f"{user.username} left", revoke=(user.id,))
 
 
+def _moderator(by, room: Room) -> Membership | None:
+    """`by`'s membership, once they are known to moderate `room` (its owner/admins, or
+    staff: the admin acts through these services). NotFound for a room they cannot see."""
+    actor = selectors.membership_get(user=by, room=room)
+    if actor is None and not room.is_public and not by.is_staff:
+        raise NotFound("No such room.")
+    return actor
+
+
 @transaction.atomic
 def room_invite(*, by, room: Room, username) -> Membership:
-    """Add a user to a private room; only its owner or admins may."""
+    """Add a user to a private room; only its owner or admins (or staff) may."""
     require_user(by)
     room = lock_room(room.id)
-    actor = selectors.membership_get(user=by, room=room)
-    if actor is None and not room.is_public:
-        raise NotFound("No such room.")
+    actor = _moderator(by, room)
     if room.kind != Room.Kind.PRIVATE:
         raise InvalidInput("Only private rooms take invitations.")
-    if actor is None or not actor.can_moderate:
+    if not selectors.room_may_moderate(user=by, membership=actor):
         raise NotAllowed("Only the room's owner or admins may invite.")
     if not isinstance(username, str) or not username:
         raise InvalidInput("username is required.")
@@ -95,15 +122,13 @@ def room_invite(*, by, room: Room, username) -> Membership:
 
 @transaction.atomic
 def room_remove_member(*, by, room: Room, username: str) -> None:
-    """Remove someone from a room (owner/admin). Their open sockets close with 4403."""
+    """Remove someone from a room (owner/admin, or staff). Their open sockets close with 4403."""
     require_user(by)
     room = lock_room(room.id)
-    actor = selectors.membership_get(user=by, room=room)
-    if actor is None and not room.is_public:
-        raise NotFound("No such room.")
+    actor = _moderator(by, room)
     if room.kind in (Room.Kind.DM, Room.Kind.PROJECT):
         raise NotAllowed("Members of this conversation cannot be removed.")
-    if actor is None or not actor.can_moderate:
+    if not selectors.room_may_moderate(user=by, membership=actor):
         raise NotAllowed("Only the room's owner or admins may remove members.")
     target = Membership.objects.filter(room=room, user__username=username).select_related("user").first()
     if target is None:
@@ -114,6 +139,52 @@ def room_remove_member(*, by, room: Room, username: str) -> None:
     system_message(
         room, f"{target.user.username} was removed", revoke=(() if room.is_public else (target.user_id,))
     )
+
+
+@transaction.atomic
+def room_update(*, by, room: Room, name=None, kind=None) -> Room:
+    """Rename a room or switch it between public and private: its owner/admins or staff
+    (the admin changes rooms through here). None leaves a field as it is.
+
+    The change is one system message ("stan made the room private"). Going private takes
+    the room from everyone who is not a member, as a removal does: their sockets (and
+    anonymous readers') close with 4403 before that message reaches anyone, and they can
+    neither read nor send any more. Raises InvalidInput for a bad name or kind, or for a
+    direct or project conversation (they keep theirs), NotAllowed for non-moderators,
+    NotFound for a private room `by` cannot see.
+    """
+    require_user(by)
+    room = lock_room(room.id)
+    actor = _moderator(by, room)
+    if not selectors.room_may_moderate(user=by, membership=actor):
+        raise NotAllowed("Only the room's owner or admins may change it.")
+    if room.kind not in CREATABLE_KINDS:
+        raise InvalidInput("Direct and project conversations cannot be changed.")
+    if name is not None:
+        name = clean_text(name, field="name", max_length=80)
+    if kind is not None and kind not in CREATABLE_KINDS:
+        raise InvalidInput("kind must be 'public' or 'private'.")
+    news = []
+    if name is not None and name != room.name:
+        room.name = name
+        news.append(f"renamed the room to “{name}”")
+    kind_changed = kind is not None and kind != room.kind
+    if kind_changed:
+        room.kind = kind
+        news.append(f"made the room {kind}")
+    if not news:
+        return room
+    Room.objects.filter(pk=room.pk).update(name=room.name, kind=room.kind)
+    message = append(room, kind=Message.Kind.SYSTEM, body=f"{by.username} {' and '.join(news)}")
+    if not kind_changed:
+        announce(room, message)
+    elif room.is_public:
+        announce(room, message, public=True)
+    else:
+        # Who keeps the room; read under the lock, which invitations and joins take too.
+        members = tuple(Membership.objects.filter(room=room).values_list("user_id", flat=True))
+        announce(room, message, public=False, keep=members)
+    return room
 
 
 def room_mark_read(*, user, room: Room, seq) -> int:

@@ -144,7 +144,7 @@ def test_create_room_defaults_to_public(api, oscar):
         ({"slug": 5, "name": "Number"}, 400, "invalid"),
         ({"slug": "fine"}, 400, "invalid"),  # no name
         ({"slug": "fine", "name": "   "}, 400, "invalid"),
-        ({"slug": "fine", "name": "n" * 81}, 413, "too_large"),
+        ({"slug": "fine", "name": "n" * 81}, 400, "invalid"),
         ({"slug": "fine", "name": "DM", "kind": "dm"}, 400, "invalid"),
         ({"slug": "fine", "name": "Project", "kind": "project"}, 400, "invalid"),
         ({"slug": "fine", "name": "Bad", "kind": "secret"}, 400, "invalid"),
@@ -155,6 +155,13 @@ def test_create_room_refuses_bad_input(api, oscar, lobby, db_state, payload, sta
 
     assert_error(api(oscar).post("/api/rooms/", payload, format="json"), status, code)
     assert db_state() == before
+
+
+def test_an_81_character_room_name_is_400_invalid_not_413(api, oscar):
+    """Defect: every over-long text was 413 `too_large`; SPEC §2 keeps 413 for a message
+    body over the limit, and an 81-character room name is just a bad value."""
+    assert_error(api(oscar).post("/api/rooms/", {"slug": "long", "name": "n" * 81}, format="json"), 400, "invalid")
+    assert not Room.objects.filter(slug="long").exists()
 
 
 def test_create_room_with_the_longest_slug_and_name(api, oscar):
@@ -499,6 +506,24 @@ def test_send_refusals_store_nothing(api, request, lobby, secret, oscar, db_stat
 
     assert_error(response, status, code)
     assert db_state() == before
+
+
+def test_an_empty_client_id_is_400_invalid_not_none(api, mia, stan, lobby, db_state):
+    """Defect: "" was read as "no client_id" and stored; SPEC: 1-64 characters, so an
+    empty one is a bad value. Absent or null still means none."""
+    from chat.models import Preset
+
+    preset = Preset.objects.create(title="Open", body="Ordering open")
+    before = db_state()
+
+    assert_error(api(mia).post("/api/rooms/lobby/messages/", {"body": "hi", "client_id": ""}, format="json"), 400, "invalid")
+    assert_error(api(mia).post("/api/rooms/lobby/messages/", {"body": "hi", "client_id": ""}), 400, "invalid")  # form
+    assert_error(api(stan).post(f"/api/rooms/lobby/presets/{preset.id}/", {"client_id": ""}, format="json"), 400, "invalid")
+    assert db_state() == before
+
+    assert api(mia).post("/api/rooms/lobby/messages/", {"body": "no key"}, format="json").status_code == 201
+    sent = api(mia).post("/api/rooms/lobby/messages/", {"body": "null key", "client_id": None}, format="json")
+    assert sent.status_code == 201 and sent.json()["client_id"] is None
 
 
 def test_refused_send_does_not_burn_its_client_id(api, mia, lobby):

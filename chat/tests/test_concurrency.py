@@ -3,14 +3,16 @@
 Runs in the PostgreSQL + Redis pass only (SQLite serializes writers anyway).
 """
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
 
-from chat import services
+from chat import selectors, services
 from chat.models import Message, Room
+from core.errors import NotFound
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -98,3 +100,39 @@ def test_concurrent_duplicates_across_rooms_store_one_message(olivia, mia):
     assert len({message_id for message_id, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert sum(Room.objects.filter(pk__in=[r.pk for r in rooms]).values_list("last_seq", flat=True)) == 1
+
+
+def test_concurrent_deletes_tombstone_a_message_once_and_announce_it_once(olivia, mia, monkeypatch):
+    """Defect: message_delete did not re-read the message under the room lock, so racing
+    deletes each took a rev and each announced it (unread badges dropped twice)."""
+    room = services.room_create(creator=olivia, slug="racy", name="Racy")
+    services.room_join(user=mia, room=room)
+    message, _ = services.message_send(sender=mia, room=room, body="delete me")
+    published = []
+    monkeypatch.setattr("chat.events.publish", lambda group, event: published.append(event))
+    # Both deleters pass the visibility check before either takes the room lock: the
+    # interleaving the bug needs, every time rather than most times.
+    checked = threading.Barrier(2)
+    original = selectors.message_get_for_user
+
+    def check_then_wait(**kwargs):
+        found = original(**kwargs)
+        checked.wait(timeout=10)
+        return found
+
+    monkeypatch.setattr(selectors, "message_get_for_user", check_then_wait)
+
+    def delete(i):
+        try:
+            services.message_delete(user=(mia, olivia)[i], message_id=message.id)  # sender, room owner
+            return "deleted"
+        except NotFound:
+            return "not_found"
+
+    results = run_together(2, delete)
+
+    assert sorted(results) == ["deleted", "not_found"]
+    room.refresh_from_db()
+    assert room.rev == 2  # the send, then one deletion
+    assert [json.loads(e["frame"])["type"] for e in published] == ["message.deleted"]
+    assert Message.objects.get(pk=message.pk).rev == 2

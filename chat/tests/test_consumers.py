@@ -131,7 +131,7 @@ def fetch(model, **lookup):
     return model.objects.get(**lookup)
 
 
-def post(sender, room, body: str, client_id: str = ""):
+def post(sender, room, body: str, client_id: str | None = None):
     return db(services.message_send)(sender=sender, room=room, body=body, client_id=client_id)
 
 
@@ -302,6 +302,9 @@ BAD_FRAMES = [
     pytest.param({"type": "message.send", "body": ["hi"], "client_id": "b2"}, "invalid", "b2", id="body-a-list"),
     pytest.param({"type": "message.send", "body": "hi", "client_id": 7}, "invalid", None, id="client-id-not-text"),
     pytest.param({"type": "message.send", "body": "hi", "client_id": "x" * 65}, "invalid", "x" * 65, id="client-id-long"),
+    # Defect: an empty client_id was stored as "no client_id" instead of being refused.
+    pytest.param({"type": "message.send", "body": "hi", "client_id": ""}, "invalid", "", id="client-id-empty"),
+    pytest.param({"message": "hi", "client_id": ""}, "invalid", "", id="legacy-client-id-empty"),
     pytest.param({"type": "message.send", "body": "hi", "room": 3, "client_id": "b3"}, "invalid", "b3", id="room-not-text"),
     pytest.param({"type": "message.send", "body": "hi", "room": "elsewhere", "client_id": "b4"}, "invalid", "b4",
                  id="other-room"),

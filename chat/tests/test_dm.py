@@ -4,6 +4,8 @@ exactly two members, nobody else can read, join, be invited or send.
 Personas: olivia and mia talk; oscar is an outsider.
 """
 
+import re
+
 import pytest
 from channels.db import database_sync_to_async
 from django.test import Client
@@ -29,7 +31,7 @@ def test_dm_is_created_once_with_exactly_the_two_members(olivia, mia, django_cap
     room, created = services.dm_get_or_create(user=olivia, other_username="mia")
     assert created and room.kind == Room.Kind.DM
     low, high = sorted((olivia.pk, mia.pk))
-    assert room.dm_key == f"{low}:{high}" and room.slug == f"dm-{low}-{high}"
+    assert room.dm_key == f"{low}:{high}" and re.fullmatch(r"dm-[0-9a-f]{16}", room.slug)
     again, created_again = services.dm_get_or_create(user=mia, other_username="olivia")
     assert again.pk == room.pk and not created_again
     assert sorted(Membership.objects.filter(room=room).values_list("user__username", flat=True)) == ["mia", "olivia"]
@@ -49,11 +51,35 @@ def test_dm_with_yourself_or_nobody_is_refused(olivia):
 
 
 @pytest.mark.django_db
-def test_a_taken_dm_slug_gets_a_suffix(olivia, mia):
+def test_dm_slugs_name_nobody_and_cannot_be_squatted(api, olivia, mia, oscar, make_user):
+    """Defect: a DM's slug was dm-<low id>-<high id>, so `POST /api/rooms/` with it
+    answered "taken" exactly when that DM existed: an outsider learned who talks to whom.
+    Slugs are random now, and the dm-/project- prefixes are the system's whatever exists."""
+    max_ = make_user("max")
+    room = dm(olivia, mia)
     low, high = sorted((olivia.pk, mia.pk))
-    services.room_create(creator=olivia, slug=f"dm-{low}-{high}", name="Squatter")
+    guesses = [f"dm-{low}-{high}", f"dm-{oscar.pk}-{max_.pk}", room.slug, "project-1-2", f"project-1-{oscar.pk}"]
+
+    answers = [api(oscar).post("/api/rooms/", {"slug": slug, "name": "Guess"}, format="json") for slug in guesses]
+
+    assert {(r.status_code, r.json()["code"], r.json()["detail"]) for r in answers} == {
+        (400, "invalid", "Slugs starting with dm- or project- are reserved for conversations.")
+    }
+    assert Room.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_old_dm_slug_row_keeps_working(api, olivia, mia):
+    """Rooms made before keep their `dm-<id>-<id>` slugs (no data migration): found by
+    their dm_key, reachable at their slug."""
+    low, high = sorted((olivia.pk, mia.pk))
+    old = Room.objects.create(slug=f"dm-{low}-{high}", name="old", kind=Room.Kind.DM, dm_key=f"{low}:{high}")
+    Membership.objects.bulk_create([Membership(room=old, user=u) for u in (olivia, mia)])
+
     room, created = services.dm_get_or_create(user=mia, other_username="olivia")
-    assert created and room.kind == Room.Kind.DM and room.slug.startswith(f"dm-{low}-{high}-")
+
+    assert (room.pk, created) == (old.pk, False)
+    assert api(olivia).get(f"/api/rooms/{old.slug}/").status_code == 200
 
 
 # REST --------------------------------------------------------------------------------------
@@ -109,17 +135,101 @@ def test_an_outsider_is_refused_everywhere_in_a_dm(api, olivia, mia, oscar):
 
 
 @pytest.mark.django_db
-def test_html_dm_url_redirects_to_the_room(olivia, mia):
-    client = Client()
-    assert client.get("/dm/mia/").status_code == 302  # to the login page
+def test_html_dm_get_never_creates_a_conversation(olivia, mia):
+    """Defect: `GET /dm/<username>/` created the DM, so a cross-site <img> could make
+    one. GET shows a button; only its CSRF-protected POST starts the conversation."""
+    client = Client(enforce_csrf_checks=True)
+    assert client.get("/dm/mia/")["Location"].startswith("/accounts/login/")
     client.force_login(olivia)
-    response = client.get("/dm/mia/")
+
+    page = client.get("/dm/mia/")
+
+    assert page.status_code == 200 and not Room.objects.exists()
+    html = page.content.decode()
+    assert '<form method="post" action="/dm/mia/">' in html and "csrfmiddlewaretoken" in html
+    assert client.post("/dm/mia/").status_code == 403  # a forged POST: no token
+    assert not Room.objects.exists()
+
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+    started = client.post("/dm/mia/", {"csrfmiddlewaretoken": token})
     room = Room.objects.get(kind=Room.Kind.DM)
-    assert response.status_code == 302 and response["Location"] == f"/rooms/{room.slug}/"
-    assert client.get("/dm/mia/")["Location"] == f"/rooms/{room.slug}/"
-    assert client.get("/dm/ghost/").status_code == 404
-    assert client.get("/dm/olivia/").status_code == 404
+    assert started.status_code == 302 and started["Location"] == f"/rooms/{room.slug}/"
+    assert client.get("/dm/mia/")["Location"] == f"/rooms/{room.slug}/"  # it exists: straight there
+    assert client.post("/dm/mia/", {"csrfmiddlewaretoken": token})["Location"] == f"/rooms/{room.slug}/"
     assert Room.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("/dm/ghost/", "No such user."),
+        ("/dm/olivia/", "You cannot start a direct conversation with yourself."),
+        ("/dm/?username=a/b", "No such user."),  # was a 500: no URL holds the slash
+    ],
+)
+def test_html_dm_to_nobody_is_the_apps_404_page(olivia, path, says):
+    client = Client()
+    client.force_login(olivia)
+
+    response = client.get(path)
+
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert 'id="notice"' in html and says in html and 'id="sidebar"' in html
+    assert client.post(path.split("?")[0]).status_code in (404, 405)
+    assert not Room.objects.exists()
+
+
+@pytest.mark.django_db
+def test_html_dm_picker_leads_to_the_dm_page(olivia, mia):
+    client = Client()
+    client.force_login(olivia)
+    assert client.get("/dm/?username=mia")["Location"] == "/dm/mia/"
+    assert client.get("/dm/?username=")["Location"] == "/"
+    assert not Room.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("first", ["olivia", "mia"])
+def test_in_a_dm_neither_person_may_delete_the_others_messages(api, request, olivia, mia, first):
+    """Defect: the lower user id became the DM's owner and could delete the other's
+    messages (204 one way, 403 the other). Both are plain members (SPEC §6.4)."""
+    starter, other = (olivia, mia) if first == "olivia" else (mia, olivia)
+    room, _ = services.dm_get_or_create(user=starter, other_username=other.username)
+    from_olivia, _ = services.message_send(sender=olivia, room=room, body="from olivia")
+    from_mia, _ = services.message_send(sender=mia, room=room, body="from mia")
+
+    for user, theirs in ((olivia, from_mia), (mia, from_olivia)):
+        response = api(user).delete(f"/api/messages/{theirs.id}/")
+        assert response.status_code == 403 and response.json()["code"] == "forbidden"
+    assert not Message.objects.filter(deleted=True).exists()
+    assert {m["role"] for m in api(olivia).get(f"/api/rooms/{room.slug}/").json()["members"]} == {"member"}
+    assert api(mia).delete(f"/api/messages/{from_mia.id}/").status_code == 204  # your own: always
+
+
+@pytest.mark.django_db
+def test_migration_makes_existing_conversation_owners_plain_members(olivia, mia, oscar):
+    """Rows made by the old code (an `owner` in every DM and project conversation) lose
+    the role; ordinary rooms keep theirs."""
+    import importlib
+
+    from django.apps import apps
+
+    from projects import services as project_services
+
+    dm_room = dm(olivia, mia)
+    project = project_services.project_create(owner=olivia, title="Bakery", slug="bakery")
+    conversation, _ = project_services.project_chat_open(visitor=oscar, project=project)
+    private = services.room_create(creator=olivia, slug="secret", name="Secret", kind=Room.Kind.PRIVATE)
+    Membership.objects.filter(room=dm_room, user=olivia).update(role=Membership.Role.OWNER)
+    Membership.objects.filter(room=conversation.room, user=olivia).update(role=Membership.Role.OWNER)
+
+    migration = importlib.import_module("chat.migrations.0003_conversation_members_are_plain_members")
+    migration.make_plain_members(apps, None)
+
+    roles = dict(Membership.objects.filter(user=olivia).values_list("room__slug", "role"))
+    assert roles == {dm_room.slug: "member", conversation.room.slug: "member", private.slug: "owner"}
 
 
 # WebSocket ---------------------------------------------------------------------------------

@@ -82,9 +82,9 @@ def stores(data, used_client_ids: set[str]) -> str | None:
         return None
     if not isinstance(body, str) or not body.strip() or len(body.strip()) > MAX_BODY:
         return None
-    if client_id is None or client_id == "":
+    if client_id is None:
         return ""
-    if not isinstance(client_id, str) or len(client_id) > 64 or client_id in used_client_ids:
+    if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64 or client_id in used_client_ids:
         return None
     return client_id
 

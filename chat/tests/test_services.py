@@ -242,6 +242,41 @@ def test_deleting_a_recalled_message_says_it_no_longer_counted(
     assert published[0][2]["meta"]["was_live"] is False
 
 
+def test_a_delete_that_lost_the_race_changes_and_announces_nothing(
+    olivia, mia, lobby, published, django_capture_on_commit_callbacks
+):
+    """Defect: message_delete did not re-check `deleted` under the lock, so a delete
+    that committed between another's check and its lock was tombstoned and announced
+    again (the two-thread version is in test_concurrency.py)."""
+    message, _ = services.message_send(sender=mia, room=lobby, body="twice")
+    lock_room = services.messages.lock_room
+
+    def other_delete_commits_first(room_id):
+        Message.objects.filter(pk=message.pk).update(deleted=True, body="", rev=2)
+        Room.objects.filter(pk=room_id).update(rev=2)
+        return lock_room(room_id)
+
+    with mock.patch("chat.services.messages.lock_room", side_effect=other_delete_commits_first):
+        with django_capture_on_commit_callbacks(execute=True), pytest.raises(NotFound):
+            services.message_delete(user=olivia, message_id=message.id)
+
+    assert published == []
+
+
+def test_deleting_a_message_purged_meanwhile_is_not_found(olivia, mia, lobby, published):
+    """Defect: a message dropped by retention between the check and the lock was a 500."""
+    message, _ = services.message_send(sender=mia, room=lobby, body="old")
+    lock_room = services.messages.lock_room
+
+    def purged_first(room_id):
+        Message.objects.filter(pk=message.pk).delete()
+        return lock_room(room_id)
+
+    with mock.patch("chat.services.messages.lock_room", side_effect=purged_first), pytest.raises(NotFound):
+        services.message_delete(user=olivia, message_id=message.id)
+    assert Room.objects.get(pk=lobby.pk).rev == 1
+
+
 def test_who_may_delete(olivia, mia, oscar, stan, lobby, secret):
     services.room_join(user=oscar, room=lobby)
     owners, _ = services.message_send(sender=olivia, room=lobby, body="owner")
@@ -276,6 +311,63 @@ def test_rate_limit_refuses_and_stores_nothing_but_answers_retries(mia, lobby, s
 
 
 # Rooms --------------------------------------------------------------------------------
+
+
+def test_room_update_is_for_moderators_and_says_what_changed(
+    olivia, mia, oscar, stan, lobby, secret, published, django_capture_on_commit_callbacks
+):
+    with pytest.raises(NotAllowed):
+        services.room_update(by=mia, room=lobby, name="Mine")  # a plain member
+    with pytest.raises(NotFound):
+        services.room_update(by=oscar, room=secret, name="Mine")  # cannot see it
+    with pytest.raises(InvalidInput):
+        services.room_update(by=olivia, room=lobby, name="n" * 81)
+    with pytest.raises(InvalidInput):
+        services.room_update(by=olivia, room=lobby, kind="dm")
+    dm, _ = services.dm_get_or_create(user=olivia, other_username="mia")
+    with pytest.raises(InvalidInput):
+        services.room_update(by=stan, room=dm, kind="public")
+    services.room_update(by=olivia, room=lobby, name=" Lobby ", kind="public")  # no change: no message
+    assert not Message.objects.filter(room=lobby).exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.room_update(by=stan, room=lobby, name="Hall", kind="private")  # staff, not a member
+
+    room = Room.objects.get(pk=lobby.pk)
+    assert (room.name, room.kind, room.rev) == ("Hall", "private", 1)
+    [(_, frame, envelope)] = published
+    assert frame["body"] == "stan renamed the room to “Hall” and made the room private"
+    assert envelope["public"] is False and sorted(envelope["keep"]) == sorted([olivia.id, mia.id])
+
+
+def test_a_socket_holding_a_room_that_went_private_cannot_post_in_it(mia, oscar, lobby):
+    """Defect: a room socket keeps the Room it opened with; an outsider's socket on a
+    public room went on posting after it became private. The kind is checked again
+    under the room lock."""
+    held = Room.objects.get(pk=lobby.pk)  # what the socket read when it connected
+    Room.objects.filter(pk=lobby.pk).update(kind=Room.Kind.PRIVATE)
+
+    with pytest.raises(NotFound):
+        services.message_send(sender=oscar, room=held, body="still here?")
+
+    assert not Message.objects.exists() and Room.objects.get(pk=lobby.pk).rev == 0
+    services.message_send(sender=mia, room=Room.objects.get(pk=lobby.pk), body="members still can")
+
+
+def test_a_join_racing_a_switch_to_private_is_refused(oscar, lobby):
+    held = Room.objects.get(pk=lobby.pk)  # read as public just before the switch
+    Room.objects.filter(pk=lobby.pk).update(kind=Room.Kind.PRIVATE)
+
+    with pytest.raises(NotFound):
+        services.room_join(user=oscar, room=held)
+    assert not Membership.objects.filter(user=oscar).exists()
+
+
+def test_staff_invite_and_remove_in_any_room(stan, mia, oscar, secret):
+    """Staff moderate everywhere (selectors.room_may_moderate), the admin acts as staff."""
+    services.room_invite(by=stan, room=secret, username="oscar")
+    services.room_remove_member(by=stan, room=secret, username="mia")
+    assert sorted(Membership.objects.filter(room=secret).values_list("user__username", flat=True)) == ["olivia", "oscar"]
 
 
 def test_room_create_makes_the_creator_owner(oscar):

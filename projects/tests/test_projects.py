@@ -70,7 +70,7 @@ def test_a_visitor_opens_one_conversation_with_the_owner(bakery, olivia, mia):
     stored = Room.objects.get(slug=room["slug"])
     assert not stored.is_public
     assert sorted(Membership.objects.filter(room=stored).values_list("user__username", "role")) == [
-        ("mia", "member"), ("olivia", "owner"),
+        ("mia", "member"), ("olivia", "member"),
     ]
     assert ProjectConversation.objects.get().room == stored
     assert Message.objects.count() == 0
@@ -141,6 +141,38 @@ def test_owner_inbox_most_recent_first_with_unread_counts(bakery, olivia, mia, m
     rows = [(r["visitor"]["username"], r["unread_count"]) for r in client_for(olivia).get("/api/projects/bakery/chats/").json()]
     assert rows == [("mia", 0), ("max", 1)]
     assert chat_selectors.unread_counts(user=olivia) == {mia_chat.room.slug: 0, max_chat.room.slug: 1}
+
+
+@pytest.mark.django_db
+def test_the_project_owner_does_not_moderate_the_visitors_messages(bakery, olivia, mia):
+    """Defect: the project's owner was the conversation room's `owner` and could delete
+    the visitor's messages. Both are plain members; the inbox still works, through the
+    project's owner rather than a room role."""
+    conversation, _ = services.project_chat_open(visitor=mia, project=bakery)
+    question, _ = chat_services.message_send(sender=mia, room=conversation.room, body="Gluten free?")
+
+    refused = client_for(olivia).delete(f"/api/messages/{question.id}/")
+
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    assert not Message.objects.get(pk=question.pk).deleted
+    assert Membership.objects.get(room=conversation.room, user=olivia).role == Membership.Role.MEMBER
+    inbox = client_for(olivia).get("/api/projects/bakery/chats/").json()
+    assert [(r["visitor"]["username"], r["unread_count"]) for r in inbox] == [("mia", 1)]
+
+
+@pytest.mark.django_db
+def test_a_squatted_conversation_slug_does_not_break_opening_a_chat(bakery, mia):
+    """Defect: the room slug was project-<project id>-<visitor id>; anyone who took it
+    first made `POST /api/projects/<p>/chat/` a 500 for that visitor forever. The prefix
+    is reserved now, and a room that took it before no longer collides."""
+    squat = client_for(mia).post("/api/rooms/", {"slug": f"project-{bakery.pk}-{mia.pk}", "name": "x"}, format="json")
+    assert squat.status_code == 400 and squat.json()["code"] == "invalid"
+    Room.objects.create(slug=f"project-{bakery.pk}-{mia.pk}", name="squatted before the fix")
+
+    opened = client_for(mia).post("/api/projects/bakery/chat/")
+
+    assert opened.status_code == 201, opened.content
+    assert opened.json()["slug"].startswith("project-") and opened.json()["slug"] != f"project-{bakery.pk}-{mia.pk}"
 
 
 @pytest.mark.django_db

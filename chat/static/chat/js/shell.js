@@ -57,14 +57,22 @@ if (nameInput && slugInput) {
   });
 }
 
-// New direct message: straight to /dm/<username>/.
+// New direct message: the user asked for it, so start it (a POST) and open its room.
+// Anything the API refuses goes to /dm/<username>/, whose page says why; without
+// JavaScript the form leads there too, and its button starts the conversation.
 const dmForm = document.getElementById("dm-form");
 if (dmForm) {
-  dmForm.addEventListener("submit", (event) => {
+  dmForm.addEventListener("submit", async (event) => {
     const name = dmForm.elements.username.value.trim();
     if (!name) return;
     event.preventDefault();
-    location.assign(`/dm/${encodeURIComponent(name)}/`);
+    const page = `/dm/${encodeURIComponent(name)}/`;
+    try {
+      const room = await api(`/api${page}`, { method: "POST" });
+      location.assign(`/rooms/${encodeURIComponent(room.slug)}/`);
+    } catch {
+      location.assign(page);
+    }
   });
 }
 
