@@ -132,6 +132,13 @@ def message_history(
     return page
 
 
+def changes_kept_since(*, room: Room, rev: int) -> bool:
+    """Does the room still hold every change after revision `rev`? Not when retention has
+    dropped tombstones above it (Room.horizon_rev): a list from there would silently
+    leave deletions out."""
+    return rev >= room.horizon_rev
+
+
 def message_changes_since(*, room: Room, rev: int, limit: int) -> list[Message]:
     """Every message created or changed after revision `rev`, in rev order, tombstones included."""
     return list(_messages(room).filter(rev__gt=rev).order_by("rev")[:limit])
