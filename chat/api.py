@@ -90,12 +90,33 @@ def _room_row(room, membership, unread_count: int, *, peer=None) -> dict:
     }
 
 
+def _text_param(request, name: str, *, max_length: int) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None or not raw.strip():
+        return None
+    if len(raw) > max_length or "\x00" in raw:
+        raise InvalidInput(f"{name} must be at most {max_length} characters.")
+    return raw.strip()
+
+
 class RoomListView(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: RoomListOut})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("limit", int, description="Page size, 1-500 (default 200)."),
+            OpenApiParameter("after", str, description="The page after this slug (the last one of the previous page)."),
+            OpenApiParameter("q", str, description="Only rooms whose slug or name contains this (any case), 1-80 characters."),
+        ],
+        responses={200: RoomListOut},
+    )
     def get(self, request):
-        rows = selectors.room_list_for_user(user=request.user)
+        rows = selectors.room_list_for_user(
+            user=request.user,
+            after=_text_param(request, "after", max_length=50),
+            limit=_int_param(request, "limit", default=selectors.ROOM_PAGE, low=1, high=selectors.ROOM_MAX_PAGE),
+            q=_text_param(request, "q", max_length=80),
+        )
         peers = selectors.room_peers(user=request.user, rooms=[room for room, _, _ in rows])
         return Response([_room_row(*row, peer=peers.get(row[0].id)) for row in rows])
 

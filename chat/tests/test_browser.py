@@ -438,6 +438,29 @@ def test_unread_badge_appears_and_clears_and_announcements_are_live(server, open
     expect(page.locator("#announcement")).to_contain_text("Ordering opens at 9")
 
 
+def test_sidebar_lists_a_sample_of_public_rooms_and_search_finds_the_rest(server, open_page):
+    ann, bob, carol = server.user("ann"), server.user("bob"), server.user("carol")
+    mark = secrets.token_hex(3)
+    quiet = ann.room(name=f"Quiet corner {mark}")
+    for n in range(21):  # newer, so more recently active: they fill the sample
+        (ann if n % 2 else bob).room()
+    page = open_page(carol)
+    page.goto("/")
+    sample = page.locator("#room-discover .room-link")
+    expect(sample).to_have_count(20)
+    expect(page.locator(f'.room-link[data-room="{quiet}"]')).to_have_count(0)
+
+    search = page.get_by_placeholder("Find a room…")
+    search.fill(f"corner {mark}")
+    expect(page.locator(f'#room-discover .room-link[data-room="{quiet}"]')).to_be_visible()
+    expect(sample).to_have_count(1)
+    search.fill("")
+    expect(sample).to_have_count(20)
+    search.fill(mark.upper())
+    page.locator(f'#room-discover .room-link[data-room="{quiet}"]').click()
+    expect(page.locator(".room-head h1")).to_have_text(f"Quiet corner {mark}")
+
+
 PURGE_WHILE_AWAY = """
 from datetime import timedelta
 from django.utils import timezone
