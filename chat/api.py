@@ -3,7 +3,7 @@ selector, and renders; errors become {"detail", "code"} in core.api."""
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from chat import events, selectors, services
 from chat.serializers import message_to_dict, room_to_dict, user_to_dict
-from core.errors import AuthRequired, InvalidImage, InvalidInput, TooLarge
+from core.errors import AuthRequired, InvalidImage, InvalidInput, TooLarge, Truncated
 
 _MESSAGE_FIELDS = (
     {
@@ -90,12 +90,33 @@ def _room_row(room, membership, unread_count: int, *, peer=None) -> dict:
     }
 
 
+def _text_param(request, name: str, *, max_length: int) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None or not raw.strip():
+        return None
+    if len(raw) > max_length or "\x00" in raw:
+        raise InvalidInput(f"{name} must be at most {max_length} characters.")
+    return raw.strip()
+
+
 class RoomListView(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: RoomListOut})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("limit", int, description="Page size, 1-500 (default 200)."),
+            OpenApiParameter("after", str, description="The page after this slug (the last one of the previous page)."),
+            OpenApiParameter("q", str, description="Only rooms whose slug or name contains this (any case), 1-80 characters."),
+        ],
+        responses={200: RoomListOut},
+    )
     def get(self, request):
-        rows = selectors.room_list_for_user(user=request.user)
+        rows = selectors.room_list_for_user(
+            user=request.user,
+            after=_text_param(request, "after", max_length=50),
+            limit=_int_param(request, "limit", default=selectors.ROOM_PAGE, low=1, high=selectors.ROOM_MAX_PAGE),
+            q=_text_param(request, "q", max_length=80),
+        )
         peers = selectors.room_peers(user=request.user, rooms=[room for room, _, _ in rows])
         return Response([_room_row(*row, peer=peers.get(row[0].id)) for row in rows])
 
@@ -175,16 +196,34 @@ class MessageListView(APIView):
         parameters=[
             OpenApiParameter("before_seq", int, description="The page just older than this seq."),
             OpenApiParameter("after_seq", int, description="Messages after this seq (polling)."),
-            OpenApiParameter("since_rev", int, description="Every change after this room revision, tombstones included."),
+            OpenApiParameter(
+                "since_rev",
+                int,
+                description="Every change after this room revision, tombstones included. Below the room's "
+                "retention horizon (changes since purged): 410 `truncated`, reload the latest page instead.",
+            ),
             OpenApiParameter("limit", int, description="Page size, 1-200 (default 50)."),
         ],
-        responses={200: MessageListOut},
+        responses={
+            200: MessageListOut,
+            410: OpenApiResponse(
+                response=inline_serializer(
+                    "TruncatedError",
+                    {"detail": serializers.CharField(), "code": serializers.ChoiceField(choices=["truncated"])},
+                ),
+                description="since_rev is below what retention still keeps: reload the latest page.",
+            ),
+        },
     )
     def get(self, request, slug):
         room = selectors.room_get_for_user(user=request.user, slug=slug)
         limit = _int_param(request, "limit", default=selectors.HISTORY_PAGE, low=1, high=selectors.HISTORY_MAX_PAGE)
         since_rev = _int_param(request, "since_rev")
         if since_rev is not None:
+            if not selectors.changes_kept_since(room=room, rev=since_rev):
+                raise Truncated(
+                    f"Changes after revision {since_rev} are no longer kept (retention): reload the latest messages."
+                )
             messages = selectors.message_changes_since(room=room, rev=since_rev, limit=limit)
         else:
             messages = selectors.message_history(

@@ -5,7 +5,7 @@ A room someone may not read is answered exactly like a room that does not exist
 """
 
 from django.conf import settings
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from chat.models import Announcement, Membership, Message, Preset, Room
@@ -93,16 +93,53 @@ def unread_count(*, user, room: Room) -> int:
     return membership.unread_count if membership else 0
 
 
-def room_list_for_user(*, user) -> list[tuple[Room, Membership | None, int]]:
-    """Rooms the user can see: their own (with unread counts) and every public room."""
-    rows: dict[int, tuple[Room, Membership | None, int]] = {}
+ROOM_PAGE = 200
+ROOM_MAX_PAGE = 500
+DISCOVER_ROOMS = 20
+
+
+def _visible_rooms(user) -> QuerySet[Room]:
+    """Every room the user can see: their own and, where allowed, every public room."""
+    public = _is_user(user) or settings.PARLEY_ANONYMOUS_READ
+    mine = Membership.objects.filter(user=user).values("room_id") if _is_user(user) else None
+    if mine is None:
+        return Room.objects.filter(kind=Room.Kind.PUBLIC) if public else Room.objects.none()
+    return Room.objects.filter(Q(kind=Room.Kind.PUBLIC) | Q(pk__in=mine)) if public else Room.objects.filter(pk__in=mine)
+
+
+def _matching(rooms: QuerySet[Room], q: str | None) -> QuerySet[Room]:
+    return rooms.filter(Q(slug__icontains=q) | Q(name__icontains=q)) if q else rooms
+
+
+def room_list_for_user(
+    *, user, after: str | None = None, limit: int = ROOM_PAGE, q: str | None = None
+) -> list[tuple[Room, Membership | None, int]]:
+    """One page of the rooms the user can see, ordered by slug, starting after `after`:
+    (room, their membership or None, unread count). `q` keeps the rooms whose slug or
+    name contains it (any case). Two queries however many rooms there are."""
+    rooms = _matching(_visible_rooms(user), q)
+    if after:
+        rooms = rooms.filter(slug__gt=after)
+    page = list(rooms.order_by("slug")[: max(1, min(limit, ROOM_MAX_PAGE))])
+    memberships = {}
+    if _is_user(user) and page:
+        memberships = {m.room_id: m for m in memberships_with_unread(user=user).filter(room__in=[r.id for r in page])}
+    rows = []
+    for room in page:
+        membership = memberships.get(room.id)
+        rows.append((room, membership, membership.unread_count if membership else 0))
+    return rows
+
+
+def rooms_to_discover(*, user, q: str | None = None, limit: int = DISCOVER_ROOMS) -> list[Room]:
+    """Public rooms the user has not joined, most recently active first, at most `limit`
+    (the sidebar lists the user's own rooms in full, these only as a sample to search)."""
+    if not (_is_user(user) or settings.PARLEY_ANONYMOUS_READ):
+        return []
+    rooms = Room.objects.filter(kind=Room.Kind.PUBLIC)
     if _is_user(user):
-        for membership in memberships_with_unread(user=user):
-            rows[membership.room_id] = (membership.room, membership, membership.unread_count)
-    if _is_user(user) or settings.PARLEY_ANONYMOUS_READ:
-        for room in Room.objects.filter(kind=Room.Kind.PUBLIC).exclude(pk__in=rows.keys()):
-            rows[room.id] = (room, None, 0)
-    return sorted(rows.values(), key=lambda row: (row[0].kind != Room.Kind.PUBLIC, row[0].name.lower()))
+        rooms = rooms.exclude(pk__in=Membership.objects.filter(user=user).values("room_id"))
+    return list(_matching(rooms, q).order_by("-last_activity_at", "slug")[:limit])
 
 
 def room_members(*, room: Room) -> QuerySet[Membership]:
@@ -130,6 +167,13 @@ def message_history(
     page = list(messages.order_by("-seq")[:limit])
     page.reverse()
     return page
+
+
+def changes_kept_since(*, room: Room, rev: int) -> bool:
+    """Does the room still hold every change after revision `rev`? Not when retention has
+    dropped tombstones above it (Room.horizon_rev): a list from there would silently
+    leave deletions out."""
+    return rev >= room.horizon_rev
 
 
 def message_changes_since(*, room: Room, rev: int, limit: int) -> list[Message]:

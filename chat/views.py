@@ -12,11 +12,12 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat import selectors, services
 from chat.serializers import message_to_dict
-from core.errors import AppError, AuthRequired, InvalidInput, NotFound
+from core.errors import AppError, AuthRequired, InvalidInput, NotFound, RateLimited
 
 SECTIONS = ("public", "private", "dm", "project")
 
@@ -26,28 +27,49 @@ def _shown_name(user) -> str:
     return profile.shown_name if profile is not None else user.username
 
 
-def sidebar_context(*, user, active: str | None = None) -> dict:
-    """The sidebar's rooms, grouped as the user thinks of them, with unread counts."""
-    rows = selectors.room_list_for_user(user=user)
-    peers = selectors.room_peers(user=user, rooms=[room for room, _, _ in rows])
+def sidebar_context(*, user, active=None, q: str = "") -> dict:
+    """The sidebar: the user's own rooms grouped as they think of them, with unread
+    counts, in full (they joined each one); and a bounded sample of the public rooms they
+    have not joined (the most recently active, or those matching `q`), to search from.
+
+    `active` is the room on screen: listed among the sample if it is one of those rooms.
+    """
+    memberships = list(selectors.memberships_with_unread(user=user)) if user.is_authenticated else []
+    peers = selectors.room_peers(user=user, rooms=[m.room for m in memberships])
+    active_slug = active.slug if active is not None else None
     sections: dict[str, list[dict]] = {kind: [] for kind in SECTIONS}
-    for room, membership, unread in rows:
-        peer = peers.get(room.id)
+    for membership in sorted(memberships, key=lambda m: m.room.name.lower()):
+        room, peer = membership.room, peers.get(membership.room_id)
         sections.setdefault(room.kind, []).append(
             {
                 "room": room,
                 "label": _shown_name(peer) if peer is not None else room.name,
                 "peer": peer,
-                "unread": unread,
-                "member": membership is not None,
-                "active": room.slug == active,
+                "unread": membership.unread_count,
+                "member": True,
+                "active": room.slug == active_slug,
             }
         )
-    return {"sections": sections, "people": selectors.user_directory(user=user), "active_slug": active}
+    discover = selectors.rooms_to_discover(user=user, q=q or None)
+    joined = {m.room_id for m in memberships}
+    if active is not None and active.is_public and active.id not in joined and active not in discover:
+        discover.insert(0, active)
+    return {
+        "sections": sections,
+        "discover": [
+            {"room": room, "label": room.name, "unread": 0, "member": False, "active": room.slug == active_slug}
+            for room in discover
+        ],
+        "discover_limit": selectors.DISCOVER_ROOMS,
+        "q": q,
+        "people": selectors.user_directory(user=user),
+        "active_slug": active_slug,
+    }
 
 
 def home(request):
-    return render(request, "chat/home.html", {"sidebar": sidebar_context(user=request.user)})
+    q = request.GET.get("q", "").replace("\x00", "").strip()[:80]
+    return render(request, "chat/home.html", {"sidebar": sidebar_context(user=request.user, q=q)})
 
 
 def room(request, slug):
@@ -73,7 +95,7 @@ def room(request, slug):
             "has_older": bool(history) and history[0].seq > 1,
             "recall_seconds": settings.PARLEY_RECALL_SECONDS,
             "max_body": settings.PARLEY_MAX_BODY,
-            "sidebar": sidebar_context(user=request.user, active=room.slug),
+            "sidebar": sidebar_context(user=request.user, active=room),
         },
     )
 
@@ -90,7 +112,11 @@ def room_create(request):
             kind=request.POST.get("kind", "public"),
         )
     except AppError as error:
-        messages.error(request, error.detail)
+        if isinstance(error, RateLimited):
+            detail = _("You have created many rooms lately: try again in %(seconds)s s.") % {"seconds": error.retry_after}
+        else:
+            detail = error.detail
+        messages.error(request, detail)
         back = request.POST.get("next") or ""
         # Only back to one of our own pages: `next` comes from the client (open redirect).
         if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
@@ -108,6 +134,8 @@ def room_join(request, slug):
         services.room_join(user=request.user, room=room)
     except NotFound:
         raise Http404("No such room.") from None
+    except RateLimited as error:
+        messages.error(request, _("You have joined many rooms lately: try again in %(seconds)s s.") % {"seconds": error.retry_after})
     return redirect("room", slug=room.slug)
 
 

@@ -327,6 +327,10 @@ PARLEY_PURGE_SECONDS = _positive("PARLEY_PURGE_SECONDS", 300)
 # When set, Django checks access to a private image and nginx sends the file
 # (X-Accel-Redirect); when empty, Django streams it itself.
 PARLEY_MEDIA_ACCEL_PREFIX = env.str("PARLEY_MEDIA_ACCEL_PREFIX", default="")
+# Per-user allowances for rooms (core.ratelimit.check_rate): a burst of an hour's worth,
+# then evenly spread. Creations and joins each add to every list and sidebar.
+PARLEY_ROOM_CREATE_PER_HOUR = _positive("PARLEY_ROOM_CREATE_PER_HOUR", 20)
+PARLEY_ROOM_JOIN_PER_HOUR = _positive("PARLEY_ROOM_JOIN_PER_HOUR", 120)
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_UPLOAD_MAX_BYTES + 1_048_576
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

@@ -7,6 +7,7 @@
     ├── NotAllowed                forbidden     403
     │   └── RecallWindowPassed    recall_window_passed 403
     ├── NotFound                  not_found     404
+    ├── Truncated                 truncated     410
     ├── TooLarge                  too_large     413
     └── RateLimited               rate_limited  429 (carries retry_after seconds)
 
@@ -60,6 +61,14 @@ class NotFound(AppError):
     code = "not_found"
     http_status = 404
     default_detail = "Not found."
+
+
+class Truncated(AppError):
+    """What was asked for reaches past what retention still keeps: start again from now."""
+
+    code = "truncated"
+    http_status = 410
+    default_detail = "Part of what was asked for is gone; reload."
 
 
 class TooLarge(AppError):

@@ -127,3 +127,20 @@ def check_avatar_rate(user_id: int) -> None:
 def reset() -> None:
     """Forget every allowance (tests; an operator lifting a mistaken limit)."""
     _get_limiter().clear()
+
+
+# Allowances other than sends (room creations, joins): same bucket, their own keys. ------
+
+
+def check_rate(key: str, *, per_hour: float, burst: int | None = None, detail: str | None = None) -> None:
+    """Take one from the allowance `key`: a burst of `burst` (default: an hour's worth),
+    then `per_hour` spread evenly over the hour. Raises RateLimited with retry_after;
+    `detail` may name the wait as {seconds}."""
+    interval = 3600.0 / per_hour
+    burst = burst if burst is not None else max(1, int(per_hour))
+    wait = _get_limiter().hit(key, interval, interval * burst)
+    if wait > 0:
+        limited = RateLimited(retry_after=wait)
+        if detail:
+            limited = RateLimited(retry_after=wait, detail=detail.format(seconds=limited.retry_after))
+        raise limited

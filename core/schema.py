@@ -11,8 +11,8 @@ ERROR_SCHEMA = {
         "detail": {"type": "string"},
         "code": {
             "type": "string",
-            "enum": ["invalid", "invalid_image", "auth_required", "forbidden", "not_found", "too_large",
-                     "rate_limited", "recall_window_passed", "server_error"],
+            "enum": ["invalid", "invalid_image", "auth_required", "forbidden", "not_found", "truncated",
+                     "too_large", "rate_limited", "recall_window_passed", "server_error"],
         },
         "fields": {"type": "object"},
         "retry_after": {"type": "number"},

@@ -1,5 +1,6 @@
 """Rooms and who is in them: create, join, leave, invite, remove, the read marker."""
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.validators import RegexValidator
 from django.db import IntegrityError, transaction
@@ -8,6 +9,7 @@ from chat import events, selectors
 from chat.models import SLUG_PATTERN, Membership, Message, Room
 from chat.services.changes import announce, append, lock_room, system_message, tell_room_added
 from core.errors import InvalidInput, NotAllowed, NotFound
+from core.ratelimit import check_rate
 from core.validation import clean_text, require_user
 
 User = get_user_model()
@@ -34,12 +36,19 @@ def clean_room_slug(slug) -> str:
 
 def room_create(*, creator, slug, name, kind=Room.Kind.PUBLIC) -> Room:
     """Create a public or private room owned by `creator`. A malformed, reserved
-    (clean_room_slug) or taken slug is InvalidInput."""
+    (clean_room_slug) or taken slug is InvalidInput; past PARLEY_ROOM_CREATE_PER_HOUR,
+    RateLimited (only well-formed requests count)."""
     require_user(creator)
     slug = clean_room_slug(slug)
     name = clean_text(name, field="name", max_length=80)
     if kind not in CREATABLE_KINDS:
         raise InvalidInput("kind must be 'public' or 'private'.")
+    # Every room lands in lists and sidebars: an unlimited creator floods them for all.
+    check_rate(
+        f"room-create:{creator.id}",
+        per_hour=settings.PARLEY_ROOM_CREATE_PER_HOUR,
+        detail="You are creating rooms too fast; try again in {seconds} s.",
+    )
     try:
         with transaction.atomic():
             room = Room.objects.create(slug=slug, name=name, kind=kind, created_by=creator)
@@ -51,8 +60,19 @@ def room_create(*, creator, slug, name, kind=Room.Kind.PUBLIC) -> Room:
 
 def room_join(*, user, room: Room) -> Membership:
     """Join a public room (idempotent). Private rooms are joined by invitation only, and
-    answer NotFound so their existence is not revealed."""
+    answer NotFound so their existence is not revealed. Joins that add a membership
+    count against PARLEY_ROOM_JOIN_PER_HOUR (RateLimited past it)."""
     require_user(user)
+    membership = selectors.membership_get(user=user, room=room)
+    if membership is not None:
+        return membership
+    if not room.is_public:
+        raise NotFound("No such room.")
+    check_rate(
+        f"room-join:{user.id}",
+        per_hour=settings.PARLEY_ROOM_JOIN_PER_HOUR,
+        detail="You are joining rooms too fast; try again in {seconds} s.",
+    )
     with transaction.atomic():
         # Locked and read again: a join racing a switch to private (room_update) must not
         # make a member of someone the switch has just shut out.

@@ -438,6 +438,66 @@ def test_unread_badge_appears_and_clears_and_announcements_are_live(server, open
     expect(page.locator("#announcement")).to_contain_text("Ordering opens at 9")
 
 
+def test_sidebar_lists_a_sample_of_public_rooms_and_search_finds_the_rest(server, open_page):
+    ann, bob, carol = server.user("ann"), server.user("bob"), server.user("carol")
+    mark = secrets.token_hex(3)
+    quiet = ann.room(name=f"Quiet corner {mark}")
+    for n in range(21):  # newer, so more recently active: they fill the sample
+        (ann if n % 2 else bob).room()
+    page = open_page(carol)
+    page.goto("/")
+    sample = page.locator("#room-discover .room-link")
+    expect(sample).to_have_count(20)
+    expect(page.locator(f'.room-link[data-room="{quiet}"]')).to_have_count(0)
+
+    search = page.get_by_placeholder("Find a room…")
+    search.fill(f"corner {mark}")
+    expect(page.locator(f'#room-discover .room-link[data-room="{quiet}"]')).to_be_visible()
+    expect(sample).to_have_count(1)
+    search.fill("")
+    expect(sample).to_have_count(20)
+    search.fill(mark.upper())
+    page.locator(f'#room-discover .room-link[data-room="{quiet}"]').click()
+    expect(page.locator(".room-head h1")).to_have_text(f"Quiet corner {mark}")
+
+
+PURGE_WHILE_AWAY = """
+from datetime import timedelta
+from django.utils import timezone
+from chat import services
+from chat.models import Room
+Room.objects.filter(slug='{slug}').update(retention_max_count=2)
+services.room_purge(room=Room.objects.get(slug='{slug}'))
+services.room_purge(room=Room.objects.get(slug='{slug}'), now=timezone.now() + timedelta(days=2))
+"""
+
+
+def test_messages_purged_while_away_leave_the_screen_on_resume(server, open_page):
+    ann = server.user("ann")
+    slug = ann.room()
+    for n in range(4):
+        ann.say(slug, f"note {n}")
+    page = open_page(ann)
+    page.goto(f"/rooms/{slug}/")
+    connected(page)
+    expect(bubble(page, "note 0")).to_be_visible()
+
+    server.stop()
+    expect(page.locator("#connection-status")).to_have_attribute("data-state", "reconnecting")
+    # Retention keeps two: notes 0 and 1 become tombstones, and those are dropped too, so
+    # the resume is truncated and `?since_rev=` from the page's revision answers 410.
+    server.manage("shell", "-c", PURGE_WHILE_AWAY.format(slug=slug))
+    server.start()
+    # The purge took seconds, so the page's backoff has grown: the network is back, retry now.
+    page.evaluate("window.dispatchEvent(new Event('online'))")
+    connected(page)
+
+    expect(bubble(page, "note 3")).to_be_visible()
+    expect(bubble(page, "note 0")).to_have_count(0)
+    expect(bubble(page, "note 1")).to_have_count(0)
+    assert [seq for seq, _ in messages(page)] == [3, 4]
+
+
 def test_phone_width_has_no_horizontal_scroll_and_a_drawer(server, open_page, tmp_path):
     ann, bob = server.user("ann"), server.user("bob")
     slug = ann.room(name="Weekend plans")

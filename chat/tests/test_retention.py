@@ -114,6 +114,27 @@ def test_old_tombstones_are_dropped_and_the_horizon_rises(olivia, lobby, setting
 
 
 @pytest.mark.django_db
+def test_since_rev_below_the_horizon_answers_410_truncated_not_a_list_without_the_deletions(
+    api, olivia, mia, lobby, settings
+):
+    settings.PARLEY_TOMBSTONE_SECONDS = 3600
+    fill(lobby, olivia, 4)  # revs 1-4; mia's screen shows all four, she saw up to rev 4
+    keep(lobby, count=2)
+    now = timezone.now()
+    services.room_purge(room=lobby, now=now)  # seq 1, 2 become tombstones at revs 5, 6
+    services.room_purge(room=lobby, now=now + timedelta(seconds=3601))  # and are dropped: horizon 6
+
+    for rev in (0, 4, 5):
+        response = api(mia).get(f"/api/rooms/lobby/messages/?since_rev={rev}")
+        # A 200 here would be [] or [3, 4] without the deletions of 1 and 2, which stay on screen.
+        assert response.status_code == 410, (rev, response.content)
+        assert response.json()["code"] == "truncated" and response.json()["detail"]
+    # From the horizon on, nothing is missing: the list answers as before.
+    assert api(mia).get("/api/rooms/lobby/messages/?since_rev=6").json() == []
+    assert [m["seq"] for m in api(mia).get("/api/rooms/lobby/messages/").json()] == [3, 4]  # the reload
+
+
+@pytest.mark.django_db
 def test_the_command_shows_progress_and_can_run_again(olivia, lobby):
     fill(lobby, olivia, 260)
     keep(lobby, count=10)

@@ -19,3 +19,21 @@ def test_deeply_nested_json_body_is_a_400_not_a_server_error(path, body, mia):
     response = method(path, body, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/api/projects/", {"title": "shop\x00", "slug": "shop"}),
+        ("/api/rooms/", {"slug": "tea", "name": "tea\x00time"}),
+    ],
+    ids=["project-title", "room-name"],
+)
+def test_text_with_a_nul_character_is_a_400_not_a_server_error(path, body, mia):
+    # PostgreSQL cannot store NUL in text; the fuzzer found the 500 there.
+    client = APIClient()
+    client.force_authenticate(mia)
+    response = client.post(path, body, format="json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"

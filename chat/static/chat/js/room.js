@@ -245,7 +245,14 @@ jumpButton.addEventListener("click", scrollToEnd);
 // After a truncated replay: every change since our revision, page by page, from REST.
 async function catchUpSinceRev(targetRev) {
   for (let round = 0; round < 50; round += 1) {
-    const page = await api(`${apiBase}/messages/?since_rev=${state.rev}&limit=200`);
+    let page;
+    try {
+      page = await api(`${apiBase}/messages/?since_rev=${state.rev}&limit=200`);
+    } catch (error) {
+      if (error.status !== 410) throw error;
+      await reloadLatest(targetRev); // retention dropped changes we missed: start afresh
+      return;
+    }
     for (const message of page) {
       apply(message, { live: true });
       bumpRev(message.rev);
@@ -253,6 +260,20 @@ async function catchUpSinceRev(targetRev) {
     if (page.length < 200) break;
   }
   bumpRev(targetRev);
+}
+
+// The latest page instead of what is on screen, which may hold messages purged since.
+// Emptied first: live frames arriving during the fetch land in the new list (deduplicated).
+async function reloadLatest(targetRev) {
+  list.replaceChildren();
+  state.byId.clear();
+  state.nodes.clear();
+  const page = await api(`${apiBase}/messages/`);
+  for (const message of page) apply(message);
+  state.hasOlder = page.length > 0 && page[0].seq > 1;
+  historyNote.textContent = state.hasOlder ? "" : gettext("This is the beginning of the conversation.");
+  bumpRev(targetRev);
+  scrollToEnd();
 }
 
 // Connection status ------------------------------------------------------------------------

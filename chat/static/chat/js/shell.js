@@ -150,12 +150,7 @@ export function setUnread(slug, count) {
   }
 }
 
-function addRoomLink(room) {
-  if (document.querySelector(`.room-link[data-room="${CSS.escape(room.slug)}"]`)) return;
-  const list = document.querySelector(`.nav-section[data-section="${CSS.escape(room.kind)}"] ul`);
-  if (!list) return;
-  const empty = list.querySelector(".nav-empty");
-  if (empty) empty.remove();
+function roomItem(room) {
   const icon = room.peer
     ? avatar(room.peer, "sm")
     : h("span", { class: "room-icon", "aria-hidden": "true" }, room.kind === "private" ? h("img", { src: body.dataset.lockIcon, alt: "" }) : "#");
@@ -167,28 +162,88 @@ function addRoomLink(room) {
     h("span", { class: "room-name" }, room.peer ? room.peer.display_name : room.name),
     badge,
   );
-  list.append(h("li", {}, link));
+  return h("li", {}, link);
+}
+
+function ownLink(slug) {
+  return document.querySelector(`.nav-section ul:not(#room-discover) .room-link[data-room="${CSS.escape(slug)}"]`);
+}
+
+// A room the user now belongs to joins their own list (leaving the not-joined sample).
+function addRoomLink(room) {
+  const sampled = document.querySelector(`#room-discover .room-link[data-room="${CSS.escape(room.slug)}"]`);
+  if (sampled) sampled.closest("li").remove();
+  if (ownLink(room.slug)) return;
+  const list = document.querySelector(`.nav-section[data-section="${CSS.escape(room.kind)}"] ul:not(#room-discover)`);
+  if (!list) return;
+  const empty = list.querySelector(".nav-empty");
+  if (empty) empty.remove();
+  list.append(roomItem(room));
   if (room.unread_count) setUnread(room.slug, room.unread_count);
 }
 
-async function refreshRooms() {
+// One room, not the whole list: there may be tens of thousands of public rooms.
+async function showRoom(room) {
   try {
-    for (const room of await api("/api/rooms/")) {
-      if (room.member) addRoomLink(room);
-    }
+    // Two-person rooms are named after the other person, whom only the detail names.
+    const known = typeof room === "object" && room.kind !== "dm" && room.kind !== "project";
+    addRoomLink(known ? room : await api(`/api/rooms/${encodeURIComponent(room.slug || room)}/`));
   } catch {
     /* the next room.added or reload catches up */
   }
+}
+
+// Room search ----------------------------------------------------------------------------
+// The sidebar shows a sample of the public rooms not joined; typing asks GET /api/rooms/?q=.
+
+const search = document.getElementById("room-search");
+const found = document.getElementById("room-discover");
+if (search && found) {
+  const input = search.elements.q;
+  const head = document.getElementById("discover-head");
+  const sample = { items: Array.from(found.children), head: head.textContent };
+  let timer = null;
+  let asked = 0;
+  const show = (items, heading) => {
+    found.replaceChildren(...items);
+    head.textContent = heading;
+  };
+  const run = async () => {
+    const q = input.value.trim();
+    const ticket = (asked += 1);
+    if (!q) {
+      // Rooms joined meanwhile have moved to the user's own list.
+      show(sample.items.filter((li) => !li.firstElementChild || !ownLink(li.firstElementChild.dataset.room || "")), sample.head);
+      return;
+    }
+    let items;
+    try {
+      const rooms = await api(`/api/rooms/?q=${encodeURIComponent(q)}&limit=${found.dataset.limit || 20}`);
+      items = rooms.length ? rooms.map(roomItem) : [h("li", { class: "nav-empty" }, gettext("No rooms match."))];
+    } catch (error) {
+      items = [h("li", { class: "nav-empty" }, error.message)];
+    }
+    if (ticket === asked) show(items, gettext("Matching rooms")); // an older answer arriving late is dropped
+  };
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(run, 250);
+  });
+  search.addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearTimeout(timer);
+    run();
+  });
 }
 
 if (loggedIn && sidebar) {
   const stream = new LiveSocket("/ws/", {
     onFrame(frame) {
       if (frame.type === "unread") {
-        if (!document.querySelector(`.room-link[data-room="${CSS.escape(frame.room)}"]`)) refreshRooms();
+        if (!ownLink(frame.room)) showRoom(frame.room);
         setUnread(frame.room, frame.count);
       }
-      else if (frame.type === "room.added") refreshRooms();
+      else if (frame.type === "room.added") showRoom(frame.room);
       else if (frame.type === "announcement") showAnnouncement(frame);
     },
     onOpen() {
