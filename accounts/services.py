@@ -10,8 +10,9 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import Profile
 from core import images
-from core.errors import InvalidInput, TooLarge
+from core.errors import InvalidInput
 from core.ratelimit import check_avatar_rate
+from core.validation import clean_text
 
 User = get_user_model()
 USERNAME_MAX = 30
@@ -45,11 +46,7 @@ def profile_update(*, user, display_name=None, avatar=None) -> Profile:
     takes one from PARLEY_AVATAR_PER_HOUR before it is decoded (RateLimited past it,
     nothing changes)."""
     if display_name is not None:
-        if not isinstance(display_name, str):
-            raise InvalidInput("display_name must be text.")
-        display_name = display_name.strip()
-        if len(display_name) > 80:
-            raise TooLarge("display_name is limited to 80 characters.")
+        display_name = clean_text(display_name, field="display_name", max_length=80, required=False)
     new_avatar = None
     if avatar is not None:
         check_avatar_rate(user.id)

@@ -153,7 +153,7 @@ def test_me_patch_refuses_an_overlong_display_name(api, olivia):
 
     response = api.patch("/api/me/", {"display_name": "x" * 81}, format="json")
 
-    assert_error(response, 413, "too_large")
+    assert_error(response, 400, "invalid")  # SPEC §2: only a message body over its limit is 413
     olivia.profile.refresh_from_db()
     assert olivia.profile.display_name == "Liv"
 
