@@ -27,7 +27,7 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
-from chat import events, presence
+from chat import events, presence, selectors
 from chat.models import Membership, Message, Room
 
 log = logging.getLogger(__name__)
@@ -134,11 +134,7 @@ def _notify(callback, *args) -> None:
 
 
 def _changes_since_sync(room_id: int, slug: str, rev: int) -> list[dict]:
-    messages = (
-        Message.objects.filter(room_id=room_id, rev__gt=rev)
-        .select_related("sender__profile")
-        .order_by("rev")[:FILL_PAGE]
-    )
+    messages = selectors.with_details(Message.objects.filter(room_id=room_id, rev__gt=rev)).order_by("rev")[:FILL_PAGE]
     return [
         events.room_change(m, room_slug=slug, was_live=False, from_database=True) for m in messages
     ]
