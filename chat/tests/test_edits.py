@@ -222,3 +222,88 @@ def test_html_is_rendered_on_send_and_on_edit(mia, lobby):
     services.message_edit(user=mia, message_id=message.id, body="[x](javascript:alert(1))")
 
     assert Message.objects.get(pk=message.id).html == "<p>[x](javascript:alert(1))</p>"
+
+
+# REST ---------------------------------------------------------------------------------------
+
+
+def test_patch_edits_and_answers_with_the_message(api, mia, lobby):
+    message, _ = services.message_send(sender=mia, room=lobby, body="teh")
+
+    response = api(mia).patch(f"/api/messages/{message.id}/", {"body": "the ~~end~~"}, format="json")
+
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert (data["id"], data["body"], data["html"], data["rev"]) == (message.id, "the ~~end~~", "<p>the <s>end</s></p>", 2)
+    assert data["edited_at"] is not None and data["seq"] == 1
+
+
+@pytest.mark.parametrize(
+    "who, body, status, code",
+    [("olivia", "x", 403, "forbidden"), ("oscar", "x", 403, "forbidden"), (None, "x", 401, "auth_required"),
+     ("mia", "", 400, "invalid"), ("mia", None, 400, "invalid"), ("mia", "x" * 4001, 413, "too_large")],
+)
+def test_patch_refusals(api, olivia, mia, oscar, lobby, db_state, who, body, status, code):
+    message, _ = services.message_send(sender=mia, room=lobby, body="mine")
+    before = db_state()
+    user = {"olivia": olivia, "mia": mia, "oscar": oscar, None: None}[who]
+
+    response = api(user).patch(f"/api/messages/{message.id}/", {"body": body}, format="json")
+
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    assert db_state() == before
+
+
+def test_patch_of_a_recalled_message_is_invalid(api, mia, lobby):
+    message, _ = services.message_send(sender=mia, room=lobby, body="oops")
+    services.message_recall(user=mia, message_id=message.id)
+
+    response = api(mia).patch(f"/api/messages/{message.id}/", {"body": "back"}, format="json")
+
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")
+
+
+def test_patch_of_a_message_in_a_room_you_cannot_read_is_404(api, mia, oscar, secret):
+    message, _ = services.message_send(sender=mia, room=secret, body="private")
+
+    response = api(oscar).patch(f"/api/messages/{message.id}/", {"body": "x"}, format="json")
+
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+
+
+def test_history_lists_every_version_original_first(api, olivia, mia, oscar, lobby, secret):
+    message, _ = services.message_send(sender=mia, room=lobby, body="one")
+    services.message_edit(user=mia, message_id=message.id, body="two")
+    private, _ = services.message_send(sender=mia, room=secret, body="private")
+
+    response = api(oscar).get(f"/api/messages/{message.id}/history/")
+
+    assert response.status_code == 200
+    current = Message.objects.get(pk=message.id)
+    assert response.json() == [
+        {"body": "one", "edited_at": message.created_at.isoformat()},
+        {"body": "two", "edited_at": current.edited_at.isoformat()},
+    ]
+    assert api().get(f"/api/messages/{message.id}/history/").status_code == 200  # anonymous, public room
+    assert api(oscar).get(f"/api/messages/{private.id}/history/").status_code == 404
+    assert api(mia).get(f"/api/messages/{private.id}/history/").json() == [
+        {"body": "private", "edited_at": private.created_at.isoformat()}
+    ]
+
+
+# Admin --------------------------------------------------------------------------------------
+
+
+def test_admin_shows_versions_and_reactions_read_only(client, olivia, mia, stan, lobby):
+    message, _ = services.message_send(sender=mia, room=lobby, body="first words")
+    services.message_edit(user=mia, message_id=message.id, body="second words")
+    services.reaction_add(user=olivia, message_id=message.id, emoji="🦉")
+    stan.is_superuser = True
+    stan.save()
+    client.force_login(stan)
+
+    page = client.get(f"/admin/chat/message/{message.id}/change/").content.decode()
+
+    assert "first words" in page and "🦉" in page and "olivia" in page
+    assert 'name="versions-0-body"' not in page and 'name="reactions-0-emoji"' not in page  # nothing editable
+    assert 'name="versions-TOTAL_FORMS"' in page

@@ -181,3 +181,61 @@ def test_history_page_reads_reactions_and_replies_in_a_fixed_number_of_queries(
     assert page_queries() == small == 2  # messages with senders and originals; reactions
     with django_assert_num_queries(2):
         [message_to_dict(m, room_slug="lobby") for m in selectors.message_changes_since(room=lobby, rev=0, limit=500)]
+
+
+# REST ---------------------------------------------------------------------------------------
+
+
+def _path(message_id: int, emoji: str) -> str:
+    from urllib.parse import quote
+
+    return f"/api/messages/{message_id}/reactions/{quote(emoji)}/"
+
+
+def test_put_adds_and_answers_with_the_reactions_delete_removes(api, olivia, mia, note):
+    response = api(olivia).put(_path(note.id, "❤️"))
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "id": note.id, "room": "lobby", "rev": 2, "reactions": [{"emoji": "❤️", "count": 1, "users": ["olivia"]}]
+    }
+    assert Reaction.objects.get().emoji == "❤\ufe0f"  # exactly as sent
+    assert api(olivia).put(_path(note.id, "❤️")).json()["rev"] == 2  # again: nothing new
+
+    response = api(olivia).delete(_path(note.id, "❤️"))
+
+    assert response.status_code == 204 and not Reaction.objects.exists()
+    assert api(olivia).delete(_path(note.id, "❤️")).status_code == 204
+
+
+@pytest.mark.parametrize("emoji", ["a", "👍👍", "%20", "❤ "])
+def test_put_of_anything_but_one_emoji_is_invalid(api, olivia, note, emoji):
+    response = api(olivia).put(_path(note.id, emoji))
+
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")
+    assert not Reaction.objects.exists()
+
+
+def test_the_twenty_first_emoji_is_invalid_over_rest(api, olivia, note):
+    for n in range(20):
+        assert api(olivia).put(_path(note.id, chr(0x1F600 + n))).status_code == 200
+
+    response = api(olivia).put(_path(note.id, "🎉"))
+
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")
+
+
+def test_reactions_need_a_login_and_the_room(api, mia, oscar, secret, note):
+    private, _ = services.message_send(sender=mia, room=secret, body="private")
+
+    assert api().put(_path(note.id, "👍")).status_code == 401
+    assert api(oscar).put(_path(private.id, "👍")).status_code == 404
+    assert api(oscar).delete(_path(private.id, "👍")).status_code == 404
+
+
+def test_history_pages_show_reactions(api, olivia, note):
+    services.reaction_add(user=olivia, message_id=note.id, emoji="👍")
+
+    [message] = api(olivia).get("/api/rooms/lobby/messages/").json()
+
+    assert message["reactions"] == [{"emoji": "👍", "count": 1, "users": ["olivia"]}]

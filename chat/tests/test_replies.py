@@ -144,3 +144,40 @@ def test_around_seq_leaves_deleted_messages_out(olivia, thirty):
         services.message_delete(user=olivia, message_id=Message.objects.get(room=thirty, seq=seq).id)
 
     assert _seqs(selectors.message_around(room=thirty, seq=15, limit=6)) == [11, 12, 13, 17, 18, 19]
+
+
+# REST ---------------------------------------------------------------------------------------
+
+
+def test_rest_send_takes_reply_to_as_json_and_as_a_form_field(api, olivia, mia, lobby):
+    original, _ = services.message_send(sender=mia, room=lobby, body="question")
+
+    as_json = api(olivia).post("/api/rooms/lobby/messages/", {"body": "a", "reply_to": original.id}, format="json")
+    with_image = api(olivia).post(
+        "/api/rooms/lobby/messages/",
+        {"image": pictures.upload(pictures.small_png(), "a.png", "image/png"), "reply_to": str(original.id)},
+        format="multipart",
+    )
+
+    assert as_json.status_code == 201 and with_image.status_code == 201, with_image.content
+    assert as_json.json()["reply_to"]["id"] == with_image.json()["reply_to"]["id"] == original.id
+    assert as_json.json()["reply_to"]["excerpt"] == "question"
+
+
+@pytest.mark.parametrize("reply_to", [999999, "x", "1.5", True, [1], {"id": 1}, -3])
+def test_rest_send_with_a_bad_reply_to_is_invalid(api, olivia, mia, lobby, db_state, reply_to):
+    services.message_send(sender=mia, room=lobby, body="question")
+    before = db_state()
+
+    response = api(olivia).post("/api/rooms/lobby/messages/", {"body": "a", "reply_to": reply_to}, format="json")
+
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")
+    assert db_state() == before
+
+
+def test_rest_history_around_a_seq(api, olivia, thirty):
+    response = api(olivia).get("/api/rooms/lobby/messages/?around_seq=15&limit=4")
+
+    assert response.status_code == 200
+    assert [m["seq"] for m in response.json()] == [13, 14, 15, 16]
+    assert api(olivia).get("/api/rooms/lobby/messages/?around_seq=-1").status_code == 400
