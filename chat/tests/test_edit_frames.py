@@ -6,16 +6,18 @@ Personas: olivia owns `lobby` (public), mia is a member, oscar is an outsider.
 """
 
 import pytest
-from channels.db import database_sync_to_async
 
 from chat import consumers, selectors, services
 from chat.models import Message
 from chat.serializers import message_to_dict
-from chat.tests.test_consumers import Sockets, dropping, pong, post, until
+from chat.tests.realserver import db  # closes its thread's connection: PostgreSQL can drop the test database
+from chat.tests.test_consumers import Sockets, dropping, pong, until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-db = database_sync_to_async
+
+def post(sender, room, body: str):
+    return db(services.message_send)(sender=sender, room=room, body=body)
 
 
 @pytest.fixture
