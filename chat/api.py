@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat import events, selectors, services
-from chat.serializers import message_reactions, message_to_dict, room_to_dict, user_to_dict
+from chat.serializers import message_to_dict, room_to_dict, user_to_dict
 from core.errors import AuthRequired, InvalidImage, InvalidInput, TooLarge
 
 ReplyToOut = inline_serializer(
@@ -97,18 +97,6 @@ SendIn = inline_serializer(
     },
 )
 EditIn = inline_serializer("MessageEdit", {"body": serializers.CharField()})
-VersionsOut = inline_serializer(
-    "MessageVersion", {"body": serializers.CharField(), "edited_at": serializers.DateTimeField()}, many=True
-)
-ReactionsResult = inline_serializer(
-    "MessageReactions",
-    {
-        "id": serializers.IntegerField(),
-        "room": serializers.CharField(),
-        "rev": serializers.IntegerField(),
-        "reactions": ReactionsOut,
-    },
-)
 
 
 MAX_INTEGER = 2**63 - 1
@@ -307,31 +295,6 @@ class MessageView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request, message_id):
         services.message_delete(user=request.user, message_id=message_id)
-        return Response(status=204)
-
-
-class MessageHistoryView(APIView):
-    permission_classes = [AllowAny]
-
-    @extend_schema(responses={200: VersionsOut})
-    def get(self, request, message_id):
-        versions = selectors.message_versions(user=request.user, message_id=message_id)
-        return Response([{"body": body, "edited_at": at.isoformat()} for body, at in versions])
-
-
-class ReactionView(APIView):
-    permission_classes = [IsAuthenticated]
-
-    @extend_schema(request=None, responses={200: ReactionsResult})
-    def put(self, request, message_id, emoji):
-        message = services.reaction_add(user=request.user, message_id=message_id, emoji=emoji)
-        return Response(
-            {"id": message.id, "room": message.room.slug, "rev": message.rev, "reactions": message_reactions(message)}
-        )
-
-    @extend_schema(responses={204: None})
-    def delete(self, request, message_id, emoji):
-        services.reaction_remove(user=request.user, message_id=message_id, emoji=emoji)
         return Response(status=204)
 
 
