@@ -9,13 +9,16 @@ def require_user(user) -> None:
 
 
 def clean_text(value, *, field: str, max_length: int, required: bool = True) -> str:
-    """`value` stripped; InvalidInput when it is not text or is required and empty,
-    TooLarge past `max_length` characters."""
+    """`value` stripped; InvalidInput when it is not text, holds a NUL character or is
+    required and empty, TooLarge past `max_length` characters."""
     if value is None:
         value = ""
     if not isinstance(value, str):
         raise InvalidInput(f"{field} must be text.")
     value = value.strip()
+    if "\x00" in value:
+        # PostgreSQL text cannot hold NUL: refused here, not as a server error at the INSERT.
+        raise InvalidInput(f"{field} must not contain NUL characters.")
     if required and not value:
         raise InvalidInput(f"{field} must not be empty.")
     if len(value) > max_length:

@@ -307,3 +307,16 @@ def test_admin_shows_versions_and_reactions_read_only(client, olivia, mia, stan,
     assert "first words" in page and "🦉" in page and "olivia" in page
     assert 'name="versions-0-body"' not in page and 'name="reactions-0-emoji"' not in page  # nothing editable
     assert 'name="versions-TOTAL_FORMS"' in page
+
+
+def test_a_nul_character_is_refused_as_invalid_not_a_server_error(api, mia, lobby, db_state):
+    """PostgreSQL text cannot hold NUL: the edit (and the send) answered 500 there."""
+    message, _ = services.message_send(sender=mia, room=lobby, body="fine")
+    before = db_state()
+
+    edit = api(mia).patch(f"/api/messages/{message.id}/", {"body": "a\x00b"}, format="json")
+    send = api(mia).post("/api/rooms/lobby/messages/", {"body": "a\x00b"}, format="json")
+
+    assert (edit.status_code, edit.json()["code"]) == (400, "invalid")
+    assert (send.status_code, send.json()["code"]) == (400, "invalid")
+    assert db_state() == before
