@@ -1,8 +1,9 @@
 """How a room changes: the one place that numbers changes and queues their events.
 
-Every change in a room (a new message, an edit, a reaction, a recall, a deletion) takes the room's next `rev` here, a new message also its next `seq`, in one
-`UPDATE … RETURNING` that keeps the room row locked until commit: numbers follow commit
-order with no gap, on SQLite and on PostgreSQL with many writers. The event is queued for
+Every change in a room (a new message, an edit, a reaction, a recall, a deletion) takes
+the room's next `rev` here, a new message also its next `seq`, in one `UPDATE …
+RETURNING` that keeps the room row locked until commit: numbers follow commit order with
+no gap, on SQLite and on PostgreSQL with many writers. The event is queued for
 after commit, so nobody hears of a change that rolled back.
 """
 
@@ -93,7 +94,7 @@ def announce(
 
 
 def system_message(room: Room, body: str, *, revoke: tuple[int, ...] = ()) -> Message:
-    message = append(room, body=body, kind=Message.Kind.SYSTEM)
+    message = append(room, kind=Message.Kind.SYSTEM, body=body)
     announce(room, message, revoke=revoke)
     return message
 
