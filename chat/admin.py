@@ -10,7 +10,16 @@ from django.core.files.uploadedfile import UploadedFile
 from django.forms.models import BaseInlineFormSet
 
 from chat import services
-from chat.models import Announcement, Membership, Message, Preset, Room, preset_image_path
+from chat.models import (
+    Announcement,
+    Membership,
+    Message,
+    MessageVersion,
+    Preset,
+    Reaction,
+    Room,
+    preset_image_path,
+)
 from chat.services.rooms import CREATABLE_KINDS
 from core import images
 from core.errors import AppError, InvalidInput, NotFound
@@ -210,14 +219,43 @@ def delete_for_everyone(modeladmin, request, queryset):
     messages.success(request, "Deleted.")
 
 
+class _ReadOnlyInline(admin.TabularInline):
+    """Rows that only services write: shown, never added, changed or removed here."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class MessageVersionInline(_ReadOnlyInline):
+    model = MessageVersion
+    fields = readonly_fields = ["edited_at", "body"]
+    verbose_name_plural = "earlier versions (oldest first)"
+
+
+class ReactionInline(_ReadOnlyInline):
+    model = Reaction
+    fields = readonly_fields = ["emoji", "user", "created_at"]
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "room", "seq", "sender", "kind", "short_body", "recalled", "deleted", "created_at"]
+    """Messages are read here; an edit belongs to its sender (chat.services.message_edit)."""
+
+    list_display = [
+        "id", "room", "seq", "sender", "kind", "short_body", "edited_at", "recalled", "deleted", "created_at"
+    ]
     list_filter = ["kind", "recalled", "deleted"]
     search_fields = ["body", "sender__username", "room__slug"]
-    raw_id_fields = ["room", "sender"]
+    raw_id_fields = ["room", "sender", "reply_to"]
     actions = [delete_for_everyone]
     readonly_fields = [f.name for f in Message._meta.fields]
+    inlines = [MessageVersionInline, ReactionInline]
 
     def has_add_permission(self, request):
         return False  # messages are sent through a room, which numbers them

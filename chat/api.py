@@ -13,6 +13,27 @@ from chat import events, selectors, services
 from chat.serializers import message_to_dict, room_to_dict, user_to_dict
 from core.errors import AuthRequired, InvalidImage, InvalidInput, TooLarge, Truncated
 
+ReplyToOut = inline_serializer(
+    "ReplyTo",
+    {
+        "id": serializers.IntegerField(),
+        "seq": serializers.IntegerField(),
+        "sender": serializers.DictField(allow_null=True),
+        "excerpt": serializers.CharField(allow_null=True, help_text="First 100 characters; null once recalled or deleted."),
+        "recalled": serializers.BooleanField(),
+        "deleted": serializers.BooleanField(),
+    },
+    allow_null=True,
+)
+ReactionsOut = inline_serializer(
+    "Reaction",
+    {
+        "emoji": serializers.CharField(),
+        "count": serializers.IntegerField(),
+        "users": serializers.ListField(child=serializers.CharField(), help_text="Up to 50 usernames."),
+    },
+    many=True,
+)
 _MESSAGE_FIELDS = (
     {
         "id": serializers.IntegerField(),
@@ -27,6 +48,10 @@ _MESSAGE_FIELDS = (
         "recalled": serializers.BooleanField(),
         "deleted": serializers.BooleanField(),
         "client_id": serializers.CharField(allow_null=True),
+        "html": serializers.CharField(help_text="The body rendered from its Markdown subset, sanitized."),
+        "edited_at": serializers.DateTimeField(allow_null=True),
+        "reply_to": ReplyToOut,
+        "reactions": ReactionsOut,
         "message": serializers.CharField(),
         "user": serializers.CharField(allow_null=True),
         "timestamp": serializers.DateTimeField(),
@@ -53,17 +78,28 @@ RoomIn = inline_serializer(
     "RoomCreate",
     {"slug": serializers.CharField(), "name": serializers.CharField(), "kind": serializers.CharField(required=False)},
 )
+_REPLY_TO_IN = "Optional: the id of the message this one answers (same room)."
 SendImageIn = inline_serializer(
     "MessageSendImage",
     {
         "image": serializers.ImageField(help_text="JPEG, PNG, GIF or WebP, up to PARLEY_UPLOAD_MAX_BYTES."),
         "body": serializers.CharField(required=False, help_text="Optional caption."),
         "client_id": serializers.CharField(required=False),
+        "reply_to": serializers.IntegerField(required=False, help_text=_REPLY_TO_IN),
     },
 )
 SendIn = inline_serializer(
-    "MessageSend", {"body": serializers.CharField(), "client_id": serializers.CharField(required=False)}
+    "MessageSend",
+    {
+        "body": serializers.CharField(),
+        "client_id": serializers.CharField(required=False),
+        "reply_to": serializers.IntegerField(required=False, allow_null=True, help_text=_REPLY_TO_IN),
+    },
 )
+EditIn = inline_serializer("MessageEdit", {"body": serializers.CharField()})
+
+
+MAX_INTEGER = 2**63 - 1
 
 
 def _int_param(request, name: str, *, default=None, low=0, high=None):
@@ -76,6 +112,18 @@ def _int_param(request, name: str, *, default=None, low=0, high=None):
         raise InvalidInput(f"{name} must be an integer.") from None
     if value < low or (high is not None and value > high):
         raise InvalidInput(f"{name} must be between {low} and {high}." if high else f"{name} must be ≥ {low}.")
+    return value
+
+
+def _reply_to(request):
+    """`reply_to` from JSON (a number) or a form (digits); the service checks the rest."""
+    value = request.data.get("reply_to")
+    if value in (None, ""):
+        return None
+    if isinstance(value, str):
+        if not value.isascii() or not value.isdigit():
+            raise InvalidInput("reply_to must be a message id.")
+        return int(value)
     return value
 
 
@@ -202,6 +250,7 @@ class MessageListView(APIView):
                 description="Every change after this room revision, tombstones included. Below the room's "
                 "retention horizon (changes since purged): 410 `truncated`, reload the latest page instead.",
             ),
+            OpenApiParameter("around_seq", int, description="`limit` messages centred on this seq (jump to a message)."),
             OpenApiParameter("limit", int, description="Page size, 1-200 (default 50)."),
         ],
         responses={
@@ -219,12 +268,15 @@ class MessageListView(APIView):
         room = selectors.room_get_for_user(user=request.user, slug=slug)
         limit = _int_param(request, "limit", default=selectors.HISTORY_PAGE, low=1, high=selectors.HISTORY_MAX_PAGE)
         since_rev = _int_param(request, "since_rev")
+        around_seq = _int_param(request, "around_seq", high=MAX_INTEGER)
         if since_rev is not None:
             if not selectors.changes_kept_since(room=room, rev=since_rev):
                 raise Truncated(
                     f"Changes after revision {since_rev} are no longer kept (retention): reload the latest messages."
                 )
             messages = selectors.message_changes_since(room=room, rev=since_rev, limit=limit)
+        elif around_seq is not None:
+            messages = selectors.message_around(room=room, seq=around_seq, limit=limit)
         else:
             messages = selectors.message_history(
                 room=room,
@@ -249,10 +301,15 @@ class MessageListView(APIView):
                 upload=_uploaded(request, "image"),
                 body=request.data.get("body", ""),
                 client_id=request.data.get("client_id"),
+                reply_to=_reply_to(request),
             )
             return Response(message_to_dict(message), status=201 if created else 200)
         message, created = services.message_send(
-            sender=request.user, room=room, body=request.data.get("body"), client_id=request.data.get("client_id")
+            sender=request.user,
+            room=room,
+            body=request.data.get("body"),
+            client_id=request.data.get("client_id"),
+            reply_to=_reply_to(request),
         )
         return Response(message_to_dict(message), status=201 if created else 200)
 
@@ -268,6 +325,11 @@ class MessageRecallView(APIView):
 
 class MessageView(APIView):
     permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=EditIn, responses={200: MessageOut})
+    def patch(self, request, message_id):
+        message = services.message_edit(user=request.user, message_id=message_id, body=request.data.get("body"))
+        return Response(message_to_dict(message))
 
     @extend_schema(responses={204: None})
     def delete(self, request, message_id):

@@ -263,6 +263,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             room=room,
             body=frame.data.get("body"),
             client_id=frame.data.get("client_id"),
+            reply_to=frame.data.get("reply_to"),
         )
         self.send_frame(
             {"type": "ack", "client_id": message.client_id or None, "id": message.id, "seq": message.seq, "rev": message.rev}
@@ -273,6 +274,24 @@ class ParleyConsumer(AsyncWebsocketConsumer):
 
     async def on_delete(self, frame: Frame) -> None:
         await events.run_service(services.message_delete, user=self.user, message_id=frame.integer("id"))
+
+    async def on_edit(self, frame: Frame) -> None:
+        await events.run_service(
+            services.message_edit, user=self.user, message_id=frame.integer("id"), body=frame.text("body", required=True)
+        )
+
+    async def on_react(self, frame: Frame) -> None:
+        await events.run_service(
+            services.reaction_add, user=self.user, message_id=frame.integer("id"), emoji=frame.text("emoji", required=True)
+        )
+
+    async def on_unreact(self, frame: Frame) -> None:
+        await events.run_service(
+            services.reaction_remove,
+            user=self.user,
+            message_id=frame.integer("id"),
+            emoji=frame.text("emoji", required=True),
+        )
 
 
 @database_sync_to_async
@@ -318,6 +337,9 @@ class RoomConsumer(ParleyConsumer):
         "message.send": "on_send",
         "message.recall": "on_recall",
         "message.delete": "on_delete",
+        "message.edit": "on_edit",
+        "reaction.add": "on_react",
+        "reaction.remove": "on_unreact",
         "resume": "on_resume",
         "read": "on_read",
         "typing": "on_typing",
@@ -474,6 +496,9 @@ class UserConsumer(ParleyConsumer):
         "message.send": "on_send",
         "message.recall": "on_recall",
         "message.delete": "on_delete",
+        "message.edit": "on_edit",
+        "reaction.add": "on_react",
+        "reaction.remove": "on_unreact",
         "read": "on_read",
         "ping": "on_ping",
     }

@@ -19,7 +19,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from chat.models import Message
-from chat.serializers import message_to_dict
+from chat.serializers import message_reactions, message_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,32 @@ def message_frame(message: Message, *, room_slug: str | None = None) -> dict:
     return {"type": "message", **message_to_dict(message, room_slug=slug)}
 
 
+def message_edited(message: Message, *, room_slug: str) -> dict:
+    """The frame of an edit: the new body, its html, when."""
+    return {
+        "type": "message.edited",
+        "id": message.id,
+        "room": room_slug,
+        "seq": message.seq,
+        "rev": message.rev,
+        "body": message.body,
+        "html": message.html,
+        "edited_at": message.edited_at.isoformat(),
+    }
+
+
+def message_reactions_changed(message: Message, *, room_slug: str) -> dict:
+    """The frame of a reaction added or removed: the message's reactions as they are now."""
+    return {
+        "type": "message.reactions",
+        "id": message.id,
+        "room": room_slug,
+        "seq": message.seq,
+        "rev": message.rev,
+        "reactions": message_reactions(message),
+    }
+
+
 def room_change(
     message: Message,
     *,
@@ -60,27 +86,37 @@ def room_change(
     from_database: bool = False,
     public: bool | None = None,
     keep: tuple[int, ...] | None = None,
+    update: dict | None = None,
 ) -> dict:
     """The layer envelope for one change in a room, ordered by `rev`.
 
-    `meta` lets the user stream keep unread counts without parsing the frame: `was_live`
-    says whether a recall or deletion took away a message that counted. `revoke` names
-    users who lose access with this change: their sockets close before it is sent.
-    `from_database` marks changes a receiver rebuilt while filling a gap. A change that
+    `meta` lets the user stream keep unread counts without parsing the frame: `change`
+    is `created`, `removed` (a recall or deletion; `was_live` says whether it took away
+    a message that counted) or `updated` (an edit or a reaction: `update` is its frame;
+    never counts). `revoke` names users who lose access with this change: their sockets
+    close before it is sent. `from_database` marks changes a receiver rebuilt while
+    filling a gap: those describe the message's state now, not what happened (an edited
+    message comes back as a `message` frame), so a receiver recounts from the database
+    rather than counting them (docs/realtime-protocol.md, "Replays"). A change that
     switched the room's kind carries `public`; one that made it members-only also `keep`,
     the members: everyone else's sockets close before it is sent.
     """
+    hidden = message.recalled or message.deleted
+    if update is not None:
+        change = "updated"
+    else:
+        change = "removed" if hidden else "created"
     envelope = {
         "type": HUB_EVENT,
         "rev": message.rev,
-        "frame": dumps(message_frame(message, room_slug=room_slug)),
+        "frame": dumps(update if update is not None else message_frame(message, room_slug=room_slug)),
         "meta": {
             "id": message.id,
             "seq": message.seq,
             "sender_id": message.sender_id,
             "kind": message.kind,
-            "counts": message.kind != Message.Kind.SYSTEM and not (message.recalled or message.deleted),
-            "change": "created" if not (message.recalled or message.deleted) else "removed",
+            "counts": change == "created" and message.kind != Message.Kind.SYSTEM,
+            "change": change,
             "was_live": was_live,
             "from_database": from_database,
         },

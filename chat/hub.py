@@ -27,7 +27,7 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
-from chat import events, presence
+from chat import events, presence, selectors
 from chat.models import Membership, Message, Room
 
 log = logging.getLogger(__name__)
@@ -142,9 +142,7 @@ def _changes_since_sync(room_id: int, slug: str, rev: int) -> tuple[list[dict], 
     after the changes: if one of them made the room private, the caller learns it (a
     lost kind-change event must not leave outsiders reading)."""
     messages = list(
-        Message.objects.filter(room_id=room_id, rev__gt=rev)
-        .select_related("sender__profile")
-        .order_by("rev")[:FILL_PAGE]
+        selectors.with_details(Message.objects.filter(room_id=room_id, rev__gt=rev)).order_by("rev")[:FILL_PAGE]
     )
     public = Room.objects.filter(pk=room_id, kind=Room.Kind.PUBLIC).exists()
     return [

@@ -1,8 +1,9 @@
 """Rooms, who is in them, and what was said.
 
 Ordering lives on the room row: `last_seq` numbers messages (gap-free, commit order) and
-`rev` numbers every change (message created, recalled, deleted). Both are bumped while
-the row is locked (chat.services), so they follow commit order on any database.
+`rev` numbers every change (message created, edited, reacted to, recalled, deleted). Both
+are bumped while the row is locked (chat.services), so they follow commit order on any
+database.
 """
 
 import secrets
@@ -95,6 +96,13 @@ class Message(models.Model):
     )
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TEXT)
     body = models.TextField(blank=True)
+    # `body` rendered by chat.formatting when it was stored or last edited.
+    html = models.TextField(blank=True, default="")
+    edited_at = models.DateTimeField(null=True, blank=True)
+    # The message this one answers, in the same room (chat.services.message_send checks).
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
+    )
     # Indexed: the media view finds the message (and so the room) by the file name.
     image = models.ImageField(upload_to=message_image_path, null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -116,6 +124,40 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} in {self.room_id}"
+
+
+class MessageVersion(models.Model):
+    """A body a message had before an edit: the original first (`edited_at` is then the
+    message's created_at), each later one with the time it was written. The current body
+    stays on the message; a message never edited has no rows here."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="versions")
+    body = models.TextField(blank=True)
+    edited_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"version of message {self.message_id} from {self.edited_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Reaction(models.Model):
+    """One user's emoji on one message, stored exactly as sent (❤ and ❤️ differ)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    emoji = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user", "emoji"], name="reaction_message_user_emoji_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id} on {self.message_id}"
 
 
 def preset_image_path(instance, filename: str) -> str:

@@ -5,10 +5,10 @@ A room someone may not read is answered exactly like a room that does not exist
 """
 
 from django.conf import settings
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from chat.models import Announcement, Membership, Message, Preset, Room
+from chat.models import Announcement, Membership, Message, Preset, Reaction, Room
 from core.errors import AuthRequired, InvalidInput, NotAllowed, NotFound
 
 HISTORY_PAGE = 50
@@ -146,8 +146,17 @@ def room_members(*, room: Room) -> QuerySet[Membership]:
     return Membership.objects.filter(room=room).select_related("user__profile").order_by("joined_at")
 
 
+def with_details(messages: QuerySet[Message]) -> QuerySet[Message]:
+    """What chat.serializers.message_to_dict reads, loaded with the messages: senders, the
+    original of each reply with its sender, and the reactions (one more query per page)."""
+    reactions = Reaction.objects.select_related("user").only("emoji", "message", "user__username").order_by("id")
+    return messages.select_related("sender__profile", "reply_to__sender__profile").prefetch_related(
+        Prefetch("reactions", queryset=reactions, to_attr="reaction_list")
+    )
+
+
 def _messages(room: Room) -> QuerySet[Message]:
-    return Message.objects.filter(room=room).select_related("sender__profile")
+    return with_details(Message.objects.filter(room=room))
 
 
 def message_history(
@@ -176,16 +185,44 @@ def changes_kept_since(*, room: Room, rev: int) -> bool:
     return rev >= room.horizon_rev
 
 
+def message_around(*, room: Room, seq: int, limit: int = HISTORY_PAGE) -> list[Message]:
+    """Up to `limit` visible messages centred on `seq` (about half before it, the rest from
+    it on; one side short near either end gives the other more), ascending: a client jumps
+    to a message it has not loaded."""
+    limit = max(1, min(limit, HISTORY_MAX_PAGE))
+    visible = Message.objects.filter(room=room, deleted=False)
+    before = list(visible.filter(seq__lt=seq).order_by("-seq").values_list("seq", flat=True)[:limit])
+    after = list(visible.filter(seq__gte=seq).order_by("seq").values_list("seq", flat=True)[:limit])
+    take_before = min(len(before), max(limit // 2, limit - len(after)))
+    seqs = before[:take_before] + after[: limit - take_before]
+    if not seqs:
+        return []
+    return list(_messages(room).filter(deleted=False, seq__gte=min(seqs), seq__lte=max(seqs)).order_by("seq"))
+
+
 def message_changes_since(*, room: Room, rev: int, limit: int) -> list[Message]:
     """Every message created or changed after revision `rev`, in rev order, tombstones included."""
     return list(_messages(room).filter(rev__gt=rev).order_by("rev")[:limit])
 
 
 def message_get_for_user(*, user, message_id: int) -> Message:
+    if not isinstance(message_id, int) or isinstance(message_id, bool) or not 0 < message_id < 2**63:
+        raise NotFound("No such message.")
     message = Message.objects.select_related("room", "sender__profile").filter(pk=message_id).first()
     if message is None or message.deleted or not room_may_read(user=user, room=message.room):
         raise NotFound("No such message.")
     return message
+
+
+def message_versions(*, user, message_id: int) -> list[tuple[str, object]]:
+    """Every body the message has had, as (body, written at), oldest first: the original
+    (at its created_at), then each edit. Readers of the room only; a recalled message
+    has none left (its versions went with its content)."""
+    message = message_get_for_user(user=user, message_id=message_id)
+    if message.recalled:
+        return []
+    earlier = list(message.versions.order_by("id").values_list("body", "edited_at"))
+    return [*earlier, (message.body, message.edited_at or message.created_at)]
 
 
 def room_peers(*, user, rooms) -> dict[int, object]:

@@ -2,6 +2,9 @@
 
 from chat.models import Message, Room
 
+EXCERPT_CHARS = 100
+REACTION_USERS_SHOWN = 50
+
 
 def user_to_dict(user) -> dict | None:
     if user is None:
@@ -32,7 +35,8 @@ def message_to_dict(message: Message, *, room_slug: str | None = None) -> dict:
     """A message as clients see it: recalled ones without content, deleted ones as tombstones.
 
     `message`, `user` and `timestamp` repeat body, sender and created_at for the simplest
-    existing clients (SPEC §3).
+    existing clients (SPEC §3). Lists of messages come from chat.selectors with the
+    original of each reply and the reactions already loaded (no query per message).
     """
     slug = room_slug or message.room.slug
     sender = user_to_dict(message.sender)
@@ -52,7 +56,47 @@ def message_to_dict(message: Message, *, room_slug: str | None = None) -> dict:
         "recalled": message.recalled,
         "deleted": message.deleted,
         "client_id": message.client_id or None,
+        "html": "" if hidden else message.html,
+        "edited_at": message.edited_at.isoformat() if message.edited_at and not hidden else None,
+        "reply_to": None if hidden else reply_to_dict(message),
+        "reactions": [] if hidden else message_reactions(message),
         "message": body,
         "user": sender["username"] if sender else None,
         "timestamp": created_at,
     }
+
+
+def reply_to_dict(message: Message) -> dict | None:
+    """The message `message` answers, as it is now: its excerpt goes once it is recalled
+    or deleted (and the whole quote once retention drops the original's row)."""
+    if message.reply_to_id is None:
+        return None
+    original = message.reply_to
+    gone = original.recalled or original.deleted
+    return {
+        "id": original.id,
+        "seq": original.seq,
+        "sender": user_to_dict(original.sender),
+        "excerpt": None if gone else original.body[:EXCERPT_CHARS],
+        "recalled": original.recalled,
+        "deleted": original.deleted,
+    }
+
+
+def message_reactions(message: Message) -> list[dict]:
+    """`[{emoji, count, users}]`, each emoji in the order it was first used and `users`
+    (the first REACTION_USERS_SHOWN usernames) in the order they reacted.
+
+    Reads `message.reaction_list` when the caller loaded it (chat.selectors does for
+    every list; the services do for the message they change), else one query.
+    """
+    rows = getattr(message, "reaction_list", None)
+    if rows is None:
+        rows = list(message.reactions.select_related("user").order_by("id"))
+    summary: dict[str, dict] = {}
+    for reaction in rows:
+        entry = summary.setdefault(reaction.emoji, {"emoji": reaction.emoji, "count": 0, "users": []})
+        entry["count"] += 1
+        if len(entry["users"]) < REACTION_USERS_SHOWN:
+            entry["users"].append(reaction.user.username)
+    return list(summary.values())

@@ -8,8 +8,10 @@ and only after commit (chat/services/changes.py numbers every change and queues 
 
 from chat.services.announcements import announcement_set
 from chat.services.conversations import conversation_room_create, dm_get_or_create
+from chat.services.edits import message_edit
 from chat.services.images import message_send_image, preset_post
 from chat.services.messages import message_delete, message_recall, message_send
+from chat.services.reactions import reaction_add, reaction_remove
 from chat.services.retention import room_purge, rooms_with_retention
 from chat.services.rooms import (
     clean_room_slug,
@@ -28,10 +30,13 @@ __all__ = [
     "conversation_room_create",
     "dm_get_or_create",
     "message_delete",
+    "message_edit",
     "message_recall",
     "message_send",
     "message_send_image",
     "preset_post",
+    "reaction_add",
+    "reaction_remove",
     "room_create",
     "room_invite",
     "room_join",

@@ -1,9 +1,9 @@
 """How a room changes: the one place that numbers changes and queues their events.
 
-Every change in a room (a new message, a recall, a deletion, and later an edit or a
-reaction) takes the room's next `rev` here, a new message also its next `seq`, in one
-`UPDATE … RETURNING` that keeps the room row locked until commit: numbers follow commit
-order with no gap, on SQLite and on PostgreSQL with many writers. The event is queued for
+Every change in a room (a new message, an edit, a reaction, a recall, a deletion) takes
+the room's next `rev` here, a new message also its next `seq`, in one `UPDATE …
+RETURNING` that keeps the room row locked until commit: numbers follow commit order with
+no gap, on SQLite and on PostgreSQL with many writers. The event is queued for
 after commit, so nobody hears of a change that rolled back.
 """
 
@@ -11,7 +11,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from chat import events
-from chat.models import Message, Room
+from chat.formatting import render
+from chat.models import Message, MessageVersion, Reaction, Room
 from core.errors import InvalidInput, NotFound
 
 
@@ -59,10 +60,12 @@ def take_numbers(room: Room, *, new_message: bool) -> tuple[int, int]:
     return row[0], row[1]
 
 
-def append(room: Room, **fields) -> Message:
-    """Store a new message as the room's next seq and rev."""
+def append(room: Room, *, body: str = "", **fields) -> Message:
+    """Store a new message, its body rendered, as the room's next seq and rev."""
     seq, rev = take_numbers(room, new_message=True)
-    return Message.objects.create(room=room, seq=seq, rev=rev, **fields)
+    message = Message.objects.create(room=room, seq=seq, rev=rev, body=body, html=render(body), **fields)
+    message.reaction_list = []  # a new message has none: spares the serializer a query
+    return message
 
 
 def change(room: Room, message: Message, **fields) -> Message:
@@ -75,6 +78,16 @@ def change(room: Room, message: Message, **fields) -> Message:
     return message
 
 
+def erase(room: Room, message: Message, **fields) -> Message:
+    """Take a message's content away under the room's next rev (recall, deletion,
+    retention): body, html, image, edit time, earlier versions and reactions."""
+    discard_image_after_commit(message)
+    MessageVersion.objects.filter(message=message).delete()
+    Reaction.objects.filter(message=message).delete()
+    message.reaction_list = []
+    return change(room, message, body="", html="", image=None, edited_at=None, **fields)
+
+
 def announce(
     room: Room,
     message: Message,
@@ -83,14 +96,18 @@ def announce(
     was_live: bool = True,
     public: bool | None = None,
     keep: tuple[int, ...] | None = None,
+    update: dict | None = None,
 ) -> None:
     """Queue the message's change for the room's subscribers, after commit. `revoke`
     names users whose sockets on the room close when they reach this change; `keep`,
     when the room has just become members-only, the only users whose sockets stay.
-    `public` tells receivers the room's new kind with the change that made it."""
+    `public` tells receivers the room's new kind with the change that made it. `update`
+    is the frame of an edit or reaction (chat.events), which never counts as unread."""
     events.publish_on_commit(
         events.room_group(room.id),
-        events.room_change(message, room_slug=room.slug, revoke=revoke, was_live=was_live, public=public, keep=keep),
+        events.room_change(
+            message, room_slug=room.slug, revoke=revoke, was_live=was_live, public=public, keep=keep, update=update
+        ),
     )
 
 

@@ -24,14 +24,14 @@ def unstore_file(name: str | None) -> None:
 
 
 def _send_with_stored_image(
-    *, sender, room: Room, body, client_id: str | None, kind: str, image_name: str, allowance_taken=False
+    *, sender, room: Room, body, client_id: str | None, kind: str, image_name: str, allowance_taken=False, reply_to=None
 ):
     """message_send with an image file already saved; the file is removed again unless it
     became part of a new message (refused, rate-limited, or a retry of an earlier one)."""
     try:
         message, created = messages.message_send(
             sender=sender, room=room, body=body, client_id=client_id, kind=kind, image=image_name,
-            allowance_taken=allowance_taken,
+            allowance_taken=allowance_taken, reply_to=reply_to,
         )
     except BaseException:
         unstore_file(image_name)
@@ -41,8 +41,9 @@ def _send_with_stored_image(
     return message, created
 
 
-def message_send_image(*, sender, room: Room, upload, body="", client_id=None) -> tuple[Message, bool]:
-    """Send an uploaded picture (kind `image`, optional caption `body`) like message_send.
+def message_send_image(*, sender, room: Room, upload, body="", client_id=None, reply_to=None) -> tuple[Message, bool]:
+    """Send an uploaded picture (kind `image`, optional caption `body`, optionally as a
+    reply: `reply_to`) like message_send.
 
     The upload is verified, stripped of metadata and re-encoded by core.images before
     anything is stored. Raises InvalidImage (not a sound JPEG/PNG/GIF/WebP, a
@@ -61,6 +62,7 @@ def message_send_image(*, sender, room: Room, upload, body="", client_id=None) -
         existing = sent_before(sender, client_id)
         if existing is not None:
             return existing, False
+    messages.reply_target(room=room, reply_to=reply_to)  # refused before any image work
     existing = take_send_allowance(sender, client_id)
     if existing is not None:
         return existing, False
@@ -68,7 +70,7 @@ def message_send_image(*, sender, room: Room, upload, body="", client_id=None) -
     name = store_file(processed.content, message_image_path(None, f"image.{processed.extension}"))
     return _send_with_stored_image(
         sender=sender, room=room, body=body, client_id=client_id, kind=Message.Kind.IMAGE, image_name=name,
-        allowance_taken=True,
+        allowance_taken=True, reply_to=reply_to,
     )
 
 

@@ -1,4 +1,5 @@
-"""What a message goes through after it is sent: sending, recall, deletion."""
+"""What a message goes through after it is sent: sending (a reply too), recall, deletion.
+Edits are in chat/services/edits.py, reactions in chat/services/reactions.py."""
 
 from datetime import timedelta
 
@@ -7,20 +8,23 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chat import selectors
+from chat.formatting import render
 from chat.models import Membership, Message, Room
-from chat.services.changes import announce, change, clean_client_id, discard_image_after_commit, lock_room, take_numbers
+from chat.services.changes import announce, clean_client_id, erase, lock_room, take_numbers
 from core.errors import InvalidInput, NotAllowed, NotFound, RateLimited, RecallWindowPassed, TooLarge
 from core.ratelimit import check_send_rate
 from core.validation import clean_text, require_user
 
 
 def message_send(
-    *, sender, room: Room, body="", client_id=None, kind=Message.Kind.TEXT, image=None, allowance_taken=False
+    *, sender, room: Room, body="", client_id=None, kind=Message.Kind.TEXT, image=None, allowance_taken=False,
+    reply_to=None,
 ) -> tuple[Message, bool]:
     """Store a message as the room's next seq and announce it after commit.
 
-    Returns (message, created). A `client_id` this sender already used returns the first
-    message unchanged, whatever the body now says: retries after a dropped connection
+    `reply_to` (optional) is the id of the message this one answers: one in the same
+    room that is not deleted, else InvalidInput. Returns (message, created). A
+    `client_id` this sender already used returns the first message unchanged, whatever the body now says: retries after a dropped connection
     are safe, concurrent ones included. Raises AuthRequired for anonymous senders,
     NotFound when the sender may not read the room, InvalidInput/TooLarge for bad input,
     RateLimited past the sender's allowance (nothing is stored); `allowance_taken`: the
@@ -35,6 +39,7 @@ def message_send(
     )
     if not selectors.room_may_read(user=sender, room=room):
         raise NotFound("No such room.")
+    original = reply_target(room=room, reply_to=reply_to)
     if not allowance_taken:
         existing = take_send_allowance(sender, client_id)
         if existing is not None:
@@ -48,9 +53,10 @@ def message_send(
                 # connect): an outsider's message must not land in it.
                 raise NotFound("No such room.")
             message = Message.objects.create(
-                room=room, seq=seq, rev=rev, sender=sender, kind=kind, body=body, image=image,
-                client_id=client_id or "",
+                room=room, seq=seq, rev=rev, sender=sender, kind=kind, body=body, html=render(body), image=image,
+                client_id=client_id or "", reply_to=original,
             )
+            message.reaction_list = []  # a new message has none: spares the serializer a query
             Membership.objects.filter(room=room, user=sender, last_read_seq__lt=seq).update(last_read_seq=seq)
             announce(room, message)
     except IntegrityError:
@@ -62,6 +68,19 @@ def message_send(
         return existing, False
     return message, True
 
+
+def reply_target(*, room: Room, reply_to) -> Message | None:
+    """The message a reply answers (None for no reply): in `room`, not deleted."""
+    if reply_to is None:
+        return None
+    if not isinstance(reply_to, int) or isinstance(reply_to, bool) or not 0 < reply_to < 2**63:
+        raise InvalidInput("reply_to must be a message id.")
+    original = (
+        Message.objects.select_related("sender__profile").filter(pk=reply_to, room=room, deleted=False).first()
+    )
+    if original is None:
+        raise InvalidInput("reply_to must be a message in this room.")
+    return original
 
 
 def take_send_allowance(sender, client_id: str) -> Message | None:
@@ -79,7 +98,9 @@ def take_send_allowance(sender, client_id: str) -> Message | None:
 
 def sent_before(sender, client_id: str) -> Message | None:
     return (
-        Message.objects.select_related("room", "sender__profile").filter(sender=sender, client_id=client_id).first()
+        selectors.with_details(Message.objects.select_related("room"))
+        .filter(sender=sender, client_id=client_id)
+        .first()
     )
 
 
@@ -105,12 +126,12 @@ def _message_for_change(*, user, message_id) -> tuple[Room, Message, Membership 
     return room, message, selectors.membership_get(user=user, room=room)
 
 
-
 @transaction.atomic
 def message_recall(*, user, message_id) -> Message:
     """The sender takes a message back within PARLEY_RECALL_SECONDS (server clock).
 
-    Its body and image are erased from the server; clients see "message recalled".
+    Its body, image, earlier versions and reactions are erased from the server; clients
+    see "message recalled".
     """
     room, message, _ = _message_for_change(user=user, message_id=message_id)
     if message.sender_id != user.id:
@@ -119,8 +140,7 @@ def message_recall(*, user, message_id) -> Message:
         return message
     if timezone.now() - message.created_at > timedelta(seconds=settings.PARLEY_RECALL_SECONDS):
         raise RecallWindowPassed()
-    discard_image_after_commit(message)
-    change(room, message, recalled=True, body="", image=None)
+    erase(room, message, recalled=True)
     announce(room, message)
     return message
 
@@ -129,15 +149,14 @@ def message_recall(*, user, message_id) -> Message:
 def message_delete(*, user, message_id) -> Message:
     """Delete a message for everyone: its sender, a room owner/admin, or staff may.
 
-    A content-free tombstone stays, so reconnecting clients learn of the deletion. A
-    message already deleted (or purged) is NotFound, however many deletes race: exactly
-    one takes a rev and is announced.
+    A content-free tombstone stays, so reconnecting clients learn of the deletion; its
+    versions and reactions go with the content. A message already deleted (or purged) is
+    NotFound, however many deletes race: exactly one takes a rev and is announced.
     """
     room, message, membership = _message_for_change(user=user, message_id=message_id)
     if message.sender_id != user.id and not selectors.room_may_moderate(user=user, membership=membership):
         raise NotAllowed("You may not delete this message.")
     was_live = not message.recalled
-    discard_image_after_commit(message)
-    change(room, message, deleted=True, body="", image=None, deleted_at=timezone.now())
+    erase(room, message, deleted=True, deleted_at=timezone.now())
     announce(room, message, was_live=was_live)
     return message

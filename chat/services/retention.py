@@ -8,7 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from chat.models import Message, Room
-from chat.services.changes import announce, change, discard_image_after_commit, lock_room
+from chat.services.changes import announce, erase, lock_room
 
 PURGE_BATCH = 200
 TOMBSTONE_DROP_BATCH = 1000
@@ -63,8 +63,7 @@ def room_purge(*, room: Room, now=None, progress=None) -> tuple[int, int]:
                 break
             for message in batch:
                 was_live = not message.recalled
-                discard_image_after_commit(message)
-                change(locked, message, deleted=True, body="", image=None, deleted_at=now)
+                erase(locked, message, deleted=True, deleted_at=now)
                 announce(locked, message, was_live=was_live)
         tombstoned += len(batch)
         if progress:

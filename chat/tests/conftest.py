@@ -60,3 +60,18 @@ def fresh_presence():
     presence.reset()
     yield
     presence.reset()
+
+
+@pytest.fixture
+def published():
+    """Every (group, frame, envelope) chat.events.publish was asked to send, frames parsed."""
+    import json
+    from unittest import mock
+
+    sent = []
+
+    def record(group, event):
+        sent.append((group, json.loads(event["frame"]) if "frame" in event else None, event))
+
+    with mock.patch("chat.events.publish", side_effect=record):
+        yield sent

@@ -163,13 +163,14 @@ def test_unread_query_uses_the_room_seq_index(olivia, mia):
 
 
 def _apply(state: dict[int, dict], frame: dict) -> None:
-    """What a client does with a room frame: keep messages by id, blank recalled ones,
-    drop deleted ones."""
+    """What a client does with a room frame: keep messages by id, blank recalled ones
+    (content, rendering, edit time, quote and reactions go), drop deleted ones."""
     if frame["type"] == "message":
         state[frame["id"]] = {k: v for k, v in frame.items() if k != "type"}
     elif frame["type"] == "message.recalled":
         state[frame["id"]].update(
-            recalled=True, body="", message="", image=None, rev=frame["rev"]
+            recalled=True, body="", message="", image=None, html="", edited_at=None, reply_to=None, reactions=[],
+            rev=frame["rev"],
         )
     elif frame["type"] == "message.deleted":
         state.pop(frame["id"], None)
