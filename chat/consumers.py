@@ -16,7 +16,7 @@ from django.conf import settings
 
 from chat import events, presence, selectors, services, wire
 from chat.hub import RoomStream, get_hub
-from chat.models import Membership, Message, Room
+from chat.models import Room
 from chat.serializers import room_to_dict, user_to_dict
 from core.errors import AppError, AuthRequired, InvalidInput, NotFound
 
@@ -67,6 +67,10 @@ class ParleyConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "parley-hub-only"
 
     handlers: dict[str, str] = {}
+    # What the hub knows of a socket (chat.hub.Subscriber).
+    credential: selectors.Credential | None = None
+    presence_id: str | None = None
+    needs_membership = False
 
     async def dispatch(self, message):
         # Channels closes old DB connections before every frame (a thread hop each);
@@ -82,10 +86,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         self.user = self.scope.get("user")
         self.user_id = self.user.id if self.user is not None and self.user.is_authenticated else None
         self.username = self.user.username if self.user_id else None
-        session = self.scope.get("session")
-        self.session_key = (
-            session.session_key if self.user_id and session is not None and self.scope.get("auth_method") != "token" else None
-        )
+        self.credential = _credential(self.scope, self.user_id)
         self.hub = get_hub()
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=OUTBOX_FRAMES)
         self.closing = False
@@ -131,9 +132,12 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         self.topics = []
 
     async def subscribe_topics(self) -> None:
-        self.topics = [events.EVERYONE] + ([events.user_group(self.user_id)] if self.user_id else [])
-        for group in self.topics:
+        for group in [events.EVERYONE] + ([events.user_group(self.user_id)] if self.user_id else []):
+            self.topics.append(group)
             await self.hub.join_topic(group, self)
+            if self.closing:  # closed meanwhile: hub_unsubscribe has run already
+                self.hub.leave_topic(group, self)
+                return
 
     # Outgoing -----------------------------------------------------------------------
 
@@ -165,10 +169,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             self.send_frame(self.announcement)
 
     def send_error(self, error: AppError, *, client_id=None) -> None:
-        frame = {"type": "error", **error.as_dict()}
-        if isinstance(client_id, str):
-            frame["client_id"] = client_id
-        self.send_frame(frame)
+        self.send_frame(events.error(error, client_id=client_id))
 
     async def _write_forever(self) -> None:
         while True:
@@ -205,7 +206,8 @@ class ParleyConsumer(AsyncWebsocketConsumer):
     def topic_event(self, group: str, event: dict) -> None:
         control = event.get("control")
         if control == "logout":
-            if self.session_key and event.get("session_key") == self.session_key:
+            credential = self.credential
+            if credential is not None and credential.kind == "session" and event.get("session_key") == credential.key:
                 self.close_with(CLOSE_UNAUTHENTICATED)
         elif group == events.EVERYONE:
             self.deliver(event["frame"], event)
@@ -213,7 +215,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             self.user_event(event)
 
     def user_event(self, event: dict) -> None:
-        """A frame addressed to this user (unread counts, room.added); per-room sockets ignore them."""
+        """An event addressed to this user (unread counts, room.added); per-room sockets ignore them."""
 
     def session_ended(self) -> None:
         self.close_with(CLOSE_UNAUTHENTICATED)
@@ -254,7 +256,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             self.send_error(AppError(), client_id=client_id if kind == "message.send" else None)
 
     async def on_ping(self, frame: Frame) -> None:
-        self.send_frame({"type": "pong"})
+        self.send_frame(events.pong())
 
     async def send_message(self, room: Room, frame: Frame) -> None:
         message, _ = await events.run_service(
@@ -264,15 +266,24 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             body=frame.data.get("body"),
             client_id=frame.data.get("client_id"),
         )
-        self.send_frame(
-            {"type": "ack", "client_id": message.client_id or None, "id": message.id, "seq": message.seq, "rev": message.rev}
-        )
+        self.send_frame(events.ack(message))
 
     async def on_recall(self, frame: Frame) -> None:
         await events.run_service(services.message_recall, user=self.user, message_id=frame.integer("id"))
 
     async def on_delete(self, frame: Frame) -> None:
         await events.run_service(services.message_delete, user=self.user, message_id=frame.integer("id"))
+
+
+def _credential(scope, user_id: int | None) -> selectors.Credential | None:
+    """What the socket logged in with, for the hub to check it still holds."""
+    if user_id is None:
+        return None
+    if scope.get("auth_method") == "token":
+        return selectors.Credential("token", scope["auth_token"], user_id)
+    session = scope.get("session")
+    key = session.session_key if session is not None else None
+    return selectors.Credential("session", key, user_id) if key else None
 
 
 @database_sync_to_async
@@ -335,14 +346,14 @@ class RoomConsumer(ParleyConsumer):
         self.greeted = False
         await self.subscribe_topics()
         await self.hub.join_rooms([self.room.id], self)
+        if self.closing:
+            return self.hub.leave_room(self.room.id, self)
         # Read the room after subscribing: nothing committed in between can be missed.
         self.room = await _fresh_room(self.user, self.room.id)
         self.rev = self.room.rev
-        online, came_online, self.presence_version = await self._presence_join()
-        self.presence_online = online
-        self.send_frame(
-            {"type": "hello", "user": self.user_dict, "room": room_to_dict(self.room, online=online)}
-        )
+        online, came_online, version = await self._presence_join()
+        self.presence_seen = presence.Seen(version, online)
+        self.send_frame(events.hello(self.user_dict, room=room_to_dict(self.room, online=online)))
         self.greeted = True
         self.send_announcement()
         self._end_replay()
@@ -377,7 +388,7 @@ class RoomConsumer(ParleyConsumer):
 
     def room_event(self, stream: RoomStream, event: dict) -> None:
         if event.get("ephemeral"):
-            if self.greeted and event.get("user_id") != self.user_id and presence.is_news(self, event):
+            if self.greeted and event.get("user_id") != self.user_id and self.presence_seen.is_news(event):
                 self.deliver(event["frame"], event)
             return
         if self.replaying is not None:
@@ -387,7 +398,7 @@ class RoomConsumer(ParleyConsumer):
             self.deliver(event["frame"], event)
 
     def room_revoked(self, stream: RoomStream) -> None:
-        self.close_with(CLOSE_FORBIDDEN)
+        self.close_with(CLOSE_NOT_FOUND if stream.gone else CLOSE_FORBIDDEN)
 
     def _room_of(self, frame: Frame) -> Room:
         slug = frame.text("room")
@@ -411,7 +422,7 @@ class RoomConsumer(ParleyConsumer):
         for text in frames:
             self.deliver(text)
         self.rev = max(self.rev, room.rev)
-        self.send_frame({"type": "resumed", "room": room.slug, "rev": self.rev, "truncated": truncated})
+        self.send_frame(events.resumed(room.slug, rev=self.rev, truncated=truncated))
         self._end_replay()
 
     def _end_replay(self) -> None:
@@ -438,21 +449,18 @@ class RoomConsumer(ParleyConsumer):
         await _fresh_room(self.user, self.room.id)  # still allowed to be here?
         await events.apublish(
             events.room_group(self.room.id),
-            events.ephemeral({"type": "typing", "room": self.room.slug, "user": self.username}, user_id=self.user_id),
+            events.ephemeral(events.typing(self.room.slug, self.username), user_id=self.user_id),
         )
 
 
 @database_sync_to_async
-def _unread_state(user) -> dict[int, dict]:
-    return {
-        m.room_id: {"slug": m.room.slug, "rev": m.room.rev, "last_read": m.last_read_seq, "count": m.unread_count}
-        for m in selectors.memberships_with_unread(user=user)
-    }
+def _unread_state(user) -> list[selectors.UnreadRow]:
+    return selectors.unread_rows(user=user)
 
 
 @database_sync_to_async
 def _member_room_ids(user) -> list[int]:
-    return list(Membership.objects.filter(user=user).values_list("room_id", flat=True))
+    return selectors.member_room_ids(user=user)
 
 
 @database_sync_to_async
@@ -461,15 +469,41 @@ def _room_by_slug(user, slug: str) -> Room:
 
 
 @database_sync_to_async
-def _recount(user, room_id: int) -> tuple[int, int] | None:
-    membership = selectors.memberships_with_unread(user=user).filter(room_id=room_id).first()
-    return (membership.last_read_seq, membership.unread_count) if membership else None
+def _recount(user, room_id: int) -> selectors.UnreadRow | None:
+    rows = selectors.unread_rows(user=user, room_id=room_id)
+    return rows[0] if rows else None
+
+
+class RoomCount:
+    """What the user stream knows of one of the user's rooms: its count, and the room's
+    revision and last seq that count reflects. While `waiting` is a list the count is
+    being read again, and the room's changes wait there for it."""
+
+    __slots__ = ("slug", "rev", "last_seq", "last_read", "count", "mentions", "waiting", "again")
+
+    def __init__(self, row: selectors.UnreadRow | None = None):
+        self.slug, self.rev, self.last_seq, self.last_read, self.count, self.mentions = "", 0, 0, 0, 0, 0
+        self.waiting: list[dict] | None = None if row else []
+        self.again = False
+        if row is not None:
+            self.take(row)
+
+    def take(self, row: selectors.UnreadRow) -> None:
+        self.slug, self.rev, self.last_seq = row.slug, row.rev, row.last_seq
+        self.last_read, self.count, self.mentions = row.last_read_seq, row.count, row.mentions
 
 
 class UserConsumer(ParleyConsumer):
     """`/ws/`: the user's stream — unread counts for every room they are in, rooms they
-    are added to, announcements. Messages themselves flow on per-room sockets."""
+    are added to, announcements. Messages themselves flow on per-room sockets.
 
+    On connect: `hello`, then one `unread` per room whose count is not zero (a room without
+    one has none: GET /api/rooms/ says so too), then changes. Counts move live with each
+    change (selectors.unread_change); where a change may have moved the read marker or a
+    gap was filled, the count is read again from the database.
+    """
+
+    needs_membership = True
     handlers = {
         "message.send": "on_send",
         "message.recall": "on_recall",
@@ -481,78 +515,192 @@ class UserConsumer(ParleyConsumer):
     async def open(self) -> None:
         if self.user_id is None:
             raise AuthRequired()
-        self.unread: dict[int, dict] = {}
+        self.rooms: dict[int, RoomCount] = {}
+        # Subscribe first, read the counts second; what arrives in between waits here and
+        # is then taken for what it is: covered by the counts or newer than them (by rev).
+        self.early: list[tuple] | None = []
         await self.subscribe_topics()
-        await self.hub.join_rooms(await _member_room_ids(self.user), self)
-        self.unread = await _unread_state(self.user)
-        self.send_frame({"type": "hello", "user": self.user_dict})
+        self.joining = set(await _member_room_ids(self.user))
+        await self.hub.join_rooms(self.joining, self)
+        if self.closing:
+            return self.hub.leave_rooms(self.joining, self)
+        # Rooms joined meanwhile come with their own `room.added`; rooms left meanwhile go.
+        rows = [row for row in await _unread_state(self.user) if row.room_id in self.joining]
+        self.rooms = {row.room_id: RoomCount(row) for row in rows}
+        joined, self.joining = self.joining, set()
+        self.hub.leave_rooms(joined - self.rooms.keys(), self)
+        if self.closing:
+            return self.hub.leave_rooms(joined, self)
+        self.send_frame(events.hello(self.user_dict))
         self.send_announcement()
-        for state in self.unread.values():
-            self.send_frame({"type": "unread", "room": state["slug"], "count": state["count"]})
+        for state in self.rooms.values():
+            if state.count or state.mentions:
+                self._send_count(state)
+        early, self.early = self.early, None
+        for handler, args in early:
+            handler(*args)
 
     def hub_unsubscribe(self) -> None:
         super().hub_unsubscribe()
-        for room_id in list(getattr(self, "unread", {})):
-            self.hub.leave_room(room_id, self)
+        self.hub.leave_rooms({*getattr(self, "rooms", ()), *getattr(self, "joining", ())}, self)
 
-    def _set_count(self, state: dict, count: int) -> None:
-        if count != state["count"]:
-            state["count"] = count
-            self.send_frame({"type": "unread", "room": state["slug"], "count": count})
+    def _send_count(self, state: RoomCount) -> None:
+        self.send_frame(events.unread(state.slug, count=state.count, last_seq=state.last_seq, mentions=state.mentions))
+
+    # Room changes ------------------------------------------------------------------------
 
     def room_event(self, stream: RoomStream, event: dict) -> None:
-        state = self.unread.get(stream.room_id)
-        if state is None or event.get("ephemeral") or event["rev"] <= state["rev"]:
-            return
-        state["rev"] = event["rev"]
-        meta = event["meta"]
-        if meta["from_database"]:
-            self.hub.spawn(self._recount(stream.room_id))
-            return
-        mine = meta["sender_id"] == self.user_id
-        if meta["change"] == "created" and mine:
-            state["last_read"] = max(state["last_read"], meta["seq"])
-            self._set_count(state, 0 if meta["seq"] >= state["last_read"] else state["count"])
-        elif meta["kind"] != Message.Kind.SYSTEM and not mine and meta["seq"] > state["last_read"]:
-            if meta["change"] == "created" and meta["counts"]:
-                self._set_count(state, state["count"] + 1)
-            elif meta["change"] == "removed" and meta["was_live"]:
-                self._set_count(state, max(0, state["count"] - 1))
+        if self.early is not None:
+            self.early.append((self.room_event, (stream, event)))
+        elif not event.get("ephemeral"):
+            self._count(stream.room_id, event)
 
-    async def _recount(self, room_id: int) -> None:
-        result = await _recount(self.user, room_id)
-        state = self.unread.get(room_id)
-        if result is not None and state is not None:
-            state["last_read"] = result[0]
-            self._set_count(state, result[1])
+    def _count(self, room_id: int, event: dict) -> None:
+        state = self.rooms.get(room_id)
+        if state is None:
+            return
+        if state.waiting is not None:
+            state.waiting.append(event)
+            return
+        if event["rev"] <= state.rev:
+            return  # the count already holds it
+        state.rev = event["rev"]
+        meta = event["meta"]
+        if meta["created"]:
+            state.last_seq = max(state.last_seq, meta["seq"])
+        if meta["from_database"] or meta["sender_id"] == self.user_id:
+            # A filled gap may hide anything, and one's own change may move one's own read
+            # marker (sending does): ask the database rather than guess.
+            self._recount_soon(room_id)
+            return
+        delta = selectors.unread_change(meta, user_id=self.user_id, last_read_seq=state.last_read)
+        if delta:
+            state.count = max(0, state.count + delta)
+            self._send_count(state)
+
+    def _recount_soon(self, room_id: int) -> None:
+        state = self.rooms.get(room_id)
+        if state is None:
+            return
+        if state.waiting is not None:
+            state.again = True  # a read already under way may predate what asked for this one
+            return
+        state.waiting = []
+        self.hub.spawn(self._recount(room_id))
+
+    async def _recount(self, room_id: int, *, added: Room | None = None) -> None:
+        """Read the room's count again; its changes wait meanwhile and follow, in order.
+        `added`: the room just came (room.added goes first, with the room as now)."""
+        try:
+            while True:
+                state = self.rooms.get(room_id)
+                if state is None or self.closing:
+                    return
+                state.again = False
+                row = await _recount(self.user, room_id)
+                state = self.rooms.get(room_id)
+                if state is None or self.closing:
+                    return
+                if row is None:  # no longer a member
+                    self._drop_room(room_id)
+                    return
+                if not state.again:
+                    break
+        except Exception:
+            log.exception("recounting room %s for user %s failed", room_id, self.user_id)
+            state = self.rooms.get(room_id)
+            if state is not None and not state.slug:
+                self._drop_room(room_id)  # never counted: nothing to carry on from
+            elif state is not None:  # carry on from the count it had
+                waiting, state.waiting = state.waiting or [], None
+                for event in waiting:
+                    self._count(room_id, event)
+            return
+        shown = (state.count, state.mentions) if state.slug else (0, 0)
+        state.take(row)
+        if added is not None:
+            online = await self._online(room_id)
+            if self.closing or self.rooms.get(room_id) is not state:
+                return
+            self.send_frame(events.room_added(room_to_dict(added, online=online)))
+        if (state.count, state.mentions) != shown:
+            self._send_count(state)
+        waiting, state.waiting = state.waiting, None
+        for event in waiting:
+            self._count(room_id, event)
+
+    async def _online(self, room_id: int) -> list[str]:
+        try:
+            return (await presence.online(room_id))[0]
+        except Exception:
+            log.exception("presence unavailable for room %s", room_id)
+            return self.hub.local_users(room_id)
+
+    def _drop_room(self, room_id: int) -> None:
+        if self.rooms.pop(room_id, None) is not None:
+            self.hub.leave_room(room_id, self)
 
     def room_revoked(self, stream: RoomStream) -> None:
-        self.unread.pop(stream.room_id, None)
-        self.hub.leave_room(stream.room_id, self)
+        self._drop_room(stream.room_id)
+
+    # The user's own events ---------------------------------------------------------------
+
+    def topic_event(self, group: str, event: dict) -> None:
+        if self.early is not None:
+            self.early.append((self.topic_event, (group, event)))
+        else:
+            super().topic_event(group, event)
 
     def user_event(self, event: dict) -> None:
-        meta = event.get("meta") or {}
-        if meta.get("type") == "room.added":
-            self.hub.spawn(self._room_added(meta["room"]["slug"]))
-        elif meta.get("type") == "unread":
-            for state in self.unread.values():
-                if state["slug"] == meta["room"]:
-                    state["last_read"] = max(state["last_read"], meta.get("last_read_seq", 0))
-                    state["count"] = meta["count"]
-        self.deliver(event["frame"], event)
+        control = event.get("control")
+        if control == "room.added":
+            self.hub.spawn(self._room_added(event["room_id"]))
+        elif control == "room.left":
+            self._recount_soon(event["room_id"])  # drops the room unless they are back already
+        elif control is None and event["meta"].get("type") == "unread":
+            self._read_moved(event)
+        elif control is None:
+            self.deliver(event["frame"], event)
 
-    async def _room_added(self, slug: str) -> None:
+    def _read_moved(self, event: dict) -> None:
+        """The read marker moved (on any of the user's sockets, or over REST)."""
+        meta = event["meta"]
+        state = self.rooms.get(meta["room_id"])
+        if state is None or meta["last_read_seq"] < state.last_read:
+            return  # not followed, or an older read overtaken by a newer one
+        if state.waiting is None and meta["rev"] == state.rev:
+            # Counted over exactly the changes this stream has: take it, frame and all.
+            state.last_read = meta["last_read_seq"]
+            state.count, state.mentions = meta["count"], meta["mentions"]
+            self.deliver(event["frame"], event)
+        else:
+            self._recount_soon(meta["room_id"])
+
+    async def _room_added(self, room_id: int) -> None:
+        if self.closing:
+            return
         try:
-            room = await _room_by_slug(self.user, slug)
+            room = await _fresh_room(self.user, room_id)
         except NotFound:
             return
-        if room.id in self.unread or self.closing:
+        if self.closing:
             return
-        await self.hub.join_rooms([room.id], self)
-        result = await _recount(self.user, room.id)
-        if result is not None and not self.closing:
-            fresh = await _fresh_room(self.user, room.id)
-            self.unread[room.id] = {"slug": slug, "rev": fresh.rev, "last_read": result[0], "count": result[1]}
+        if room_id in self.rooms:
+            # Followed already (it came while this stream connected): say so all the same.
+            online = await self._online(room_id)
+            if not self.closing:
+                self.send_frame(events.room_added(room_to_dict(room, online=online)))
+            self._recount_soon(room_id)
+            return
+        # In `rooms` before joining, so a close meanwhile leaves it with the rest.
+        state = self.rooms[room_id] = RoomCount()
+        await self.hub.join_rooms([room_id], self)
+        if self.closing or self.rooms.get(room_id) is not state:
+            self.hub.leave_room(room_id, self)
+            return
+        await self._recount(room_id, added=room)
+
+    # Frames --------------------------------------------------------------------------------
 
     async def on_send(self, frame: Frame) -> None:
         await self.send_message(await _room_by_slug(self.user, frame.text("room", required=True)), frame)

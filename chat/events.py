@@ -20,6 +20,7 @@ from django.db import transaction
 
 from chat.models import Message
 from chat.serializers import message_to_dict
+from core.errors import AppError
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,13 @@ def room_change(
 ) -> dict:
     """The layer envelope for one change in a room, ordered by `rev`.
 
-    `meta` lets the user stream keep unread counts without parsing the frame: `was_live`
-    says whether a recall or deletion took away a message that counted. `revoke` names
-    users who lose access with this change: their sockets close before it is sent.
-    `from_database` marks changes a receiver rebuilt while filling a gap.
+    `meta` lets the user stream keep unread counts without parsing the frame
+    (selectors.unread_change): the message's fields the unread rule reads, whether this
+    change created it, and `was_live`, whether a recall or deletion took away a live
+    message. `revoke` names users who lose access with this change: their sockets close
+    before it is sent. `from_database` marks changes a receiver rebuilt while filling a gap.
     """
+    removed = message.recalled or message.deleted
     return {
         "type": HUB_EVENT,
         "rev": message.rev,
@@ -75,13 +78,66 @@ def room_change(
             "seq": message.seq,
             "sender_id": message.sender_id,
             "kind": message.kind,
-            "counts": message.kind != Message.Kind.SYSTEM and not (message.recalled or message.deleted),
-            "change": "created" if not (message.recalled or message.deleted) else "removed",
+            "recalled": message.recalled,
+            "deleted": message.deleted,
+            # Until messages can be edited, a change that leaves a message live creates it.
+            "created": not removed,
             "was_live": was_live,
             "from_database": from_database,
         },
         "revoke": list(revoke),
     }
+
+
+# Frames (SPEC §3), one builder each ----------------------------------------------------------
+
+
+def hello(user: dict | None, *, room: dict | None = None) -> dict:
+    """The first frame of a socket: who it belongs to, and on a room socket the room
+    (serializers.room_to_dict with `online`)."""
+    frame = {"type": "hello", "user": user}
+    if room is not None:
+        frame["room"] = room
+    return frame
+
+
+def room_added(room: dict) -> dict:
+    """`room` is shaped as in `hello` (serializers.room_to_dict with `online`)."""
+    return {"type": "room.added", "room": room}
+
+
+def unread(room_slug: str, *, count: int, last_seq: int, mentions: int = 0) -> dict:
+    """A room's unread count as of the room's message `last_seq` (clients drop an `unread`
+    whose last_seq is lower than one they applied)."""
+    return {"type": "unread", "room": room_slug, "count": count, "mentions": mentions, "last_seq": last_seq}
+
+
+def typing(room_slug: str, username: str) -> dict:
+    return {"type": "typing", "room": room_slug, "user": username}
+
+
+def presence(room_slug: str, online: list[str]) -> dict:
+    return {"type": "presence", "room": room_slug, "online": online}
+
+
+def resumed(room_slug: str, *, rev: int, truncated: bool) -> dict:
+    return {"type": "resumed", "room": room_slug, "rev": rev, "truncated": truncated}
+
+
+def ack(message: Message) -> dict:
+    return {"type": "ack", "client_id": message.client_id or None, "id": message.id, "seq": message.seq, "rev": message.rev}
+
+
+def error(error: AppError, *, client_id: str | None = None) -> dict:
+    """An error frame; `client_id` when it answers a send."""
+    frame = {"type": "error", **error.as_dict()}
+    if isinstance(client_id, str):
+        frame["client_id"] = client_id
+    return frame
+
+
+def pong() -> dict:
+    return {"type": "pong"}
 
 
 def announcement(announcement) -> dict:
@@ -93,8 +149,11 @@ def announcement(announcement) -> dict:
     }
 
 
+# Envelopes ------------------------------------------------------------------------------------
+
+
 def user_frame(frame: dict, **meta) -> dict:
-    """A layer envelope for a frame sent to one user's sockets (unread counts, room.added)."""
+    """A layer envelope for a frame sent as is to a topic's sockets (unread counts, announcements)."""
     return {"type": HUB_EVENT, "frame": dumps(frame), "meta": {**frame, **meta}}
 
 
@@ -104,7 +163,9 @@ def ephemeral(frame: dict, *, user_id: int | None) -> dict:
 
 
 def control(action: str, **fields) -> dict:
-    """A layer envelope that changes sockets rather than telling clients something."""
+    """A layer envelope that changes sockets rather than telling clients something:
+    `logout` (session_key), `recheck` (the user's credentials changed), `room.added` and
+    `room.left` (room_id: the user's membership began or ended)."""
     return {"type": HUB_EVENT, "control": action, **fields}
 
 
