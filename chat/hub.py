@@ -345,20 +345,22 @@ class Hub:
     ) -> None:
         """Close the sockets of anyone who may no longer follow a room: access lost, the
         room made private or deleted, or (user streams) membership ended."""
+        # Who is asked about: a socket that subscribes while the answer is read is not in it.
+        asked = [(stream, tuple(stream.subscribers)) for stream in streams]
         readable, member = set(), set()
-        for stream in streams:
-            for subscriber in stream.subscribers:
+        for stream, subscribers in asked:
+            for subscriber in subscribers:
                 (member if subscriber.needs_membership else readable).add((stream.room_id, subscriber.user_id))
         if not (readable or member):
             return
         if states is None:
             states = await _room_states([s.room_id for s in streams])
         readable, member = await _room_access(readable, member, states=states)
-        for stream in streams:
+        for stream, subscribers in asked:
             stream.gone = stream.room_id not in states
-            for subscriber in tuple(stream.subscribers):
+            for subscriber in subscribers:
                 allowed = member if subscriber.needs_membership else readable
-                if (stream.room_id, subscriber.user_id) not in allowed:
+                if subscriber in stream.subscribers and (stream.room_id, subscriber.user_id) not in allowed:
                     _notify(subscriber.room_revoked, stream)
 
     async def check_credentials(self, subscribers: Iterable[Subscriber]) -> None:

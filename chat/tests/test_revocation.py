@@ -6,6 +6,9 @@ or deleted — the socket ends too, at once when the change says so and within o
 Personas: olivia owns `lobby` (public), mia is a member, oscar an outsider who reads it.
 """
 
+import asyncio
+from unittest import mock
+
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
@@ -167,6 +170,29 @@ async def test_a_deleted_rooms_sockets_close_4404(sockets, lobby, mia):
     assert await room_sock.closed_with(timeout=2) == 4404
     assert await stream.nothing(timeout=0.7)  # the user stream only stops counting it
     assert await alive(stream)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_socket_opened_while_the_sweep_reads_access_is_not_closed(sockets, lobby, mia):
+    from chat import hub
+
+    await sockets("/ws/chat/lobby/", user=mia)
+    real = hub._room_access
+    arrived = []
+
+    async def a_reader_arrives_meanwhile(*args, **kwargs):
+        if not arrived:
+            arrived.append(await sockets("/ws/chat/lobby/"))
+        return await real(*args, **kwargs)
+
+    with mock.patch.object(hub, "_room_access", a_reader_arrives_meanwhile):
+        for _ in range(50):
+            if arrived:
+                break
+            await asyncio.sleep(0.1)
+        assert arrived
+        assert await arrived[0].nothing(timeout=0.7)  # the sweep that was reading passed
+    assert await alive(arrived[0])
 
 
 @pytest.mark.django_db
