@@ -12,7 +12,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db.backends.utils import CursorWrapper
 
-from chat import consumers, events, services
+from chat import consumers, consumers_user, events, services
 from chat.hub import get_hub
 from chat.models import Membership, Room
 from chat.tests.helpers import open_socket
@@ -83,7 +83,7 @@ async def test_a_message_arriving_while_the_stream_reads_its_counts_is_counted_o
     """The badge flickered 0,1,0,1: the connect snapshot raced the live update. Here the
     message commits right after the snapshot was read, and its event reaches the stream
     before the snapshot is applied."""
-    real = consumers._unread_state
+    real = consumers_user._unread_state
     posted = []
 
     async def snapshot_then_a_message(user):
@@ -93,7 +93,7 @@ async def test_a_message_arriving_while_the_stream_reads_its_counts_is_counted_o
             await asyncio.sleep(0.2)  # the hub hands the event to the half-open stream
         return rows
 
-    with mock.patch.object(consumers, "_unread_state", snapshot_then_a_message):
+    with mock.patch.object(consumers_user, "_unread_state", snapshot_then_a_message):
         sock = await connect(opened, user=mia)
         frames = await until_pong(sock)
     assert frames[0]["type"] == "hello"
@@ -184,14 +184,14 @@ async def test_a_stream_closed_while_joining_an_added_room_leaves_nothing_subscr
     stream = await connect(opened, user=mia)
     await until_pong(stream)
     reached, release = asyncio.Event(), asyncio.Event()
-    real = consumers._recount
+    real = consumers_user._recount
 
     async def slow_recount(user, room_id):
         reached.set()
         await release.wait()
         return await real(user, room_id)
 
-    with mock.patch.object(consumers, "_recount", slow_recount):
+    with mock.patch.object(consumers_user, "_recount", slow_recount):
         await db(services.room_invite)(by=olivia, room=plans, username="mia")
         await asyncio.wait_for(reached.wait(), 3)
         await stream.close()
