@@ -1,10 +1,11 @@
-"""REST door for accounts: register, token exchange, own profile."""
+"""REST door for accounts: register, token exchange and revocation, own profile."""
 
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -32,8 +33,18 @@ class RegisterView(APIView):
 
 
 class TokenView(APIView):
-    permission_classes = [AllowAny]
-    authentication_classes = []
+    """POST exchanges a password for the user's token (no prior login needed); DELETE
+    revokes the token the request came with."""
+
+    def _revoking(self) -> bool:
+        # No request while the OpenAPI schema is generated: document the token it takes.
+        return self.request is None or self.request.method == "DELETE"
+
+    def get_authenticators(self):
+        return [TokenAuthentication()] if self._revoking() else []
+
+    def get_permissions(self):
+        return [IsAuthenticated()] if self._revoking() else [AllowAny()]
 
     @extend_schema(request=Credentials, responses={200: inline_serializer("Token", {"token": serializers.CharField()})})
     def post(self, request):
@@ -50,6 +61,11 @@ class TokenView(APIView):
         user_logged_in.send(sender=user.__class__, request=request._request, user=user)
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request):
+        services.token_revoke(token=request.auth)
+        return Response(status=204)
 
 
 class MeView(APIView):

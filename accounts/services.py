@@ -1,4 +1,4 @@
-"""Account actions: registering and changing one's profile."""
+"""Account actions: registering, changing one's profile, API tokens."""
 
 import secrets
 
@@ -7,6 +7,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from rest_framework.authtoken.models import Token
 
 from accounts.models import Profile
 from core import images
@@ -70,3 +71,16 @@ def profile_update(*, user, display_name=None, avatar=None) -> Profile:
         raise
     user.profile = profile
     return profile
+
+
+def token_revoke(*, token: Token) -> None:
+    """Revoke an API token (`DELETE /api/auth/token/`). Sockets opened with it close with
+    4401 (chat.signals)."""
+    token.delete()
+
+
+def user_tokens_rotate(*, user) -> None:
+    """Revoke every API token of `user` (their password changed: a token made with the old
+    password must not outlive it). The next `POST /api/auth/token/` makes a new one."""
+    for token in Token.objects.filter(user=user):
+        token_revoke(token=token)

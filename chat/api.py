@@ -274,7 +274,7 @@ class MessageListView(APIView):
                 raise Truncated(
                     f"Changes after revision {since_rev} are no longer kept (retention): reload the latest messages."
                 )
-            messages = selectors.message_changes_since(room=room, rev=since_rev, limit=limit)
+            messages = selectors.message_changes_since(room_id=room.id, rev=since_rev, limit=limit)
         elif around_seq is not None:
             messages = selectors.message_around(room=room, seq=around_seq, limit=limit)
         else:

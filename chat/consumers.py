@@ -1,4 +1,5 @@
-"""The WebSocket door (SPEC §3): `/ws/chat/<slug>/` for one room, `/ws/` for the user's stream.
+"""The WebSocket door (SPEC §3): `/ws/chat/<slug>/` for one room here, `/ws/` for the user's
+stream in chat/consumers_user.py.
 
 Consumers parse frames, call one service each and answer; what happens to a message is
 decided in chat.services. Outgoing frames go through one bounded outbox per socket, written
@@ -16,9 +17,9 @@ from django.conf import settings
 
 from chat import events, presence, selectors, services, wire
 from chat.hub import RoomStream, get_hub
-from chat.models import Membership, Message, Room
+from chat.models import Room
 from chat.serializers import room_to_dict, user_to_dict
-from core.errors import AppError, AuthRequired, InvalidInput, NotFound
+from core.errors import AppError, AuthRequired, InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ class ParleyConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "parley-hub-only"
 
     handlers: dict[str, str] = {}
+    # What the hub knows of a socket (chat.hub.Subscriber).
+    credential: selectors.Credential | None = None
+    presence_id: str | None = None
+    needs_membership = False
 
     async def dispatch(self, message):
         # Channels closes old DB connections before every frame (a thread hop each);
@@ -82,10 +87,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         self.user = self.scope.get("user")
         self.user_id = self.user.id if self.user is not None and self.user.is_authenticated else None
         self.username = self.user.username if self.user_id else None
-        session = self.scope.get("session")
-        self.session_key = (
-            session.session_key if self.user_id and session is not None and self.scope.get("auth_method") != "token" else None
-        )
+        self.credential = _credential(self.scope, self.user_id)
         self.hub = get_hub()
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=OUTBOX_FRAMES)
         self.closing = False
@@ -131,9 +133,12 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         self.topics = []
 
     async def subscribe_topics(self) -> None:
-        self.topics = [events.EVERYONE] + ([events.user_group(self.user_id)] if self.user_id else [])
-        for group in self.topics:
+        for group in [events.EVERYONE] + ([events.user_group(self.user_id)] if self.user_id else []):
+            self.topics.append(group)
             await self.hub.join_topic(group, self)
+            if self.closing:  # closed meanwhile: hub_unsubscribe has run already
+                self.hub.leave_topic(group, self)
+                return
 
     # Outgoing -----------------------------------------------------------------------
 
@@ -165,10 +170,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             self.send_frame(self.announcement)
 
     def send_error(self, error: AppError, *, client_id=None) -> None:
-        frame = {"type": "error", **error.as_dict()}
-        if isinstance(client_id, str):
-            frame["client_id"] = client_id
-        self.send_frame(frame)
+        self.send_frame(events.error(error, client_id=client_id))
 
     async def _write_forever(self) -> None:
         while True:
@@ -205,7 +207,8 @@ class ParleyConsumer(AsyncWebsocketConsumer):
     def topic_event(self, group: str, event: dict) -> None:
         control = event.get("control")
         if control == "logout":
-            if self.session_key and event.get("session_key") == self.session_key:
+            credential = self.credential
+            if credential is not None and credential.kind == "session" and event.get("session_key") == credential.key:
                 self.close_with(CLOSE_UNAUTHENTICATED)
         elif group == events.EVERYONE:
             self.deliver(event["frame"], event)
@@ -213,7 +216,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             self.user_event(event)
 
     def user_event(self, event: dict) -> None:
-        """A frame addressed to this user (unread counts, room.added); per-room sockets ignore them."""
+        """An event addressed to this user (unread counts, room.added); per-room sockets ignore them."""
 
     def session_ended(self) -> None:
         self.close_with(CLOSE_UNAUTHENTICATED)
@@ -254,7 +257,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             self.send_error(AppError(), client_id=client_id if kind == "message.send" else None)
 
     async def on_ping(self, frame: Frame) -> None:
-        self.send_frame({"type": "pong"})
+        self.send_frame(events.pong())
 
     async def send_message(self, room: Room, frame: Frame) -> None:
         message, _ = await events.run_service(
@@ -265,9 +268,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             client_id=frame.data.get("client_id"),
             reply_to=frame.data.get("reply_to"),
         )
-        self.send_frame(
-            {"type": "ack", "client_id": message.client_id or None, "id": message.id, "seq": message.seq, "rev": message.rev}
-        )
+        self.send_frame(events.ack(message))
 
     async def on_recall(self, frame: Frame) -> None:
         await events.run_service(services.message_recall, user=self.user, message_id=frame.integer("id"))
@@ -292,6 +293,17 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             message_id=frame.integer("id"),
             emoji=frame.text("emoji", required=True),
         )
+
+
+def _credential(scope, user_id: int | None) -> selectors.Credential | None:
+    """What the socket logged in with, for the hub to check it still holds."""
+    if user_id is None:
+        return None
+    if scope.get("auth_method") == "token":
+        return selectors.Credential("token", scope["auth_token"], user_id)
+    session = scope.get("session")
+    key = session.session_key if session is not None else None
+    return selectors.Credential("session", key, user_id) if key else None
 
 
 @database_sync_to_async
@@ -320,7 +332,7 @@ def _replay(user, room_id: int, rev: int) -> tuple[Room, list[str], bool]:
     """The frames a client at `rev` missed, oldest first, and whether more were left out."""
     room = selectors.room_get_by_id_for_user(user=user, room_id=room_id)
     limit = settings.PARLEY_RESUME_LIMIT
-    changes = selectors.message_changes_since(room=room, rev=rev, limit=limit + 1)
+    changes = selectors.message_changes_since(room_id=room.id, rev=rev, limit=limit + 1)
     truncated = len(changes) > limit or rev < room.horizon_rev
     frames = [events.dumps(events.message_frame(m, room_slug=room.slug)) for m in changes[:limit]]
     if not truncated and changes:
@@ -357,14 +369,14 @@ class RoomConsumer(ParleyConsumer):
         self.greeted = False
         await self.subscribe_topics()
         await self.hub.join_rooms([self.room.id], self)
+        if self.closing:
+            return self.hub.leave_room(self.room.id, self)
         # Read the room after subscribing: nothing committed in between can be missed.
         self.room = await _fresh_room(self.user, self.room.id)
         self.rev = self.room.rev
-        online, came_online, self.presence_version = await self._presence_join()
-        self.presence_online = online
-        self.send_frame(
-            {"type": "hello", "user": self.user_dict, "room": room_to_dict(self.room, online=online)}
-        )
+        online, came_online, version = await self._presence_join()
+        self.presence_seen = presence.Seen(version, online)
+        self.send_frame(events.hello(self.user_dict, room=room_to_dict(self.room, online=online)))
         self.greeted = True
         self.send_announcement()
         self._end_replay()
@@ -399,7 +411,7 @@ class RoomConsumer(ParleyConsumer):
 
     def room_event(self, stream: RoomStream, event: dict) -> None:
         if event.get("ephemeral"):
-            if self.greeted and event.get("user_id") != self.user_id and presence.is_news(self, event):
+            if self.greeted and event.get("user_id") != self.user_id and self.presence_seen.is_news(event):
                 self.deliver(event["frame"], event)
             return
         if self.replaying is not None:
@@ -409,7 +421,7 @@ class RoomConsumer(ParleyConsumer):
             self.deliver(event["frame"], event)
 
     def room_revoked(self, stream: RoomStream) -> None:
-        self.close_with(CLOSE_FORBIDDEN)
+        self.close_with(CLOSE_NOT_FOUND if stream.gone else CLOSE_FORBIDDEN)
 
     def _room_of(self, frame: Frame) -> Room:
         slug = frame.text("room")
@@ -433,7 +445,7 @@ class RoomConsumer(ParleyConsumer):
         for text in frames:
             self.deliver(text)
         self.rev = max(self.rev, room.rev)
-        self.send_frame({"type": "resumed", "room": room.slug, "rev": self.rev, "truncated": truncated})
+        self.send_frame(events.resumed(room.slug, rev=self.rev, truncated=truncated))
         self._end_replay()
 
     def _end_replay(self) -> None:
@@ -460,128 +472,15 @@ class RoomConsumer(ParleyConsumer):
         await _fresh_room(self.user, self.room.id)  # still allowed to be here?
         await events.apublish(
             events.room_group(self.room.id),
-            events.ephemeral({"type": "typing", "room": self.room.slug, "user": self.username}, user_id=self.user_id),
+            events.ephemeral(events.typing(self.room.slug, self.username), user_id=self.user_id),
         )
 
 
-@database_sync_to_async
-def _unread_state(user) -> dict[int, dict]:
-    return {
-        m.room_id: {"slug": m.room.slug, "rev": m.room.rev, "last_read": m.last_read_seq, "count": m.unread_count}
-        for m in selectors.memberships_with_unread(user=user)
-    }
+def __getattr__(name: str):
+    # The user stream builds on this module and lives beside it (chat/consumers_user.py);
+    # `chat.consumers.UserConsumer` still names it.
+    if name == "UserConsumer":
+        from chat.consumers_user import UserConsumer
 
-
-@database_sync_to_async
-def _member_room_ids(user) -> list[int]:
-    return list(Membership.objects.filter(user=user).values_list("room_id", flat=True))
-
-
-@database_sync_to_async
-def _room_by_slug(user, slug: str) -> Room:
-    return selectors.room_get_for_user(user=user, slug=slug)
-
-
-@database_sync_to_async
-def _recount(user, room_id: int) -> tuple[int, int] | None:
-    membership = selectors.memberships_with_unread(user=user).filter(room_id=room_id).first()
-    return (membership.last_read_seq, membership.unread_count) if membership else None
-
-
-class UserConsumer(ParleyConsumer):
-    """`/ws/`: the user's stream — unread counts for every room they are in, rooms they
-    are added to, announcements. Messages themselves flow on per-room sockets."""
-
-    handlers = {
-        "message.send": "on_send",
-        "message.recall": "on_recall",
-        "message.delete": "on_delete",
-        "message.edit": "on_edit",
-        "reaction.add": "on_react",
-        "reaction.remove": "on_unreact",
-        "read": "on_read",
-        "ping": "on_ping",
-    }
-
-    async def open(self) -> None:
-        if self.user_id is None:
-            raise AuthRequired()
-        self.unread: dict[int, dict] = {}
-        await self.subscribe_topics()
-        await self.hub.join_rooms(await _member_room_ids(self.user), self)
-        self.unread = await _unread_state(self.user)
-        self.send_frame({"type": "hello", "user": self.user_dict})
-        self.send_announcement()
-        for state in self.unread.values():
-            self.send_frame({"type": "unread", "room": state["slug"], "count": state["count"]})
-
-    def hub_unsubscribe(self) -> None:
-        super().hub_unsubscribe()
-        for room_id in list(getattr(self, "unread", {})):
-            self.hub.leave_room(room_id, self)
-
-    def _set_count(self, state: dict, count: int) -> None:
-        if count != state["count"]:
-            state["count"] = count
-            self.send_frame({"type": "unread", "room": state["slug"], "count": count})
-
-    def room_event(self, stream: RoomStream, event: dict) -> None:
-        state = self.unread.get(stream.room_id)
-        if state is None or event.get("ephemeral") or event["rev"] <= state["rev"]:
-            return
-        state["rev"] = event["rev"]
-        meta = event["meta"]
-        if meta["from_database"]:
-            self.hub.spawn(self._recount(stream.room_id))
-            return
-        mine = meta["sender_id"] == self.user_id
-        if meta["change"] == "created" and mine:
-            state["last_read"] = max(state["last_read"], meta["seq"])
-            self._set_count(state, 0 if meta["seq"] >= state["last_read"] else state["count"])
-        elif meta["kind"] != Message.Kind.SYSTEM and not mine and meta["seq"] > state["last_read"]:
-            if meta["change"] == "created" and meta["counts"]:
-                self._set_count(state, state["count"] + 1)
-            elif meta["change"] == "removed" and meta["was_live"]:
-                self._set_count(state, max(0, state["count"] - 1))
-
-    async def _recount(self, room_id: int) -> None:
-        result = await _recount(self.user, room_id)
-        state = self.unread.get(room_id)
-        if result is not None and state is not None:
-            state["last_read"] = result[0]
-            self._set_count(state, result[1])
-
-    def room_revoked(self, stream: RoomStream) -> None:
-        self.unread.pop(stream.room_id, None)
-        self.hub.leave_room(stream.room_id, self)
-
-    def user_event(self, event: dict) -> None:
-        meta = event.get("meta") or {}
-        if meta.get("type") == "room.added":
-            self.hub.spawn(self._room_added(meta["room"]["slug"]))
-        elif meta.get("type") == "unread":
-            for state in self.unread.values():
-                if state["slug"] == meta["room"]:
-                    state["last_read"] = max(state["last_read"], meta.get("last_read_seq", 0))
-                    state["count"] = meta["count"]
-        self.deliver(event["frame"], event)
-
-    async def _room_added(self, slug: str) -> None:
-        try:
-            room = await _room_by_slug(self.user, slug)
-        except NotFound:
-            return
-        if room.id in self.unread or self.closing:
-            return
-        await self.hub.join_rooms([room.id], self)
-        result = await _recount(self.user, room.id)
-        if result is not None and not self.closing:
-            fresh = await _fresh_room(self.user, room.id)
-            self.unread[room.id] = {"slug": slug, "rev": fresh.rev, "last_read": result[0], "count": result[1]}
-
-    async def on_send(self, frame: Frame) -> None:
-        await self.send_message(await _room_by_slug(self.user, frame.text("room", required=True)), frame)
-
-    async def on_read(self, frame: Frame) -> None:
-        room = await _room_by_slug(self.user, frame.text("room", required=True))
-        await events.run_service(services.room_mark_read, user=self.user, room=room, seq=frame.integer("seq"))
+        return UserConsumer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

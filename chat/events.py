@@ -20,6 +20,7 @@ from django.db import transaction
 
 from chat.models import Message
 from chat.serializers import message_reactions, message_to_dict
+from core.errors import AppError
 
 log = logging.getLogger(__name__)
 
@@ -90,22 +91,19 @@ def room_change(
 ) -> dict:
     """The layer envelope for one change in a room, ordered by `rev`.
 
-    `meta` lets the user stream keep unread counts without parsing the frame: `change`
-    is `created`, `removed` (a recall or deletion; `was_live` says whether it took away
-    a message that counted) or `updated` (an edit or a reaction: `update` is its frame;
-    never counts). `revoke` names users who lose access with this change: their sockets
-    close before it is sent. `from_database` marks changes a receiver rebuilt while
+    `meta` lets the user stream keep unread counts without parsing the frame
+    (selectors.unread_change): the message's fields the unread rule reads, whether this
+    change created it, and `was_live`, whether a recall or deletion took away a live
+    message. An edit or a reaction (`update`: its frame) neither creates nor removes, so
+    it never moves a count. `revoke` names users who lose access with this change: their
+    sockets close before it is sent. `from_database` marks changes a receiver rebuilt while
     filling a gap: those describe the message's state now, not what happened (an edited
     message comes back as a `message` frame), so a receiver recounts from the database
     rather than counting them (docs/realtime-protocol.md, "Replays"). A change that
     switched the room's kind carries `public`; one that made it members-only also `keep`,
     the members: everyone else's sockets close before it is sent.
     """
-    hidden = message.recalled or message.deleted
-    if update is not None:
-        change = "updated"
-    else:
-        change = "removed" if hidden else "created"
+    removed = message.recalled or message.deleted
     envelope = {
         "type": HUB_EVENT,
         "rev": message.rev,
@@ -115,8 +113,9 @@ def room_change(
             "seq": message.seq,
             "sender_id": message.sender_id,
             "kind": message.kind,
-            "counts": change == "created" and message.kind != Message.Kind.SYSTEM,
-            "change": change,
+            "recalled": message.recalled,
+            "deleted": message.deleted,
+            "created": not removed and update is None,
             "was_live": was_live,
             "from_database": from_database,
         },
@@ -129,6 +128,57 @@ def room_change(
     return envelope
 
 
+# Frames (SPEC §3), one builder each ----------------------------------------------------------
+
+
+def hello(user: dict | None, *, room: dict | None = None) -> dict:
+    """The first frame of a socket: who it belongs to, and on a room socket the room
+    (serializers.room_to_dict with `online`)."""
+    frame = {"type": "hello", "user": user}
+    if room is not None:
+        frame["room"] = room
+    return frame
+
+
+def room_added(room: dict) -> dict:
+    """`room` is shaped as in `hello` (serializers.room_to_dict with `online`)."""
+    return {"type": "room.added", "room": room}
+
+
+def unread(room_slug: str, *, count: int, last_seq: int, mentions: int = 0) -> dict:
+    """A room's unread count as of the room's message `last_seq` (clients drop an `unread`
+    whose last_seq is lower than one they applied)."""
+    return {"type": "unread", "room": room_slug, "count": count, "mentions": mentions, "last_seq": last_seq}
+
+
+def typing(room_slug: str, username: str) -> dict:
+    return {"type": "typing", "room": room_slug, "user": username}
+
+
+def presence(room_slug: str, online: list[str]) -> dict:
+    return {"type": "presence", "room": room_slug, "online": online}
+
+
+def resumed(room_slug: str, *, rev: int, truncated: bool) -> dict:
+    return {"type": "resumed", "room": room_slug, "rev": rev, "truncated": truncated}
+
+
+def ack(message: Message) -> dict:
+    return {"type": "ack", "client_id": message.client_id or None, "id": message.id, "seq": message.seq, "rev": message.rev}
+
+
+def error(error: AppError, *, client_id: str | None = None) -> dict:
+    """An error frame; `client_id` when it answers a send."""
+    frame = {"type": "error", **error.as_dict()}
+    if isinstance(client_id, str):
+        frame["client_id"] = client_id
+    return frame
+
+
+def pong() -> dict:
+    return {"type": "pong"}
+
+
 def announcement(announcement) -> dict:
     """The `announcement` frame for the current Announcement (None: no announcement)."""
     return {
@@ -138,8 +188,11 @@ def announcement(announcement) -> dict:
     }
 
 
+# Envelopes ------------------------------------------------------------------------------------
+
+
 def user_frame(frame: dict, **meta) -> dict:
-    """A layer envelope for a frame sent to one user's sockets (unread counts, room.added)."""
+    """A layer envelope for a frame sent as is to a topic's sockets (unread counts, announcements)."""
     return {"type": HUB_EVENT, "frame": dumps(frame), "meta": {**frame, **meta}}
 
 
@@ -149,7 +202,9 @@ def ephemeral(frame: dict, *, user_id: int | None) -> dict:
 
 
 def control(action: str, **fields) -> dict:
-    """A layer envelope that changes sockets rather than telling clients something."""
+    """A layer envelope that changes sockets rather than telling clients something:
+    `logout` (session_key), `recheck` (the user's credentials changed), `room.added` and
+    `room.left` (room_id: the user's membership began or ended)."""
     return {"type": HUB_EVENT, "control": action, **fields}
 
 

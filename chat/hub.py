@@ -12,27 +12,58 @@ one. An event from the future means something went missing: the hub fills the ga
 the database before going on, and drops late repeats. A sweep every
 PARLEY_SWEEP_SECONDS compares each room's revision in the database with the delivered
 one (healing a lost *last* message), renews group memberships (they expire, and vanish
-when Redis restarts), and re-checks that every socket still may read its room and that
-its session still exists.
+when Redis restarts), re-reads each room's kind (a public room may have become private),
+and re-checks that every socket may still follow its rooms and that the credential it
+logged in with still holds (session or token; a `recheck` control event makes the hub
+check a user's sockets at once). Every check is one batched selector call per sweep.
+
+The hub talks to sockets only through `Subscriber`.
 """
 
 import asyncio
 import logging
 import weakref
 from collections.abc import Iterable
+from typing import Protocol
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.contrib.sessions.models import Session
-from django.utils import timezone
 
 from chat import events, presence, selectors
-from chat.models import Membership, Message, Room
 
 log = logging.getLogger(__name__)
 
 FILL_PAGE = 500
+
+
+class Subscriber(Protocol):
+    """A socket as the hub and presence see it."""
+
+    user_id: int | None  # None: an anonymous visitor
+    username: str | None
+    # Set while the socket is registered in its room's presence (chat/presence.py).
+    presence_id: str | None
+    # How the socket logged in; the sweep closes it (`session_ended`) once that ends.
+    credential: selectors.Credential | None
+    # True: it may follow a room while its user is a member (the user stream). False:
+    # while its user may read the room (a room socket).
+    needs_membership: bool
+
+    def watches_room(self, room_id: int) -> bool:
+        """Whether the socket is a reader of the room (counts as online in it)."""
+
+    def room_event(self, stream: "RoomStream", event: dict) -> None:
+        """A change in one of its rooms, in rev order (or an ephemeral hint)."""
+
+    def room_revoked(self, stream: "RoomStream") -> None:
+        """It may no longer follow the room (`stream.gone`: the room was deleted)."""
+
+    def topic_event(self, group: str, event: dict) -> None:
+        """An event for one of its topics (the user's group, everyone)."""
+
+    def session_ended(self) -> None:
+        """Its credential no longer logs its user in."""
 
 
 class RoomStream:
@@ -43,8 +74,9 @@ class RoomStream:
         self.room_id = room_id
         self.slug = ""
         self.public = True
+        self.gone = False  # the room was deleted
         self.rev = 0
-        self.subscribers: set = set()
+        self.subscribers: set[Subscriber] = set()
         self.pending: list[dict] = []
         self.busy = True  # until the starting revision is known
         self.ready = asyncio.Event()
@@ -104,7 +136,9 @@ class RoomStream:
         self.busy = True
         try:
             while True:
-                changes, self.public = await _changes_since(self.room_id, self.slug, self.rev)
+                changes, public = await _changes_since(self.room_id, self.slug, self.rev)
+                if public is not None:
+                    self.public = public  # the event that changed the kind may be among the lost
                 if changes and not self.public:
                     # A lost event may have been a removal: nobody gets a filled change
                     # before their access is confirmed.
@@ -137,55 +171,22 @@ def _notify(callback, *args) -> None:
         log.exception("a socket failed to take an event")
 
 
-def _changes_since_sync(room_id: int, slug: str, rev: int) -> tuple[list[dict], bool]:
-    """The room's changes after `rev`, and whether it is public now. The kind is read
-    after the changes: if one of them made the room private, the caller learns it (a
-    lost kind-change event must not leave outsiders reading)."""
-    messages = list(
-        selectors.with_details(Message.objects.filter(room_id=room_id, rev__gt=rev)).order_by("rev")[:FILL_PAGE]
-    )
-    public = Room.objects.filter(pk=room_id, kind=Room.Kind.PUBLIC).exists()
-    return [
-        events.room_change(m, room_slug=slug, was_live=False, from_database=True) for m in messages
-    ], public
+def _changes_since_sync(room_id: int, slug: str, rev: int) -> tuple[list[dict], bool | None]:
+    """The room's changes after `rev`, and whether it is public now (None: deleted). The
+    kind is read after the changes: if one of them made the room private, the caller
+    learns it (a lost kind-change event must not leave outsiders reading)."""
+    changes = [
+        events.room_change(m, room_slug=slug, was_live=False, from_database=True)
+        for m in selectors.message_changes_since(room_id=room_id, rev=rev, limit=FILL_PAGE)
+    ]
+    state = selectors.room_states(room_ids=[room_id]).get(room_id)
+    return changes, (state.is_public if state is not None else None)
 
 
 _changes_since = database_sync_to_async(_changes_since_sync)
-
-
-@database_sync_to_async
-def _rooms_info(room_ids: Iterable[int]) -> dict[int, tuple[str, bool, int]]:
-    return {
-        room_id: (slug, kind == Room.Kind.PUBLIC, rev)
-        for room_id, slug, kind, rev in Room.objects.filter(pk__in=list(room_ids)).values_list(
-            "id", "slug", "kind", "rev"
-        )
-    }
-
-
-@database_sync_to_async
-def _room_revs(room_ids: list[int]) -> dict[int, tuple[int, bool]]:
-    return {
-        room_id: (rev, kind == Room.Kind.PUBLIC)
-        for room_id, rev, kind in Room.objects.filter(pk__in=room_ids).values_list("id", "rev", "kind")
-    }
-
-
-@database_sync_to_async
-def _granted(pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
-    room_ids = {room_id for room_id, _ in pairs}
-    user_ids = {user_id for _, user_id in pairs}
-    rows = Membership.objects.filter(room_id__in=room_ids, user_id__in=user_ids).values_list("room_id", "user_id")
-    return set(rows) & pairs
-
-
-@database_sync_to_async
-def _live_sessions(keys: set[str]) -> set[str]:
-    return set(
-        Session.objects.filter(session_key__in=keys, expire_date__gt=timezone.now()).values_list(
-            "session_key", flat=True
-        )
-    )
+_room_states = database_sync_to_async(lambda room_ids: selectors.room_states(room_ids=room_ids))
+_room_access = database_sync_to_async(selectors.room_access)
+_credentials_valid = database_sync_to_async(selectors.credentials_valid)
 
 
 class Hub:
@@ -227,6 +228,9 @@ class Hub:
 
     def dispatch(self, event: dict) -> None:
         group = event.get("group", "")
+        if event.get("control") == "recheck":
+            self.spawn(self.check_credentials(tuple(self.topics.get(group, ()))))
+            return
         if group.startswith("chat.room."):
             stream = self.rooms.get(int(group.rsplit(".", 1)[1]))
             if stream is not None:
@@ -237,7 +241,7 @@ class Hub:
 
     # Subscriptions ------------------------------------------------------------------
 
-    async def join_rooms(self, room_ids: Iterable[int], subscriber) -> list[RoomStream]:
+    async def join_rooms(self, room_ids: Iterable[int], subscriber: Subscriber) -> list[RoomStream]:
         """Subscribe to rooms; returns their streams once each knows its starting revision.
 
         Subscribe first, read state second: whatever commits after the subscription
@@ -256,37 +260,51 @@ class Hub:
             try:
                 for stream in new:
                     await self.layer.group_add(events.room_group(stream.room_id), self.channel)
-                info = await _rooms_info(s.room_id for s in new)
+                states = await _room_states([s.room_id for s in new])
             except BaseException:
                 for stream in new:
                     self.rooms.pop(stream.room_id, None)
                     stream.ready.set()
                 raise
             for stream in new:
-                slug, public, rev = info.get(stream.room_id, ("", True, 0))
-                stream.start(slug=slug, public=public, rev=rev)
+                state = states.get(stream.room_id, selectors.RoomState("", "", 0))
+                stream.start(slug=state.slug, public=state.is_public, rev=state.rev)
+            # Sockets that left while the streams started (closed meanwhile) left them empty.
+            self.leave_rooms([s.room_id for s in new if not s.subscribers], None)
         streams = [self.rooms[room_id] for room_id in room_ids if room_id in self.rooms]
         for stream in streams:
             await stream.ready.wait()
         return streams
 
-    def leave_room(self, room_id: int, subscriber) -> None:
-        stream = self.rooms.get(room_id)
-        if stream is None:
-            return
-        stream.subscribers.discard(subscriber)
-        if not stream.subscribers and stream.ready.is_set():
-            del self.rooms[room_id]
-            self.spawn(self.layer.group_discard(events.room_group(room_id), self.channel))
+    def leave_room(self, room_id: int, subscriber: Subscriber) -> None:
+        self.leave_rooms([room_id], subscriber)
 
-    async def join_topic(self, group: str, subscriber) -> None:
+    def leave_rooms(self, room_ids: Iterable[int], subscriber: Subscriber) -> None:
+        emptied = []
+        for room_id in room_ids:
+            stream = self.rooms.get(room_id)
+            if stream is None:
+                continue
+            stream.subscribers.discard(subscriber)
+            if not stream.subscribers and stream.ready.is_set():
+                del self.rooms[room_id]
+                emptied.append(room_id)
+        if emptied:
+            self.spawn(self._discard_groups(emptied))
+
+    async def _discard_groups(self, room_ids: list[int]) -> None:
+        for room_id in room_ids:
+            if room_id not in self.rooms:  # unless a socket joined it again meanwhile
+                await self.layer.group_discard(events.room_group(room_id), self.channel)
+
+    async def join_topic(self, group: str, subscriber: Subscriber) -> None:
         await self._ensure_started()
         members = self.topics.setdefault(group, set())
         members.add(subscriber)
         if len(members) == 1:
             await self.layer.group_add(group, self.channel)
 
-    def leave_topic(self, group: str, subscriber) -> None:
+    def leave_topic(self, group: str, subscriber: Subscriber) -> None:
         members = self.topics.get(group)
         if not members:
             return
@@ -321,45 +339,53 @@ class Hub:
         streams = [s for s in self.rooms.values() if s.ready.is_set()]
         for stream in streams:
             await self.layer.group_add(events.room_group(stream.room_id), self.channel)
-        if not streams:
-            return
-        revs = await _room_revs([s.room_id for s in streams])
-        for stream in streams:
-            rev, public = revs.get(stream.room_id, (0, stream.public))
-            if stream.busy:
-                continue
-            if rev >= stream.rev:  # not older than what was delivered meanwhile
-                stream.public = public  # in case the event that changed the kind was lost
-            if rev > stream.rev:
-                self.spawn(stream.fill())
-        await self.check_access([s for s in streams if not s.public])
-        await self.check_sessions()
+        if streams:
+            states = await _room_states([s.room_id for s in streams])
+            for stream in streams:
+                state = states.get(stream.room_id)
+                if state is None:
+                    continue
+                if state.rev >= stream.rev and not stream.busy:
+                    # Not older than what was delivered meanwhile, which may carry a newer kind.
+                    stream.slug, stream.public = state.slug, state.is_public
+                if state.rev > stream.rev and not stream.busy:
+                    self.spawn(stream.fill())
+            await self.check_access(streams, states=states)
+        await self.check_credentials({s for members in self.topics.values() for s in members})
 
-    async def check_access(self, streams: list[RoomStream]) -> None:
-        """Close the sockets of anyone who lost access to a private room meanwhile."""
-        pairs = {
-            (stream.room_id, subscriber.user_id)
-            for stream in streams
-            for subscriber in stream.subscribers
-            if subscriber.user_id is not None
-        }
-        if not pairs:
+    async def check_access(
+        self, streams: list[RoomStream], *, states: dict[int, selectors.RoomState] | None = None
+    ) -> None:
+        """Close the sockets of anyone who may no longer follow a room: access lost, the
+        room made private or deleted, or (user streams) membership ended."""
+        # Who is asked about: a socket that subscribes while the answer is read is not in it.
+        asked = [(stream, tuple(stream.subscribers)) for stream in streams]
+        readable, member = set(), set()
+        for stream, subscribers in asked:
+            for subscriber in subscribers:
+                (member if subscriber.needs_membership else readable).add((stream.room_id, subscriber.user_id))
+        if not (readable or member):
             return
-        granted = await _granted(pairs)
-        for stream in streams:
-            for subscriber in tuple(stream.subscribers):
-                if (stream.room_id, subscriber.user_id) not in granted:
-                    subscriber.room_revoked(stream)
+        if states is None:
+            states = await _room_states([s.room_id for s in streams])
+        readable, member = await _room_access(readable, member, states=states)
+        for stream, subscribers in asked:
+            stream.gone = stream.room_id not in states
+            for subscriber in subscribers:
+                allowed = member if subscriber.needs_membership else readable
+                if subscriber in stream.subscribers and (stream.room_id, subscriber.user_id) not in allowed:
+                    _notify(subscriber.room_revoked, stream)
 
-    async def check_sessions(self) -> None:
-        """Close sockets whose login session ended (logout elsewhere, expiry, flush)."""
-        subscribers = {s for members in self.topics.values() for s in members if s.session_key}
+    async def check_credentials(self, subscribers: Iterable[Subscriber]) -> None:
+        """Close sockets whose credential ended: logout elsewhere, expiry, a password
+        change, deactivation, a revoked token."""
+        subscribers = [s for s in subscribers if s.credential is not None]
         if not subscribers:
             return
-        live = await _live_sessions({s.session_key for s in subscribers})
+        valid = await _credentials_valid({s.credential for s in subscribers})
         for subscriber in subscribers:
-            if subscriber.session_key not in live:
-                subscriber.session_ended()
+            if subscriber.credential not in valid:
+                _notify(subscriber.session_ended)
 
 
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()

@@ -13,8 +13,8 @@ With REDIS_URL the entries live in one sorted set per room
 several processes sweeping at once exactly one sees (and announces) a given change.
 Without Redis (one process) a dict does the same job.
 
-A change of a room's online set is sent to the room as an ephemeral event
-`{"type": "presence", "room": slug, "online": [usernames]}`: never stored, never replayed.
+A change of a room's online set is sent to the room as an ephemeral `presence` event
+(chat.events.presence): never stored, never replayed.
 """
 
 import asyncio
@@ -22,10 +22,14 @@ import logging
 import secrets
 import time
 import weakref
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from chat import events
+
+if TYPE_CHECKING:
+    from chat.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -292,28 +296,35 @@ async def announce(
 ) -> None:
     """Tell the room who is online now (`skip_user_id`'s own sockets excepted). The
     envelope carries the snapshot's version; sockets drop snapshots older than theirs."""
-    event = events.ephemeral({"type": "presence", "room": slug, "online": online}, user_id=skip_user_id)
+    event = events.ephemeral(events.presence(slug, online), user_id=skip_user_id)
     await events.apublish(
         events.room_group(room_id), {**event, "presence_version": version, "presence_online": online}
     )
 
 
-def is_news(socket, event: dict) -> bool:
-    """Whether a room socket should pass this ephemeral event on: any typing hint, and a
-    presence snapshot newer than the last one it gave its client (hello's included) that
-    says something else. Snapshots from different processes can arrive out of order; an
-    older one would be wrong, and the same list again is noise."""
-    version = event.get("presence_version")
-    if version is None:
+class Seen:
+    """The last presence snapshot a room socket gave its client (hello's included)."""
+
+    def __init__(self, version: int, online: list[str]):
+        self.version = version
+        self.online = online
+
+    def is_news(self, event: dict) -> bool:
+        """Whether to pass this ephemeral event on: any typing hint, and a presence snapshot
+        newer than the last one given that says something else. Snapshots from different
+        processes can arrive out of order; an older one would be wrong, and the same list
+        again is noise."""
+        version = event.get("presence_version")
+        if version is None:
+            return True
+        if version <= self.version:
+            return False
+        self.version = version
+        online = event.get("presence_online")
+        if online == self.online:
+            return False
+        self.online = online
         return True
-    if version <= getattr(socket, "presence_version", 0):
-        return False
-    socket.presence_version = version
-    online = event.get("presence_online")
-    if online == getattr(socket, "presence_online", None):
-        return False
-    socket.presence_online = online
-    return True
 
 
 async def online(room_id: int) -> tuple[list[str], int]:
@@ -338,7 +349,7 @@ async def leave(room_id: int, slug: str, username: str, socket_id: str, *, user_
         log.exception("unregistering presence in room %s failed", room_id)
 
 
-async def sweep(hub) -> None:
+async def sweep(hub: "Hub") -> None:
     """Heartbeat this process's room sockets and expire dead entries (called by Hub.sweep)."""
     local: dict[int, set[str]] = {}
     slugs: dict[int, str] = {}
@@ -346,7 +357,7 @@ async def sweep(hub) -> None:
         members = {
             _member(s.username, s.presence_id)
             for s in tuple(stream.subscribers)
-            if getattr(s, "presence_id", None) and s.username and s.watches_room(room_id)
+            if s.presence_id and s.username and s.watches_room(room_id)
         }
         # Rooms only user streams (`/ws/`) follow here have nobody to tell: skip them. A
         # room with a socket on any live process is swept by that process.

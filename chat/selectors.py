@@ -4,6 +4,9 @@ A room someone may not read is answered exactly like a room that does not exist
 (NotFound), so slugs leak nothing.
 """
 
+from dataclasses import dataclass
+from importlib import import_module
+
 from django.conf import settings
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -19,14 +22,22 @@ def _is_user(user) -> bool:
     return user is not None and user.is_authenticated
 
 
+def may_read(*, public: bool, logged_in: bool, member: bool) -> bool:
+    """The reading rule (SPEC §2): a public room is open to every logged-in user and, with
+    PARLEY_ANONYMOUS_READ, to anonymous visitors; any other room to its members only."""
+    if public:
+        return logged_in or settings.PARLEY_ANONYMOUS_READ
+    return logged_in and member
+
+
 def room_may_read(*, user, room: Room, membership: Membership | None = None) -> bool:
-    if room.is_public:
-        return _is_user(user) or settings.PARLEY_ANONYMOUS_READ
-    if not _is_user(user):
-        return False
+    if room.is_public or not _is_user(user):
+        return may_read(public=room.is_public, logged_in=_is_user(user), member=False)
     if membership is not None:
-        return membership.room_id == room.id and membership.user_id == user.id
-    return Membership.objects.filter(room=room, user=user).exists()
+        member = membership.room_id == room.id and membership.user_id == user.id
+    else:
+        member = Membership.objects.filter(room=room, user=user).exists()
+    return may_read(public=False, logged_in=True, member=member)
 
 
 def room_get_for_user(*, user, slug: str) -> Room:
@@ -53,20 +64,57 @@ def membership_get(*, user, room: Room) -> Membership | None:
     return Membership.objects.filter(room=room, user=user).first()
 
 
+# SPEC §2's unread rule, stated once: a message counts as unread for a member when it is
+# live (neither recalled nor deleted), not a system message, someone else's, and after the
+# member's read marker. `_unread_messages` turns it into SQL for counting; the user stream
+# (`/ws/`) evaluates it on each change it hears (`unread_change`).
+READER, READ_MARKER = object(), object()
+UNREAD_RULE = (
+    ("recalled", "is", False),
+    ("deleted", "is", False),
+    ("kind", "is not", Message.Kind.SYSTEM),
+    ("sender_id", "is not", READER),
+    ("seq", "after", READ_MARKER),
+)
+
+
 def _unread_messages(user) -> QuerySet[Message]:
-    """Other people's live, non-system messages after the member's read marker (SPEC §2),
-    for the membership row of the outer query, counted per room."""
-    return (
-        Message.objects.filter(
-            room_id=OuterRef("room_id"), seq__gt=OuterRef("last_read_seq"), deleted=False, recalled=False
-        )
-        .exclude(kind=Message.Kind.SYSTEM)
-        .exclude(sender_id=user.id)
-        .order_by()
-        .values("room_id")
-        .annotate(count=Count("pk"))
-        .values("count")
+    """UNREAD_RULE for the membership row of the outer query, counted per room."""
+    messages = Message.objects.filter(room_id=OuterRef("room_id"))
+    bound = {READER: user.id, READ_MARKER: OuterRef("last_read_seq")}
+    for field, test, value in UNREAD_RULE:
+        value = bound.get(value, value)
+        if test == "is":
+            messages = messages.filter(**{field: value})
+        elif test == "is not":
+            messages = messages.exclude(**{field: value})
+        else:
+            messages = messages.filter(**{f"{field}__gt": value})
+    return messages.order_by().values("room_id").annotate(count=Count("pk")).values("count")
+
+
+def message_counts_as_unread(fields: dict, *, user_id: int, last_read_seq: int) -> bool:
+    """UNREAD_RULE for one message given as a dict of its fields (an event's `meta`)."""
+    bound = {READER: user_id, READ_MARKER: last_read_seq}
+    for field, test, value in UNREAD_RULE:
+        value = bound.get(value, value)
+        actual = fields[field]
+        if test == "is" and actual != value or test == "is not" and actual == value:
+            return False
+        if test == "after" and not actual > value:
+            return False
+    return True
+
+
+def unread_change(meta: dict, *, user_id: int, last_read_seq: int) -> int:
+    """How one room change moves a member's unread count: +1 for a new message that counts,
+    -1 for a recall or deletion that takes away one that counted, else 0. `meta` is the
+    change's description (chat.events.room_change)."""
+    after = message_counts_as_unread(meta, user_id=user_id, last_read_seq=last_read_seq)
+    before = not meta["created"] and meta["was_live"] and message_counts_as_unread(
+        {**meta, "recalled": False, "deleted": False}, user_id=user_id, last_read_seq=last_read_seq
     )
+    return int(after) - int(before)
 
 
 def memberships_with_unread(*, user) -> QuerySet[Membership]:
@@ -200,9 +248,11 @@ def message_around(*, room: Room, seq: int, limit: int = HISTORY_PAGE) -> list[M
     return list(_messages(room).filter(deleted=False, seq__gte=min(seqs), seq__lte=max(seqs)).order_by("seq"))
 
 
-def message_changes_since(*, room: Room, rev: int, limit: int) -> list[Message]:
-    """Every message created or changed after revision `rev`, in rev order, tombstones included."""
-    return list(_messages(room).filter(rev__gt=rev).order_by("rev")[:limit])
+def message_changes_since(*, room_id: int, rev: int, limit: int) -> list[Message]:
+    """Every message of the room created or changed after revision `rev`, in rev order,
+    tombstones included, each once as it is now: what `?since_rev=`, `resume` and the
+    hub's gap fill send."""
+    return list(with_details(Message.objects.filter(room_id=room_id, rev__gt=rev)).order_by("rev")[:limit])
 
 
 def message_get_for_user(*, user, message_id: int) -> Message:
@@ -304,3 +354,146 @@ def user_directory(*, user, limit: int = 500) -> QuerySet:
         .select_related("profile")
         .order_by("username")[:limit]
     )
+
+
+# What the realtime wing asks (chat/hub.py, chat/consumers.py) ------------------------------
+
+# Rooms per IN list: a process may follow tens of thousands of rooms, more than SQLite
+# takes as parameters of one statement.
+ID_BATCH = 5000
+
+
+def _batches(ids) -> list[list]:
+    ids = sorted(set(ids))
+    return [ids[i : i + ID_BATCH] for i in range(0, len(ids), ID_BATCH)]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomState:
+    slug: str
+    kind: str
+    rev: int
+
+    @property
+    def is_public(self) -> bool:
+        return self.kind == Room.Kind.PUBLIC
+
+
+def room_states(*, room_ids) -> dict[int, RoomState]:
+    """Slug, kind and revision of each room (a deleted room is left out), one query per
+    ID_BATCH rooms. Read again on every sweep: an admin may make a public room private."""
+    states = {}
+    for batch in _batches(room_ids):
+        for room_id, slug, kind, rev in Room.objects.filter(pk__in=batch).values_list("id", "slug", "kind", "rev"):
+            states[room_id] = RoomState(slug, kind, rev)
+    return states
+
+
+Pair = tuple[int, int | None]  # (room id, user id or None for an anonymous visitor)
+
+
+def room_access(
+    readable: set[Pair], member: set[Pair], *, states: dict[int, RoomState]
+) -> tuple[set[Pair], set[Pair]]:
+    """Of the `readable` (room, user) pairs, those where the user may read the room
+    (`may_read`); of the `member` pairs, those where the user is a member. A room missing
+    from `states` (deleted) allows nobody. One membership query per ID_BATCH rooms, for
+    the pairs whose answer depends on membership, however many sockets ask."""
+    readable = {pair for pair in readable if pair[0] in states}
+    member = {pair for pair in member if pair[0] in states and pair[1] is not None}
+    ask = member | {(room_id, user_id) for room_id, user_id in readable if user_id is not None and not states[room_id].is_public}
+    members: set[Pair] = set()
+    user_ids = {user_id for _, user_id in ask}
+    for batch in _batches(room_id for room_id, _ in ask):
+        rows = Membership.objects.filter(room_id__in=batch, user_id__in=user_ids).values_list("room_id", "user_id")
+        members.update(set(rows) & ask)
+    allowed = {
+        (room_id, user_id)
+        for room_id, user_id in readable
+        if may_read(public=states[room_id].is_public, logged_in=user_id is not None, member=(room_id, user_id) in members)
+    }
+    return allowed, member & members
+
+
+def member_room_ids(*, user) -> list[int]:
+    """The rooms `user` is a member of: what their user stream (`/ws/`) follows."""
+    return list(Membership.objects.filter(user=user).values_list("room_id", flat=True))
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadRow:
+    """A member's unread count in one room, with the room's revision and last seq it reflects."""
+
+    room_id: int
+    slug: str
+    rev: int
+    last_seq: int
+    last_read_seq: int
+    count: int
+    mentions: int = 0  # mentions are not counted yet (SPEC §6.2)
+
+
+def unread_rows(*, user, room_id: int | None = None) -> list[UnreadRow]:
+    """The user's memberships (or the one in `room_id`) as UnreadRows, in one statement:
+    the count and the revision come from the same snapshot, so a change after that
+    revision is exactly what the count does not hold yet."""
+    rows = memberships_with_unread(user=user)
+    if room_id is not None:
+        rows = rows.filter(room_id=room_id)
+    return [
+        UnreadRow(*row)
+        for row in rows.values_list("room_id", "room__slug", "room__rev", "room__last_seq", "last_read_seq", "unread_count")
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """How a socket logged in: a session or an API token (`key`), for `user_id`."""
+
+    kind: str  # "session" or "token"
+    key: str
+    user_id: int
+
+
+def credentials_valid(credentials) -> set[Credential]:
+    """Those of `credentials` that still log their user in.
+
+    A session: its row exists and has not expired, it names the same user, the user is
+    active, and the password hash the session was made with still matches the user's
+    (HASH_SESSION_KEY, checked as django.contrib.auth.get_user does, SECRET_KEY_FALLBACKS
+    included): changing the password ends every other session. A token: its row exists,
+    for the same user, who is active. At most three queries, however many sockets ask.
+    """
+    from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+    from django.utils.crypto import constant_time_compare
+    from rest_framework.authtoken.models import Token
+
+    credentials = set(credentials)
+    valid: set[Credential] = set()
+    tokens = {c.key for c in credentials if c.kind == "token"}
+    if tokens:
+        rows = set(Token.objects.filter(key__in=tokens, user__is_active=True).values_list("key", "user_id"))
+        valid.update(c for c in credentials if c.kind == "token" and (c.key, c.user_id) in rows)
+    sessions = {c for c in credentials if c.kind == "session"}
+    if sessions:
+        store = import_module(settings.SESSION_ENGINE).SessionStore()
+        hashes: dict[str, tuple[str, str]] = {}
+        rows = Session.objects.filter(session_key__in={c.key for c in sessions}, expire_date__gt=timezone.now())
+        for key, data in rows.values_list("session_key", "session_data"):
+            decoded = store.decode(data)
+            hashes[key] = (str(decoded.get(SESSION_KEY, "")), decoded.get(HASH_SESSION_KEY) or "")
+        users = get_user_model().objects.filter(pk__in={c.user_id for c in sessions}, is_active=True)
+        by_id = {str(user.pk): user for user in users}
+        for credential in sessions:
+            user_id, session_hash = hashes.get(credential.key, ("", ""))
+            user = by_id.get(user_id)
+            if user is None or str(credential.user_id) != user_id or not session_hash:
+                continue
+            if any(
+                constant_time_compare(session_hash, expected)
+                for expected in (user.get_session_auth_hash(), *user.get_session_auth_fallback_hash())
+            ):
+                valid.add(credential)
+    return valid

@@ -115,8 +115,10 @@ class TokenAuthMiddleware:
     async def __call__(self, scope, receive, send):
         authorization = _header(scope, b"authorization")
         if authorization and authorization.lower().startswith("token "):
-            user = await _user_for_token(authorization[6:].strip())
-            scope = {**scope, "user": user or AnonymousUser(), "auth_method": "token"}
+            key = authorization[6:].strip()
+            user = await _user_for_token(key)
+            # The key stays in the scope for the hub to check the token still exists (chat/hub.py).
+            scope = {**scope, "user": user or AnonymousUser(), "auth_method": "token", "auth_token": key}
         return await self.app(scope, receive, send)
 
 

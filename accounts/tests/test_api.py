@@ -120,6 +120,49 @@ def test_inactive_user_gets_no_token(api, olivia):
     assert_error(response, 400, "invalid")
 
 
+def test_delete_revokes_the_token_used(api, olivia, mia):
+    token = Token.objects.create(user=olivia).key
+    other = Token.objects.create(user=mia).key
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+
+    assert api.delete("/api/auth/token/").status_code == 204
+
+    assert not Token.objects.filter(key=token).exists() and Token.objects.filter(key=other).exists()
+    assert_error(api.get("/api/me/"), 401, "auth_required")
+    assert_error(api.delete("/api/auth/token/"), 401, "auth_required")
+
+
+def test_delete_without_a_token_is_401(api, olivia):
+    api.force_login(olivia)  # a session has no token to revoke
+
+    assert_error(api.delete("/api/auth/token/"), 401, "auth_required")
+
+
+def test_a_password_change_rotates_the_users_tokens(api, olivia, mia):
+    old = Token.objects.create(user=olivia).key
+    Token.objects.create(user=mia)
+
+    olivia.set_password("a whole new horse battery")
+    olivia.save()
+
+    assert not Token.objects.filter(user=olivia).exists() and Token.objects.filter(user=mia).exists()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {old}")
+    assert_error(api.get("/api/me/"), 401, "auth_required")
+    fresh = APIClient().post(
+        "/api/auth/token/", {"username": "olivia", "password": "a whole new horse battery"}, format="json"
+    )
+    assert fresh.status_code == 200 and fresh.json()["token"] != old
+
+
+def test_saving_a_user_without_a_new_password_keeps_the_tokens(olivia):
+    token = Token.objects.create(user=olivia).key
+
+    olivia.first_name = "Olivia"
+    olivia.save()
+
+    assert Token.objects.filter(key=token).exists()
+
+
 def test_bad_token_is_401(api):
     api.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
 

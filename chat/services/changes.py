@@ -118,12 +118,15 @@ def system_message(room: Room, body: str, *, revoke: tuple[int, ...] = ()) -> Me
 
 
 def tell_room_added(user_id: int, room: Room) -> None:
-    """Tell the user's `/ws/` streams, after commit, that they can now read `room`."""
-    from chat.serializers import room_to_dict
+    """Tell the user's `/ws/` streams, after commit, that they are now in `room`: each
+    follows it and tells its client (`room.added`, with who is online there)."""
+    events.publish_on_commit(events.user_group(user_id), events.control("room.added", room_id=room.id))
 
-    events.publish_on_commit(
-        events.user_group(user_id), events.user_frame({"type": "room.added", "room": room_to_dict(room)})
-    )
+
+def tell_room_left(user_id: int, room: Room) -> None:
+    """Tell the user's `/ws/` streams, after commit, that they are no longer in `room`
+    (public rooms included, whose sockets are not revoked): the streams stop counting it."""
+    events.publish_on_commit(events.user_group(user_id), events.control("room.left", room_id=room.id))
 
 
 def discard_image_after_commit(message: Message) -> None:

@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 
 from chat import events, selectors
 from chat.models import SLUG_PATTERN, Membership, Message, Room
-from chat.services.changes import announce, append, lock_room, system_message, tell_room_added
+from chat.services.changes import announce, append, lock_room, system_message, tell_room_added, tell_room_left
 from core.errors import InvalidInput, NotAllowed, NotFound
 from core.ratelimit import check_rate
 from core.validation import clean_text, require_user
@@ -103,7 +103,9 @@ def room_leave(*, user, room: Room) -> None:
             return
         raise NotFound("No such room.")
     membership.delete()
-    if not room.is_public:
+    if room.is_public:
+        tell_room_left(user.id, room)  # a public room's sockets stay: only the user streams drop it
+    else:
         system_message(room, f"{user.username} left", revoke=(user.id,))
 
 
@@ -156,6 +158,8 @@ def room_remove_member(*, by, room: Room, username: str) -> None:
     if target.role == Membership.Role.OWNER:
         raise NotAllowed("The owner cannot be removed.")
     target.delete()
+    if room.is_public:
+        tell_room_left(target.user_id, room)
     system_message(
         room, f"{target.user.username} was removed", revoke=(() if room.is_public else (target.user_id,))
     )
@@ -223,12 +227,19 @@ def room_mark_read(*, user, room: Room, seq) -> int:
     seq = min(seq, room.last_seq)
     with transaction.atomic():
         Membership.objects.filter(pk=membership.pk, last_read_seq__lt=seq).update(last_read_seq=seq)
-        count = selectors.unread_count(user=user, room=room)
+        rows = selectors.unread_rows(user=user, room_id=room.id)
+        if not rows:  # left the room meanwhile
+            raise InvalidInput("Join the room to keep a read marker.")
+        row = rows[0]
+        # `rev` and `last_read_seq` let each user stream tell whether this count covers
+        # exactly the changes it has seen (chat.consumers.UserConsumer).
         events.publish_on_commit(
             events.user_group(user.id),
             events.user_frame(
-                {"type": "unread", "room": room.slug, "count": count},
-                last_read_seq=max(seq, membership.last_read_seq),
+                events.unread(room.slug, count=row.count, last_seq=row.last_seq, mentions=row.mentions),
+                room_id=room.id,
+                rev=row.rev,
+                last_read_seq=row.last_read_seq,
             ),
         )
-    return count
+    return row.count

@@ -136,6 +136,10 @@ def post(sender, room, body: str, client_id: str | None = None):
     return db(services.message_send)(sender=sender, room=room, body=body, client_id=client_id)
 
 
+def unread(room: str, count: int, last_seq: int) -> dict:
+    return {"type": "unread", "room": room, "count": count, "mentions": 0, "last_seq": last_seq}
+
+
 # hello and authentication --------------------------------------------------------------
 
 
@@ -156,7 +160,7 @@ async def test_user_stream_hello_then_unread_counts(sockets, lobby, olivia, mia)
     sock, accepted = await sockets.open("/ws/", user=mia)
     assert accepted
     assert await sock.receive() == {"type": "hello", "user": {"username": "mia", "display_name": "mia", "avatar": None}}
-    assert await sock.receive() == {"type": "unread", "room": "lobby", "count": 1}
+    assert await sock.receive() == unread("lobby", 1, 1)
     assert await pong(sock) == []
 
 
@@ -487,21 +491,21 @@ async def test_unread_counts_follow_messages_and_reads_on_every_user_connection(
     await post(mia, lobby, "one")
     await post(mia, lobby, "two")
     for stream in (s1, s2):
-        assert await stream.receive() == {"type": "unread", "room": "lobby", "count": 1}
-        assert await stream.receive() == {"type": "unread", "room": "lobby", "count": 2}
+        assert await stream.receive() == unread("lobby", 1, 1)
+        assert await stream.receive() == unread("lobby", 2, 2)
     assert await pong(mia_stream) == []  # own messages never count
 
     await room_sock.send({"type": "read", "seq": 1})
     for stream in (s1, s2):
-        assert await stream.receive() == {"type": "unread", "room": "lobby", "count": 1}
+        assert await stream.receive() == unread("lobby", 1, 2)
     await s1.send({"type": "read", "room": "lobby", "seq": 2})
     for stream in (s1, s2):
-        assert await stream.receive() == {"type": "unread", "room": "lobby", "count": 0}
+        assert await stream.receive() == unread("lobby", 0, 2)
 
     await post(olivia, lobby, "mine")
     for stream in (s1, s2):
         assert await pong(stream) == []
-    assert (await mia_stream.receive()) == {"type": "unread", "room": "lobby", "count": 1}
+    assert (await mia_stream.receive()) == unread("lobby", 1, 3)
     # The room socket carries the messages themselves, never unread counts.
     assert [(f["type"], f["seq"]) for f in await pong(room_sock)] == [("message", 1), ("message", 2), ("message", 3)]
 
@@ -542,9 +546,10 @@ async def test_an_invitation_arrives_as_room_added_and_the_stream_follows_the_ro
     assert added["type"] == "room.added"
     assert {k: added["room"][k] for k in ("slug", "name", "kind")} == {"slug": "plans", "name": "Plans", "kind": "private"}
     assert added["room"]["rev"] == 1
+    assert added["room"]["online"] == []
     await asyncio.sleep(0.1)  # the stream joins the room in the background
     await post(olivia, room, "welcome")
-    assert await stream.receive() == {"type": "unread", "room": "plans", "count": 1}
+    assert await stream.receive() == unread("plans", 1, 2)
 
 
 async def test_announcements_reach_every_socket(sockets, lobby, olivia):
@@ -672,7 +677,7 @@ async def test_a_lost_last_event_is_healed_by_the_sweep(sockets, lobby, olivia, 
         message, _ = await post(mia, lobby, "nobody saw me")
     got = await b.receive(timeout=3)  # the sweep runs every 0.5 s in tests
     assert (got["type"], got["id"], got["body"]) == ("message", message.id, "nobody saw me")
-    assert await stream.receive(timeout=3) == {"type": "unread", "room": "lobby", "count": 1}
+    assert await stream.receive(timeout=3) == unread("lobby", 1, 1)
 
 
 async def test_every_member_gets_every_message_in_seq_order(sockets, lobby, olivia, mia):

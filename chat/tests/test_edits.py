@@ -46,7 +46,7 @@ def test_edit_stores_the_new_body_keeps_the_original_and_takes_the_next_rev(
         "body": "the **plan**", "html": "<p>the <strong>plan</strong></p>", "edited_at": row.edited_at.isoformat(),
     }
     assert envelope["rev"] == 3
-    assert envelope["meta"]["change"] == "updated" and envelope["meta"]["counts"] is False
+    assert envelope["meta"]["created"] is False and not envelope["meta"]["recalled"] and not envelope["meta"]["deleted"]
 
 
 def test_every_version_is_listed_original_first(mia, lobby):

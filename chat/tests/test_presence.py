@@ -88,26 +88,18 @@ async def test_a_sweep_brings_back_a_socket_whose_entry_was_expired(clock, room_
 
 
 def test_an_older_snapshot_is_not_passed_on():
-    class Sock:
-        presence_version = 5
-        presence_online = ["ann"]
-
-    sock = Sock()
-    assert presence.is_news(sock, {"type": "hub.event"})  # typing: no version
-    assert not presence.is_news(sock, {"presence_version": 4, "presence_online": ["bob"]})
-    assert not presence.is_news(sock, {"presence_version": 5, "presence_online": ["bob"]})
-    assert presence.is_news(sock, {"presence_version": 7, "presence_online": ["ann", "bob"]})
-    assert not presence.is_news(sock, {"presence_version": 6, "presence_online": ["ann"]})
+    seen = presence.Seen(5, ["ann"])
+    assert seen.is_news({"type": "hub.event"})  # typing: no version
+    assert not seen.is_news({"presence_version": 4, "presence_online": ["bob"]})
+    assert not seen.is_news({"presence_version": 5, "presence_online": ["bob"]})
+    assert seen.is_news({"presence_version": 7, "presence_online": ["ann", "bob"]})
+    assert not seen.is_news({"presence_version": 6, "presence_online": ["ann"]})
 
 
 def test_the_same_list_again_is_not_passed_on():
-    class Sock:
-        presence_version = 5
-        presence_online = ["ann", "bob"]
-
-    sock = Sock()
-    assert not presence.is_news(sock, {"presence_version": 6, "presence_online": ["ann", "bob"]})
-    assert presence.is_news(sock, {"presence_version": 7, "presence_online": ["ann"]})
+    seen = presence.Seen(5, ["ann", "bob"])
+    assert not seen.is_news({"presence_version": 6, "presence_online": ["ann", "bob"]})
+    assert seen.is_news({"presence_version": 7, "presence_online": ["ann"]})
 
 
 def test_ttl_follows_the_sweep(settings):

@@ -56,7 +56,7 @@ def test_add_stores_the_row_takes_a_rev_and_announces_after_commit(
         "type": "message.reactions", "id": note.id, "room": "lobby", "seq": 1, "rev": 2,
         "reactions": [{"emoji": "👍", "count": 1, "users": ["olivia"]}],
     }
-    assert envelope["meta"]["change"] == "updated" and envelope["meta"]["counts"] is False
+    assert envelope["meta"]["created"] is False and not envelope["meta"]["recalled"] and not envelope["meta"]["deleted"]
 
 
 def test_adding_twice_is_a_no_op(olivia, lobby, note, published, django_capture_on_commit_callbacks):
@@ -180,7 +180,7 @@ def test_history_page_reads_reactions_and_replies_in_a_fixed_number_of_queries(
 
     assert page_queries() == small == 2  # messages with senders and originals; reactions
     with django_assert_num_queries(2):
-        [message_to_dict(m, room_slug="lobby") for m in selectors.message_changes_since(room=lobby, rev=0, limit=500)]
+        [message_to_dict(m, room_slug="lobby") for m in selectors.message_changes_since(room_id=lobby.id, rev=0, limit=500)]
 
 
 # REST ---------------------------------------------------------------------------------------

@@ -110,7 +110,7 @@ def test_old_tombstones_are_dropped_and_the_horizon_rises(olivia, lobby, setting
     room = Room.objects.get(pk=lobby.pk)
     assert room.horizon_rev == 6 and room.rev == 6  # the two tombstones had revs 5 and 6
     # The REST history and since_rev pages only show what is left.
-    assert [m.seq for m in selectors.message_changes_since(room=room, rev=0, limit=50)] == [3, 4]
+    assert [m.seq for m in selectors.message_changes_since(room_id=room.id, rev=0, limit=50)] == [3, 4]
 
 
 @pytest.mark.django_db

@@ -392,8 +392,8 @@ def test_invite_announces_to_the_room_and_to_the_invitee(
 
     assert membership.last_read_seq == 1  # earlier history is not "unread" for him
     assert frames(published, events.room_group(secret.id))[0]["body"] == "olivia added oscar"
-    added = frames(published, events.user_group(oscar.id))
-    assert [f["type"] for f in added] == ["room.added"] and added[0]["room"]["slug"] == "secret"
+    (group, _, envelope), = [p for p in published if p[0] == events.user_group(oscar.id)]
+    assert (envelope["control"], envelope["room_id"]) == ("room.added", secret.id)
 
 
 def test_invite_twice_is_quiet(olivia, secret, published, django_capture_on_commit_callbacks):
@@ -450,7 +450,7 @@ def test_mark_read_moves_forward_only_and_tells_the_users_sockets(
         assert services.room_mark_read(user=mia, room=lobby, seq=1) == 1
 
     assert Membership.objects.get(room=lobby, user=mia).last_read_seq == 3
-    assert frames(published) == [{"type": "unread", "room": "lobby", "count": 1}] * 2
+    assert frames(published) == [{"type": "unread", "room": "lobby", "count": 1, "mentions": 0, "last_seq": 4}] * 2
     assert {g for g, _, _ in published} == {events.user_group(mia.id)}
 
 

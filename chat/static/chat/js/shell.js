@@ -140,6 +140,20 @@ if (editorForm) {
 
 // Sidebar badges -------------------------------------------------------------------------
 
+// The room's last_seq each badge shows the count for. Frames can arrive out of order (a
+// read marker moved on another tab, a new message here): an `unread` counted over fewer
+// messages than the one shown is older, and dropped (SPEC §3).
+const shownSeq = new Map();
+
+function applyUnread(slug, count, lastSeq) {
+  if (typeof lastSeq === "number") {
+    if (lastSeq < (shownSeq.get(slug) ?? -1)) return false;
+    shownSeq.set(slug, lastSeq);
+  }
+  setUnread(slug, count);
+  return true;
+}
+
 export function setUnread(slug, count) {
   for (const link of document.querySelectorAll(`.room-link[data-room="${CSS.escape(slug)}"]`)) {
     const badge = link.querySelector(".badge");
@@ -179,7 +193,7 @@ function addRoomLink(room) {
   const empty = list.querySelector(".nav-empty");
   if (empty) empty.remove();
   list.append(roomItem(room));
-  if (room.unread_count) setUnread(room.slug, room.unread_count);
+  if (room.unread_count) applyUnread(room.slug, room.unread_count, room.last_seq);
 }
 
 // One room, not the whole list: there may be tens of thousands of public rooms.
@@ -237,11 +251,24 @@ if (search && found) {
 }
 
 if (loggedIn && sidebar) {
+  // After `hello` the stream sends one `unread` per room with a count; every other room has
+  // none. The pong to a ping sent on hello comes after them: then the rooms that got no
+  // frame since hello are set to 0 (never zeroed first and refilled: no flicker).
+  let snapshot = null;
   const stream = new LiveSocket("/ws/", {
     onFrame(frame) {
-      if (frame.type === "unread") {
+      if (frame.type === "hello") {
+        snapshot = new Set();
+        stream.send({ type: "ping" });
+      } else if (frame.type === "pong" && snapshot) {
+        for (const link of document.querySelectorAll(".room-link[data-room]")) {
+          if (!snapshot.has(link.dataset.room)) setUnread(link.dataset.room, 0);
+        }
+        snapshot = null;
+      } else if (frame.type === "unread") {
+        if (snapshot) snapshot.add(frame.room);
         if (!ownLink(frame.room)) showRoom(frame.room);
-        setUnread(frame.room, frame.count);
+        applyUnread(frame.room, frame.count, frame.last_seq);
       }
       else if (frame.type === "room.added") showRoom(frame.room);
       else if (frame.type === "announcement") showAnnouncement(frame);
