@@ -43,7 +43,7 @@ def clean_env(**settings) -> dict[str, str]:
 
 
 def make_run_flags() -> list[str]:
-    """uvicorn's flags in the Makefile's `run` target, but --host and --port: the
+    """uvicorn's flags in the Makefile's `run` target, all but --host and --port: the
     production flags every worker here runs with."""
     lines = (REPO / "Makefile").read_text().splitlines()
     line = next(text for text in lines if "uvicorn config.asgi:application" in text)
@@ -71,9 +71,9 @@ def migrate_and_collectstatic(env: dict[str, str]) -> None:
     collect = subprocess.Popen([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     manage(env, "migrate", "--noinput", "-v0")
-    _, errors = collect.communicate(timeout=120)
+    _, stderr = collect.communicate(timeout=120)
     if collect.returncode:
-        raise ServerError(f"collectstatic failed:\n{errors.decode(errors='replace')[-2000:]}")
+        raise ServerError(f"collectstatic failed:\n{stderr.decode(errors='replace')[-2000:]}")
 
 
 def http_get(port: int, path: str, *, headers=None, tls: ssl.SSLContext | None = None, method="GET", body=None):
