@@ -7,6 +7,7 @@
   Django's settings: for tests only).
 - testkit.nginx: deploy/nginx.conf run in front of workers.
 - testkit.faults: a private redis-server and a pausable TCP proxy, to break things.
+- testkit.inprocess: Parley under uvicorn.Server in the test process (tests only).
 
 A top-level package, not chat/tests/: the benchmark (`python -m benchmark.run`, no Django
 settings, no pytest) and deploy/tests use it too, and servers.py imports only the
