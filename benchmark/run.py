@@ -24,14 +24,13 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from testkit.servers import ServerProcess, Uvicorn, clean_env, free_port, manage, start_workers
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -46,8 +45,6 @@ SENDER_USERS, RECEIVER_USERS = 4, 100
 # run) and Redis, both on 127.0.0.1.
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-# What the servers must not inherit from the shell (or from pytest's environment).
-SCRUBBED_ENV = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "DEBUG", "STATIC_ROOT", "MEDIA_ROOT")
 
 PARLEY_SEED = """
 import json
@@ -171,12 +168,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 # Processes -----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def pinning() -> tuple[list[str], list[str]]:
     """taskset prefixes for server and load generator, or none when two cores are not ours."""
     cores = os.sched_getaffinity(0)
@@ -186,68 +177,14 @@ def pinning() -> tuple[list[str], list[str]]:
     return [], []
 
 
-def clean_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV and not k.startswith("PARLEY_")}
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
-
-
-def check(cmd: list, *, env: dict, cwd: Path, timeout: float = 120) -> str:
-    done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(map(str, cmd[:4]))} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return done.stdout
-
-
-class Server:
-    def __init__(self, name: str, cmd: list, *, env: dict, cwd: Path, port: int, log: Path, ready_path: str | None):
-        self.name, self.port, self.log = name, port, log
-        with open(log, "w") as out:
-            self.proc = subprocess.Popen(
-                cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self._wait_ready(ready_path)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid  # taskset execs the server: same pid
-
-    def _wait_ready(self, path: str | None, timeout: float = 30) -> None:
-        until = time.monotonic() + timeout
-        while time.monotonic() < until:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start-up ({self.log}):\n{self.log.read_text()[-2000:]}")
-            try:
-                if path is None:
-                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                else:
-                    urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2).close()
-                return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"{self.name} not ready within {timeout:.0f} s ({self.log})")
-
-    def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
 def start_parley(
     tmp: Path, pin: list, out: Path, receiver_users: int, *, workers: int = 1, backend: dict | None = None, tag: str = ""
-) -> tuple[list[Server], dict]:
+) -> tuple[list[Uvicorn], dict]:
     """Migrate, seed and start `workers` uvicorn processes of Parley on their own ports.
 
     backend None: SQLite in tmp and the in-memory channel layer (one process only);
     otherwise {"database_url", "redis_url", "redis_prefix"}: PostgreSQL + Redis."""
     env = clean_env(
-        DJANGO_SETTINGS_MODULE="config.settings",
         DEBUG="false",
         DATABASE_URL=backend["database_url"] if backend else f"sqlite:///{tmp / 'parley.sqlite3'}",
         STATIC_ROOT=tmp / "static",
@@ -258,33 +195,13 @@ def start_parley(
     )
     if workers > 1 and not backend:
         raise RuntimeError("several Parley workers need the PostgreSQL + Redis backend")
-    check([PYTHON, "manage.py", "migrate", "--noinput"], env=env, cwd=REPO)
+    manage(env, "migrate", "--noinput")
     seed = PARLEY_SEED.replace("SENDERS", str(SENDER_USERS)).replace("RECEIVERS", str(receiver_users))
-    line = next(
-        x
-        for x in check([PYTHON, "manage.py", "shell", "-c", seed], env=env, cwd=REPO).splitlines()
-        if x.startswith("BENCH_SEED ")
-    )
+    line = next(x for x in manage(env, "shell", "-c", seed).splitlines() if x.startswith("BENCH_SEED "))
     tokens = json.loads(line.split(" ", 1)[1])
-    servers = []
-    try:
-        for i in range(workers):
-            port = free_port()
-            uvicorn = [
-                str(Path(PYTHON).parent / "uvicorn"),
-                "config.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ]
-            cmd = pin + uvicorn + ["--ws-max-size", "65536", "--ws-per-message-deflate", "false", "--proxy-headers", "--no-server-header"]  # as `make run`
-            log = out / (f"server-parley-{tag}-{i}.log" if tag else "server-parley.log")
-            servers.append(Server("parley", cmd, env=env, cwd=REPO, port=port, log=log, ready_path="/healthz"))
-    except BaseException:
-        for server in servers:
-            server.stop()
-        raise
+    # `name` is "parley" for each: the load generator speaks Parley's protocol to all of them.
+    logs = [out / (f"server-parley-{tag}-{i}.log" if tag else "server-parley.log") for i in range(workers)]
+    servers = start_workers(env, names=["parley"] * workers, logs=logs, prefix=pin, new_session=True)
     return servers, tokens
 
 
@@ -346,20 +263,20 @@ def check_scaled_backend() -> None:
         raise SystemExit(f"--workers needs Redis at {REDIS_URL} (BENCH_REDIS_URL): {error}") from error
 
 
-def start_channels(tmp: Path, pin: list, out: Path) -> Server:
+def start_channels(tmp: Path, pin: list, out: Path) -> ServerProcess:
     env = clean_env(DJANGO_SETTINGS_MODULE="refchat.settings", REFCHAT_DB=tmp / "refchat.sqlite3")
-    check([PYTHON, "manage.py", "migrate", "--noinput"], env=env, cwd=REFERENCE_DIR)
+    manage(env, "migrate", "--noinput", cwd=REFERENCE_DIR)
     port = free_port()
     cmd = pin + [str(Path(PYTHON).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "refchat.asgi:application"]
-    return Server(
-        "channels", cmd, env=env, cwd=REFERENCE_DIR, port=port, log=out / "server-channels.log", ready_path=None
-    )
+    return ServerProcess("channels", cmd, port=port, env=env, cwd=REFERENCE_DIR, log=out / "server-channels.log",
+                         new_session=True).start()
 
 
-def start_raw(pin: list, out: Path) -> Server:
+def start_raw(pin: list, out: Path) -> ServerProcess:
     port = free_port()
     cmd = pin + [PYTHON, str(BENCH_DIR / "raw_server.py"), str(port)]
-    return Server("raw", cmd, env=clean_env(), cwd=BENCH_DIR, port=port, log=out / "server-raw.log", ready_path=None)
+    return ServerProcess("raw", cmd, port=port, env=clean_env(), cwd=BENCH_DIR, log=out / "server-raw.log",
+                         new_session=True).start()
 
 
 # Load generator ------------------------------------------------------------------------
@@ -386,11 +303,11 @@ def run_loadgen(config: dict, pin: list, out: Path, tag: str) -> list[dict]:
     return events
 
 
-def server_url(server: Server) -> str:
+def server_url(server: ServerProcess) -> str:
     return f"ws://127.0.0.1:{server.port}/ws/chat/bench/" if server.name != "raw" else f"ws://127.0.0.1:{server.port}/"
 
 
-def loadgen_config(args, server: Server | list[Server], tokens: dict | None, **extra) -> dict:
+def loadgen_config(args, server: ServerProcess | list[ServerProcess], tokens: dict | None, **extra) -> dict:
     servers = server if isinstance(server, list) else [server]
     server = servers[0]
     return {
@@ -424,7 +341,7 @@ def label(result: dict) -> str:
     return result.get("label") or LABELS[result["server"]]
 
 
-def fanout_runs(result: dict, args, servers: list[Server], tokens: dict | None, loadgen_pin: list, out: Path) -> None:
+def fanout_runs(result: dict, args, servers: list[ServerProcess], tokens: dict | None, loadgen_pin: list, out: Path) -> None:
     """The fan-out scenario at every N against one server (or one set of worker processes)."""
     name, tag = result["server"], result.get("tag", result["server"])
     for n in args.receivers:

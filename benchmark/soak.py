@@ -31,20 +31,17 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
+from testkit.servers import ServerError, Uvicorn, clean_env, manage
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-SCRUBBED_ENV = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "DEBUG", "STATIC_ROOT", "MEDIA_ROOT",
-                "PARLEY_REDIS_PREFIX")
 
 SEED = """
 import json, sys
@@ -70,12 +67,6 @@ for room in Room.objects.filter(slug__startswith="soak-"):
     out[room.slug] = {"rev": room.rev, "last_seq": room.last_seq, "rows": rows}
 print("SOAK_DB " + json.dumps(out))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_django(code: str, env: dict, *args: str) -> dict:
@@ -330,7 +321,7 @@ def main() -> int:
     rooms = args.rooms or max(1, args.clients // 20)
 
     workdir = Path(tempfile.mkdtemp(prefix="parley-soak-"))
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+    env = clean_env()
     dbname = None
     if args.database == "postgres":
         dbname = f"parley_soak_{int(time.time())}"
@@ -345,7 +336,6 @@ def main() -> int:
         env["REDIS_URL"] = args.redis
         env["PARLEY_REDIS_PREFIX"] = f"soak-{os.getpid()}"
     env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
         SECRET_KEY="soak-" + "x" * 50,
         MEDIA_ROOT=str(workdir / "media"),
         STATIC_ROOT=str(workdir / "static"),
@@ -356,29 +346,16 @@ def main() -> int:
     )
     print(f"soak: {args.clients} clients in {rooms} rooms for {args.minutes} min on {args.database}"
           f"{' + redis' if args.redis else ''}; workdir {workdir}", flush=True)
-    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], env=env, cwd=REPO, check=True)
+    manage(env, "migrate", "--noinput", "-v0")
     seed = run_django(SEED, env, str(args.clients), str(rooms))
-    port = free_port()
-    log = open(workdir / "server.log", "wb")  # noqa: SIM115
-    server = subprocess.Popen(
-        [PYTHON, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--ws-max-size", "65536", "--ws-per-message-deflate", "false", "--no-access-log"],
-        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-    )
+    server = Uvicorn("soak", env, "--no-access-log", graceful=8, log=workdir / "server.log")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server did not start:\n{(workdir / 'server.log').read_text()}")
-            time.sleep(0.2)
+        try:
+            server.start()
+        except ServerError as error:
+            raise SystemExit(f"server did not start:\n{error}") from error
         started = time.monotonic()
-        clients = asyncio.run(drive(args, port, seed))
+        clients = asyncio.run(drive(args, server.port, seed))
         elapsed = time.monotonic() - started
         db = run_django(CHECK, env)
         status = report(clients, db, elapsed)
@@ -387,12 +364,7 @@ def main() -> int:
         print(f"server log: {tracebacks} tracebacks ({workdir / 'server.log'})")
         return status or (1 if tracebacks else 0)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        server.stop()
         if dbname:
             import psycopg
 

@@ -7,15 +7,25 @@ serialized once per event and written straight to each socket's transport — wh
 `websockets.broadcast` does. Any other server (daphne, the test communicator) or a
 compressed connection takes the ordinary ASGI path; so does everything while a socket
 has ASGI sends queued, so frames never overtake each other.
+
+What it reads of uvicorn's protocol object is not uvicorn's public API: direct_writer
+checks at connect that every piece is there, of the type expected, and otherwise logs
+once and leaves the socket to the ASGI path (chat/tests/test_wire.py turns red when the
+pinned uvicorn no longer passes the check).
 """
 
+import logging
+
 from websockets.frames import Frame, Opcode
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 
 try:
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 except ImportError:  # another ASGI server: every socket takes the ASGI path
     WebSocketsSansIOProtocol = None
+
+log = logging.getLogger(__name__)
+_warned = False
 
 # Bytes a socket may have waiting in its kernel-side buffer before it counts as a
 # client that stopped reading.
@@ -57,10 +67,39 @@ class DirectWriter:
         self._transport.write(frame)
 
 
+def moved_internals(protocol) -> str | None:
+    """The first thing DirectWriter uses that `protocol` lacks (or has as another type),
+    or None when everything is there."""
+    for flag in ("handshake_complete", "close_sent", "disconnected"):
+        if not isinstance(getattr(protocol, flag, None), bool):
+            return flag
+    transport = getattr(protocol, "transport", None)
+    for method in ("write", "is_closing", "get_write_buffer_size"):  # uvloop's transports are no asyncio.Transport
+        if not callable(getattr(transport, method, None)):
+            return f"transport.{method}"
+    conn = getattr(protocol, "conn", None)
+    if not isinstance(conn, Protocol):
+        return "conn"
+    if not isinstance(getattr(conn, "state", None), State):
+        return "conn.state"
+    if not isinstance(getattr(conn, "extensions", None), list):
+        return "conn.extensions"
+    return None
+
+
 def direct_writer(asgi_send) -> DirectWriter | None:
-    """A writer straight to the socket behind `asgi_send`, when that is safe; else None."""
+    """A writer straight to the socket behind `asgi_send`, when that is safe; else None
+    (the ASGI path). Called once per socket, after the accept."""
+    global _warned
     protocol = getattr(asgi_send, "__self__", None)
     if WebSocketsSansIOProtocol is None or not isinstance(protocol, WebSocketsSansIOProtocol):
+        return None
+    missing = moved_internals(protocol)
+    if missing is not None:
+        if not _warned:
+            _warned = True
+            log.warning("uvicorn's WebSocket protocol has no usable %r (uvicorn changed?): "
+                        "broadcast frames take the slower ASGI path", missing)
         return None
     if protocol.conn.extensions:
         return None  # per-message compression: each socket's bytes differ

@@ -10,24 +10,20 @@ docs/screenshots/ with PARLEY_SCREENSHOTS=1.
 Runs in the SQLite pass only (the server under test uses its own SQLite file either way).
 """
 
-import http.client
 import json
 import os
 import re
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from testkit.servers import REPO, Uvicorn, clean_env, http_get, manage, migrate_and_collectstatic, running
+
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
 CHROMIUM = "/usr/bin/chromium"
-REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct-horse-battery-9"
 
 pytestmark = [
@@ -47,96 +43,32 @@ expect = sync_api.expect
 # The server -----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def request(server: Uvicorn, method: str, path: str, body=None, token: str | None = None) -> tuple[int, object]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Token {token}"
+    status, response_headers, data = http_get(server.port, path, method=method, headers=headers,
+                                              body=json.dumps(body) if body is not None else None)
+    is_json = (response_headers.get("Content-Type") or "").startswith("application/json")
+    return status, json.loads(data) if data and is_json else None
 
 
-class Server:
-    """`uvicorn config.asgi:application` on a free port; stop() kills it like a crash,
-    start() brings it back on the same port and database."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL", "DEBUG")
-        } | {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
-            "MEDIA_ROOT": str(folder / "media"),
-            "STATIC_ROOT": str(folder / "static"),
-            "SECRET_KEY": "browser-tests-" + secrets.token_urlsafe(40),
-            "PARLEY_RATE_BURST": "1000",
-            "PARLEY_SWEEP_SECONDS": "1",
-            "LOG_LEVEL": "WARNING",
-        }
-        self.process = None
-        self.log = open(folder / "server.log", "ab")  # noqa: SIM115
-
-    def manage(self, *args: str) -> None:
-        subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=REPO, env=self.env, check=True, stdout=subprocess.DEVNULL
-        )
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn", "config.asgi:application",
-                "--host", "127.0.0.1", "--port", str(self.port),
-                "--ws-max-size", "65536", "--ws-per-message-deflate", "false", "--log-level", "warning",
-            ],
-            cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited: see {self.folder / 'server.log'}")
-            try:
-                if self.request("GET", "/healthz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("the server did not answer /healthz within 20 s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-        self.process = None
-
-    def request(self, method: str, path: str, body=None, token: str | None = None) -> tuple[int, object]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Token {token}"
-        conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
-        conn.close()
-        return response.status, json.loads(data) if data and response.getheader("Content-Type", "").startswith(
-            "application/json"
-        ) else None
-
-    def user(self, prefix: str) -> "User":
-        """A new account, with an API token for server-side setup."""
-        username = f"{prefix}{secrets.token_hex(3)}"
-        status, _ = self.request("POST", "/api/auth/register/", {"username": username, "password": PASSWORD})
-        assert status == 201
-        status, data = self.request("POST", "/api/auth/token/", {"username": username, "password": PASSWORD})
-        assert status == 200
-        return User(self, username, data["token"])
+def new_user(server: Uvicorn, prefix: str) -> "User":
+    """A new account, with an API token for server-side setup."""
+    username = f"{prefix}{secrets.token_hex(3)}"
+    status, _ = request(server, "POST", "/api/auth/register/", {"username": username, "password": PASSWORD})
+    assert status == 201
+    status, data = request(server, "POST", "/api/auth/token/", {"username": username, "password": PASSWORD})
+    assert status == 200
+    return User(server, username, data["token"])
 
 
 class User:
-    def __init__(self, server: Server, username: str, token: str):
+    def __init__(self, server: Uvicorn, username: str, token: str):
         self.server, self.username, self.token = server, username, token
 
     def api(self, method: str, path: str, body=None):
-        status, data = self.server.request(method, path, body, token=self.token)
+        status, data = request(self.server, method, path, body, token=self.token)
         assert status < 300, (status, data)
         return data
 
@@ -151,18 +83,22 @@ class User:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    """Parley under uvicorn on its own SQLite file, for the whole module; a test may kill
+    it like a crash and start it again on the same port and database."""
     folder = tmp_path_factory.mktemp("parley-browser")
-    srv = Server(folder)
-    collect = subprocess.Popen(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-        cwd=REPO, env=srv.env, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    srv.manage("migrate", "--noinput", "-v0")
-    assert collect.wait(60) == 0
-    srv.start()
-    yield srv
-    srv.stop()
-    srv.log.close()
+    env = clean_env(
+        DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
+        MEDIA_ROOT=folder / "media",
+        STATIC_ROOT=folder / "static",
+        SECRET_KEY="browser-tests-" + secrets.token_urlsafe(40),
+        PARLEY_RATE_BURST=1000,
+        PARLEY_SWEEP_SECONDS=1,
+        LOG_LEVEL="WARNING",
+    )
+    migrate_and_collectstatic(env)
+    worker = Uvicorn("browser", env, "--log-level", "warning", log=folder / "server.log")
+    with running([worker]):
+        yield worker.start()
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +207,7 @@ def test_register_log_out_log_in_and_chat_live(server, open_page):
     connected(ann)
     slug = ann.locator("#room").get_attribute("data-room")
 
-    bob = open_page(server.user("bob"))
+    bob = open_page(new_user(server, "bob"))
     bob.goto(f"/rooms/{slug}/")
     connected(bob)
     expect(bob.locator("#online")).to_contain_text(username)  # who is here (hello.room.online)
@@ -297,7 +233,7 @@ def test_register_log_out_log_in_and_chat_live(server, open_page):
 
 
 def test_html_in_a_message_stays_text(server, open_page):
-    ann, bob = server.user("ann"), server.user("bob")
+    ann, bob = new_user(server, "ann"), new_user(server, "bob")
     slug = ann.room()
     bob.api("POST", f"/api/rooms/{slug}/join/")
     sender, reader = open_page(ann), open_page(bob)
@@ -331,7 +267,7 @@ PASTE_IMAGE = """async (textarea) => {
 
 
 def test_pasted_image_reaches_the_other_user_and_recall_removes_it(server, open_page):
-    ann, bob = server.user("ann"), server.user("bob")
+    ann, bob = new_user(server, "ann"), new_user(server, "bob")
     slug = ann.room()
     sender, reader = open_page(ann), open_page(bob)
     for page in (sender, reader):
@@ -369,7 +305,7 @@ def test_pasted_image_reaches_the_other_user_and_recall_removes_it(server, open_
 
 
 def test_server_restart_resumes_without_lost_or_doubled_messages(server, open_page):
-    ann, bob, carol = server.user("ann"), server.user("bob"), server.user("carol")
+    ann, bob, carol = new_user(server, "ann"), new_user(server, "bob"), new_user(server, "carol")
     slug = ann.room()
     bob.api("POST", f"/api/rooms/{slug}/join/")
     first, second = open_page(ann), open_page(bob)
@@ -381,7 +317,7 @@ def test_server_restart_resumes_without_lost_or_doubled_messages(server, open_pa
     expect(bubble(second, "before 2")).to_be_visible()
     expect(bubble(first, "before 2")).to_be_visible()
 
-    server.stop()
+    server.kill()  # a crash: no goodbye to anyone
     for page in (first, second):
         expect(page.locator("#connection-status")).to_have_attribute("data-state", "reconnecting")
     send(first, "written while the server was down")  # kept and resent, same client_id
@@ -404,7 +340,7 @@ def test_server_restart_resumes_without_lost_or_doubled_messages(server, open_pa
 
 
 def test_unread_badge_appears_and_clears_and_announcements_are_live(server, open_page):
-    ann, bob = server.user("ann"), server.user("bob")
+    ann, bob = new_user(server, "ann"), new_user(server, "bob")
     slug = ann.room(name="Bakery")
     bob.api("POST", f"/api/rooms/{slug}/join/")
     page = open_page(bob)
@@ -429,8 +365,8 @@ def test_unread_badge_appears_and_clears_and_announcements_are_live(server, open
     expect(badge).to_be_hidden()
 
     # Staff publish an announcement; it shows for everyone at once.
-    staff = server.user("staff")
-    server.manage("shell", "-c", f"from django.contrib.auth.models import User; User.objects.filter(username='{staff.username}').update(is_staff=True)")
+    staff = new_user(server, "staff")
+    manage(server.env, "shell", "-c", f"from django.contrib.auth.models import User; User.objects.filter(username='{staff.username}').update(is_staff=True)")
     editor = open_page(staff)
     editor.goto("/")
     editor.get_by_label("Text").fill("Ordering opens at 9")
@@ -499,7 +435,7 @@ def test_messages_purged_while_away_leave_the_screen_on_resume(server, open_page
 
 
 def test_phone_width_has_no_horizontal_scroll_and_a_drawer(server, open_page, tmp_path):
-    ann, bob = server.user("ann"), server.user("bob")
+    ann, bob = new_user(server, "ann"), new_user(server, "bob")
     slug = ann.room(name="Weekend plans")
     bob.api("POST", f"/api/rooms/{slug}/join/")
     bob.say(slug, "Anyone up for a hike on Saturday? The weather looks great: https://example.com/forecast")
@@ -533,7 +469,7 @@ def test_chinese_from_accept_language(server, open_page, locale, lang, log_in, c
     page.goto("/accounts/login/")
     expect(page.locator("html")).to_have_attribute("lang", lang)
     expect(page.locator("h1")).to_have_text(log_in)
-    ann = server.user("ann")
+    ann = new_user(server, "ann")
     slug = ann.room()
     page = open_page(ann, locale=locale)
     page.goto(f"/rooms/{slug}/")
@@ -556,7 +492,7 @@ def test_language_switch(server, open_page):
 
 def test_desktop_screenshot(server, open_page, tmp_path):
     """The room view at 1280x800 with a conversation in it (for the README)."""
-    ann, bob, carol = server.user("ann"), server.user("bob"), server.user("carol")
+    ann, bob, carol = new_user(server, "ann"), new_user(server, "bob"), new_user(server, "carol")
     for user, name in ((ann, "Ann Lee"), (bob, "Bob Chen"), (carol, "Carol")):
         user.api("PATCH", "/api/me/", {"display_name": name})
     slug = ann.room(name="Design team")

@@ -27,8 +27,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chat import services
 from chat.models import Message, Room
-from chat.tests.realserver import PausableProxy, PrivateRedis, Uvicorn, database_url, db, worker_env
-from deploy.tests.support import http_get
+from testkit.faults import PausableProxy, PrivateRedis
+from testkit.servers import Uvicorn, http_get, running
+from testkit.testdb import database_url, db, worker_env
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -40,7 +41,7 @@ PREFIX = "faulttest"
 def redis_server():
     server = PrivateRedis()
     yield server
-    server.cleanup()
+    server.close()
 
 
 @pytest.fixture
@@ -51,11 +52,10 @@ def workers(transactional_db, redis_server):
         env = {"REDIS_URL": redis_server.url, "PARLEY_REDIS_PREFIX": PREFIX, **env}
         server = Uvicorn(name, worker_env(**env))
         started.append(server)
-        return server
+        return server.start()
 
-    yield start
-    for server in started:
-        server.stop()
+    with running(started):
+        yield start
 
 
 @db

@@ -10,32 +10,20 @@ Runs only in the PostgreSQL + Redis pass (make test-postgres).
 """
 
 import asyncio
-import contextlib
-import functools
-import http.client
 import json
 import os
-import secrets
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from channels.db import database_sync_to_async
-from django.conf import settings
-from django.db import connection, connections
 from websockets.asyncio.client import connect
 
 from chat import events, services
 from chat.models import Message, Room
+from testkit.servers import Uvicorn, running_workers
+from testkit.testdb import db, far_ids, worker_env
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
-REPO = Path(__file__).resolve().parents[2]
 SLUG = "townhall"
 SWEEP_SECONDS = 1.0
 
@@ -43,116 +31,20 @@ SWEEP_SECONDS = 1.0
 # Servers ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _test_database_url() -> str:
-    """The database pytest-django made for this run, as a URL the servers can use."""
-    db = settings.DATABASES["default"]
-    user = quote(db.get("USER") or "postgres", safe="")
-    password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{quote(db['NAME'], safe='')}"
-
-
-def _healthy(port: int) -> bool:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        conn.request("GET", "/healthz")
-        ok = conn.getresponse().status == 200
-        conn.close()
-        return ok
-    except OSError:
-        return False
-
-
-class Server:
-    def __init__(self, name: str, env: dict[str, str]):
-        self.name = name
-        self.port = _free_port()
-        self.log = tempfile.NamedTemporaryFile(prefix=f"parley-{name}-", suffix=".log", delete=False)  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn", "config.asgi:application",
-                "--host", "127.0.0.1", "--port", str(self.port), "--ws-max-size", "65536",
-                "--ws-per-message-deflate", "false",  # as `make run`: frames take the direct path
-                "--timeout-graceful-shutdown", "2",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def url(self, slug: str) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/chat/{slug}/"
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server {self.name} exited with {self.process.returncode}:\n{self.output()}")
-            if _healthy(self.port):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"server {self.name} not healthy after {timeout}s:\n{self.output()}")
-
-    def output(self) -> str:
-        if not self.log.closed:
-            self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=8)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        self.log.close()
-
-
 @pytest.fixture
 def servers(transactional_db):
     """Two ASGI processes on the test database and Redis; stopped (and their logs printed,
     which pytest shows for failing tests) however the test ends."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": _test_database_url(),
-        "REDIS_URL": os.environ["REDIS_URL"],
-        "SECRET_KEY": "multiprocess-test-secret-key-not-for-production-0123456789abcdef",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DEBUG": "false",
-        "PARLEY_RATE_BURST": "100000",
-        "PARLEY_RATE_INTERVAL": "0.001",
-        "PARLEY_SWEEP_SECONDS": str(SWEEP_SECONDS),
-        "PARLEY_MAX_SOCKETS_PER_USER": "50",
-        "MEDIA_ROOT": tempfile.mkdtemp(prefix="parley-media-"),
-        "LOG_LEVEL": "INFO",
-    }
-    started: list[Server] = []
-    try:
-        for name in ("A", "B"):
-            started.append(Server(name, env))
-        for server in started:
-            server.wait_ready()
+    env = worker_env(
+        REDIS_URL=os.environ["REDIS_URL"],
+        PARLEY_SWEEP_SECONDS=str(SWEEP_SECONDS),
+        PARLEY_MAX_SOCKETS_PER_USER="50",
+    )
+    with running_workers(env, names=("A", "B")) as started:
         yield started
-    finally:
-        for server in started:
-            server.stop()
-        for server in started:
-            print(f"\n===== server {server.name} (port {server.port}) output =====\n{server.output()}")
-            with contextlib.suppress(OSError):
-                os.unlink(server.log.name)
 
 
-def _assert_no_tracebacks(servers: list[Server]) -> None:
+def _assert_no_tracebacks(servers: list[Uvicorn]) -> None:
     for server in servers:
         output = server.output()
         assert "Traceback" not in output and " ERROR " not in output, f"server {server.name} logged errors:\n{output}"
@@ -161,45 +53,24 @@ def _assert_no_tracebacks(servers: list[Server]) -> None:
 # Data ---------------------------------------------------------------------------------
 
 
-def _db(function):
-    """database_sync_to_async that also closes the worker thread's connection afterwards
-    (CONN_MAX_AGE would keep it open, and pytest-django could not drop the test database)."""
-
-    @functools.wraps(function)
-    def closing(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    return database_sync_to_async(closing)
-
-
-@_db
+@db
 def _make_room(usernames: list[str]) -> dict[str, str]:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    # Redis pub/sub channels are shared by every Redis database and every test run using
-    # this Redis, and group names carry only ids (chat.room.<id>), which restart at 1 in a
-    # fresh test database; the rate limit is keyed by user id too. Ids far from any other
-    # run's keep this run's events and allowances its own.
-    base = 10**9 + secrets.randbelow(10**9)
-    with connection.cursor() as cursor:
-        for table in ("auth_user", "chat_room"):
-            cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [table, base])
+    far_ids()
     User = get_user_model()
     users = {name: User.objects.create_user(username=name, password="correct horse battery") for name in usernames}
     services.room_create(creator=users[usernames[0]], slug=SLUG, name="Town hall")
     return {name: Token.objects.create(user=user).key for name, user in users.items()}
 
 
-@_db
+@db
 def _stored() -> list[tuple[int, int, int]]:
     return list(Message.objects.filter(room__slug=SLUG).order_by("seq").values_list("id", "seq", "rev"))
 
 
-@_db
+@db
 def _room_state() -> tuple[int, int]:
     room = Room.objects.get(slug=SLUG)
     return room.last_seq, room.rev
@@ -208,9 +79,9 @@ def _room_state() -> tuple[int, int]:
 # Client helpers -----------------------------------------------------------------------
 
 
-def _open(server: Server, token: str):
+def _open(server: Uvicorn, token: str):
     return connect(
-        server.url(SLUG), additional_headers={"Authorization": f"Token {token}"}, open_timeout=10, close_timeout=3
+        server.url(f"/ws/chat/{SLUG}/"), additional_headers={"Authorization": f"Token {token}"}, open_timeout=10, close_timeout=3
     )
 
 
@@ -263,7 +134,7 @@ async def test_500_messages_over_two_processes_reach_everyone_in_order(servers):
     # Receivers: reader0 on A, reader1 on B; the roamer starts on A and comes back on B.
     steady: dict[str, list[dict]] = {}
 
-    async def steady_reader(name: str, server: Server, ready: asyncio.Event) -> None:
+    async def steady_reader(name: str, server: Uvicorn, ready: asyncio.Event) -> None:
         got = steady[name] = []
         async with _open(server, tokens[name]) as ws:
             hello = await _hello(ws)
@@ -422,7 +293,7 @@ async def test_lost_event_is_healed_on_both_processes(servers, monkeypatch):
     tokens = await _make_room(["writer", "watcher_a", "watcher_b"])
     loop = asyncio.get_running_loop()
 
-    @_db
+    @db
     def send_unannounced(body: str) -> int:
         """Store a message as a server would, but lose its published event."""
         from django.contrib.auth import get_user_model

@@ -7,50 +7,26 @@ other leave the fourth refused. Runs only in the PostgreSQL + Redis pass.
 """
 
 import asyncio
-import contextlib
 import json
 import os
-import tempfile
 
 import pytest
 
-from chat.tests.test_multiprocess import SLUG, Server, _db, _frame, _hello, _make_room, _open, _test_database_url
+from chat.tests.test_multiprocess import SLUG, _frame, _hello, _make_room, _open
+from testkit.servers import running_workers
+from testkit.testdb import db, worker_env
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def limited_servers(transactional_db):
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": _test_database_url(),
-        "REDIS_URL": os.environ["REDIS_URL"],
-        "PARLEY_REDIS_PREFIX": os.environ.get("PARLEY_REDIS_PREFIX", "parley"),
-        "SECRET_KEY": "ratelimit-test-secret-key-not-for-production-0123456789abcdef",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DEBUG": "false",
-        "PARLEY_RATE_BURST": "3",
-        "PARLEY_RATE_INTERVAL": "60",
-        "MEDIA_ROOT": tempfile.mkdtemp(prefix="parley-media-"),
-    }
-    started = []
-    try:
-        for name in ("A", "B"):
-            started.append(Server(name, env))
-        for server in started:
-            server.wait_ready()
+    env = worker_env(REDIS_URL=os.environ["REDIS_URL"], PARLEY_RATE_BURST="3", PARLEY_RATE_INTERVAL="60")
+    with running_workers(env, names=("A", "B")) as started:
         yield started
-    finally:
-        for server in started:
-            server.stop()
-        for server in started:
-            print(f"\n===== server {server.name} (port {server.port}) output =====\n{server.output()}")
-            with contextlib.suppress(OSError):
-                os.unlink(server.log.name)
 
 
-@_db
+@db
 def _stored_bodies() -> list[str]:
     from chat.models import Message
 

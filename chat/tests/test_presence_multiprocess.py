@@ -10,16 +10,14 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
-import tempfile
 import time
 
 import pytest
-from django.db import connection
 from websockets.asyncio.client import connect
 
 from chat import services
-from chat.tests.test_multiprocess import Server, _db, _test_database_url
+from testkit.servers import Uvicorn, running_workers
+from testkit.testdb import db, far_ids, worker_env
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -29,55 +27,26 @@ SLUG = "porch"
 
 @pytest.fixture
 def servers(transactional_db):
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": _test_database_url(),
-        "REDIS_URL": os.environ["REDIS_URL"],
-        "SECRET_KEY": "presence-test-secret-key-not-for-production-0123456789abcdef",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DEBUG": "false",
-        "PARLEY_SWEEP_SECONDS": str(SWEEP_SECONDS),
-        "MEDIA_ROOT": tempfile.mkdtemp(prefix="parley-media-"),
-        "LOG_LEVEL": "INFO",
-    }
-    started: list[Server] = []
-    try:
-        for name in ("A", "B"):
-            started.append(Server(name, env))
-        for server in started:
-            server.wait_ready()
+    env = worker_env(REDIS_URL=os.environ["REDIS_URL"], PARLEY_SWEEP_SECONDS=str(SWEEP_SECONDS))
+    with running_workers(env, names=("A", "B")) as started:
         yield started
-    finally:
-        for server in started:
-            server.stop()
-        for server in started:
-            print(f"\n===== server {server.name} (port {server.port}) output =====\n{server.output()}")
-            with contextlib.suppress(OSError):
-                os.unlink(server.log.name)
 
 
-@_db
+@db
 def _make_room(usernames: list[str]) -> dict[str, str]:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    # Presence keys and pub/sub channels carry room ids, which restart in every test
-    # database: ids far from any other run's keep this run's to itself.
-    base = 10**9 + secrets.randbelow(10**9)
-    with connection.cursor() as cursor:
-        for table in ("auth_user", "chat_room"):
-            cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [table, base])
+    far_ids()
     User = get_user_model()
     users = {name: User.objects.create_user(username=name, password="correct horse battery") for name in usernames}
     services.room_create(creator=users[usernames[0]], slug=SLUG, name="Porch")
     return {name: Token.objects.create(user=user).key for name, user in users.items()}
 
 
-def _open(server: Server, token: str):
-    return connect(
-        server.url(SLUG), additional_headers={"Authorization": f"Token {token}"}, open_timeout=10, close_timeout=1
-    )
+def _open(server: Uvicorn, token: str):
+    return connect(server.url(f"/ws/chat/{SLUG}/"), additional_headers={"Authorization": f"Token {token}"},
+                   open_timeout=10, close_timeout=1)
 
 
 async def _next_presence(ws, timeout: float, want=None) -> dict:
@@ -119,8 +88,7 @@ async def test_presence_survives_a_killed_process(servers):
         goodbye = time.monotonic() - started
 
         # A dies without a word: ben's process notices when ann's heartbeats stop.
-        a.process.kill()
-        a.process.wait(timeout=5)
+        a.kill()
         started = time.monotonic()
         frame = await _next_presence(ben, SWEEP_SECONDS * 10, lambda o: "ann" not in o)
         expired = time.monotonic() - started

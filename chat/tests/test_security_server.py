@@ -21,8 +21,8 @@ from websockets.exceptions import ConnectionClosed
 
 from chat import services
 from chat.models import Message
-from chat.tests.realserver import Uvicorn, db, worker_env
-from deploy.tests.support import http_get
+from testkit.servers import Uvicorn, http_get, running
+from testkit.testdb import db, worker_env
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -36,11 +36,10 @@ def worker(transactional_db):
     def start(*flags: str, **env: str) -> Uvicorn:
         server = Uvicorn(f"worker{len(started)}", worker_env(**env), *flags)
         started.append(server)
-        return server
+        return server.start()
 
-    yield start
-    for server in started:
-        server.stop()
+    with running(started):
+        yield start
 
 
 def _people(*names: str) -> dict[str, str]:

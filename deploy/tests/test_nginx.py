@@ -1,7 +1,7 @@
 """deploy/nginx.conf in front of two real workers on PostgreSQL + Redis (SPEC §1 "scaled").
 
 nginx runs this repository's deploy/nginx.conf (only ports, paths and the certificate
-swapped; support.nginx_config) as a foreground process, TLS included; the workers run
+swapped; testkit.nginx) as a foreground process, TLS included; the workers run
 with the production flags and PARLEY_HTTPS=true. Checked for real:
 
 1. Clients on both workers exchange messages through nginx; one worker is SIGKILLed
@@ -21,7 +21,6 @@ Runs only in the PostgreSQL + Redis pass (make test-postgres); needs nginx and o
 
 import asyncio
 import contextlib
-import functools
 import io
 import json
 import os
@@ -31,30 +30,21 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from channels.db import database_sync_to_async
-from django.conf import settings
-from django.db import connection, connections
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from chat import services
 from chat.models import Message, Room
 from conftest import REQUIRE_SERVICES
-from deploy.tests.support import Nginx, Worker, base_env, nginx_binary
+from testkit.nginx import Nginx, nginx_binary
+from testkit.servers import Uvicorn, http_get, running, running_workers
+from testkit.testdb import db, far_ids, worker_env
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 SLUG = "frontdoor"
-
-
-def _test_database_url() -> str:
-    db = settings.DATABASES["default"]
-    user = quote(db.get("USER") or "postgres", safe="")
-    password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{quote(db['NAME'], safe='')}"
 
 
 @pytest.fixture
@@ -68,68 +58,28 @@ def stack(transactional_db, tmp_path):
         pytest.skip(message)
     static, media = tmp_path / "static", Path(tempfile.mkdtemp(prefix="parley-media-"))
     static.mkdir()
-    env = base_env(
-        DATABASE_URL=_test_database_url(),
+    env = worker_env(
         REDIS_URL=os.environ["REDIS_URL"],
         SECRET_KEY=secrets.token_urlsafe(50),
-        DEBUG="false",
         PARLEY_HTTPS="true",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
         MEDIA_ROOT=str(media),
         STATIC_ROOT=str(static),
         PARLEY_MEDIA_ACCEL_PREFIX="/protected-media/",
-        PARLEY_RATE_BURST="100000",
-        PARLEY_RATE_INTERVAL="0.001",
-        PARLEY_SWEEP_SECONDS="1",
         LOG_FORMAT="json",
-        LOG_LEVEL="INFO",
     )
-    workers: list[Worker] = []
-    nginx = None
-    try:
-        workers = [Worker("A", env), Worker("B", env)]
-        for worker in workers:
-            worker.wait_healthy()
+    # As deploy/parley@.service runs them: nginx on this host is the trusted proxy.
+    with running_workers(env, "--forwarded-allow-ips=127.0.0.1", names=("A", "B"), graceful=10) as workers:
         nginx = Nginx(workers, static=static, media=media)
-        yield {"workers": workers, "nginx": nginx, "static": static, "media": media}
-    finally:
-        if nginx is not None:
-            nginx.stop()
-        for worker in workers:
-            worker.stop()
-        for worker in workers:
-            print(f"\n===== worker {worker.name} ({worker.address}) =====\n{worker.output()}")
-            worker.cleanup()
-        if nginx is not None:
-            print(f"\n===== nginx =====\n{nginx.output()}")
-            nginx.cleanup()
+        with running([nginx]):
+            yield {"workers": workers, "nginx": nginx, "static": static, "media": media}
 
 
-def _db(function):
-    """database_sync_to_async that closes the thread's connection afterwards (so
-    pytest-django can drop the test database)."""
-
-    @functools.wraps(function)
-    def closing(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    return database_sync_to_async(closing)
-
-
-@_db
+@db
 def _make_users(usernames: list[str], *, room_kind=Room.Kind.PUBLIC, members=None) -> dict[str, str]:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    # Redis channels and rate limits are keyed by ids, which restart at 1 in every test
-    # database: ids far from any other run's keep this run's traffic its own.
-    base = 10**9 + secrets.randbelow(10**9)
-    with connection.cursor() as cursor:
-        for table in ("auth_user", "chat_room"):
-            cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [table, base])
+    far_ids()
     User = get_user_model()
     users = {name: User.objects.create_user(username=name, password="correct horse battery") for name in usernames}
     room = services.room_create(creator=users[usernames[0]], slug=SLUG, name="Front door", kind=room_kind)
@@ -138,7 +88,7 @@ def _make_users(usernames: list[str], *, room_kind=Room.Kind.PUBLIC, members=Non
     return {name: Token.objects.create(user=user).key for name, user in users.items()}
 
 
-@_db
+@db
 def _stored() -> list[tuple[int, int, str]]:
     return list(Message.objects.filter(room__slug=SLUG).order_by("seq").values_list("id", "seq", "client_id"))
 
@@ -231,7 +181,7 @@ class Client:
 
 async def test_clients_survive_a_killed_worker_through_nginx(stack):
     nginx: Nginx = stack["nginx"]
-    workers: list[Worker] = stack["workers"]
+    workers: list[Uvicorn] = stack["workers"]
     tokens = await _make_users([*SENDERS, *READERS])
     deadline = time.monotonic() + RUN_TIMEOUT
     clients = {name: Client(name, tokens[name], nginx) for name in (*SENDERS, *READERS)}
@@ -305,7 +255,7 @@ async def test_clients_survive_a_killed_worker_through_nginx(stack):
 
 async def test_stopped_worker_closes_sockets_with_1012_and_clients_move(stack):
     nginx: Nginx = stack["nginx"]
-    workers: list[Worker] = stack["workers"]
+    workers: list[Uvicorn] = stack["workers"]
     tokens = await _make_users(["erin", "frank"])
     first, first_at = await _open(nginx, tokens["erin"])
     second, second_at = await _open(nginx, tokens["frank"])
@@ -398,8 +348,6 @@ async def test_private_picture_only_for_members_through_nginx(stack):
     status, headers, content = await asyncio.to_thread(nginx.get, "/static/probe.txt")
     assert (status, content) == (200, b"static ok") and not headers["X-Upstream"]
     # Plain HTTP is redirected to HTTPS by nginx.
-    from deploy.tests.support import http_get
-
     status, headers, _ = await asyncio.to_thread(http_get, nginx.http_port, "/rooms/")
     assert status == 301 and headers["Location"].startswith("https://")
     # An upload over client_max_body_size (11m) stops at nginx.

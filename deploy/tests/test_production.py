@@ -16,20 +16,45 @@ import secrets
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from deploy.tests.support import REPO, Worker, base_env, free_port, http_get, make_run_uvicorn_flags, read_env_file
+from testkit.servers import REPO, Uvicorn, clean_env, free_port, http_get, make_run_flags, running, stop_all
 
 CLEAN = "System check identified no issues"
+PRODUCTION_ENV = REPO / "deploy" / "production.env.example"
+
+
+def read_env_file(path: Path = PRODUCTION_ENV) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def _missing_make_run_flags(command: list[str]) -> list[str]:
+    """`make run`'s uvicorn flags (each with its value) that `command` lacks: every
+    deployment must run uvicorn as `make run` does."""
+    options: list[str] = []
+    for word in make_run_flags():
+        if word.startswith("--"):
+            options.append(word)
+        else:
+            options[-1] += f" {word}"
+    joined = " ".join(command)
+    return [option for option in options if option not in joined]
 
 
 def _production_env(tmp_path, **overrides) -> dict[str, str]:
     values = read_env_file()
     # Paths of the example are the server's; here they are the test's.
     values.update(MEDIA_ROOT=str(tmp_path / "media"), STATIC_ROOT=str(tmp_path / "static"))
-    return base_env(**{**values, **overrides})
+    return clean_env(**{**values, **overrides})
 
 
 def _check_deploy(env) -> subprocess.CompletedProcess:
@@ -90,10 +115,8 @@ def test_compose_file_has_the_whole_deployment():
     nginx_ip = nginx["networks"]["parley"]["ipv4_address"]
     assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in nginx["volumes"]
     assert set(nginx["depends_on"]) == set(workers)
-    flags = make_run_uvicorn_flags()
     for name, command in workers.items():
-        joined = " ".join(command)
-        assert " ".join(flags) in joined, (name, joined)
+        assert not _missing_make_run_flags(command), (name, command)
         assert "--proxy-headers" in command
         # Only nginx is trusted for X-Forwarded-*.
         assert command[command.index("--forwarded-allow-ips") + 1] == nginx_ip
@@ -149,7 +172,7 @@ def test_dockerfile_is_small_non_root_pinned_and_health_checked():
     assert users and users[-1] not in ("root", "0")
     assert re.search(r"^HEALTHCHECK .*\n\s+CMD \[\"python\", \"deploy/healthcheck.py\"\]", text, re.MULTILINE)
     cmd = json.loads(re.search(r"^CMD (\[.*?\])$", text, re.MULTILINE | re.DOTALL).group(1).replace("\\\n", ""))
-    assert " ".join(make_run_uvicorn_flags()) in " ".join(cmd)
+    assert not _missing_make_run_flags(cmd), cmd
     assert "--proxy-headers" in cmd
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".git", ".venv", ".env", "var"} <= set(ignored)
@@ -159,7 +182,7 @@ def test_systemd_unit_runs_uvicorn_like_make_run_behind_local_nginx():
     unit = (REPO / "deploy" / "parley@.service").read_text()
     exec_start = re.search(r"^ExecStart=(.*?)(?<!\\)$", unit, re.MULTILINE | re.DOTALL).group(1)
     command = shlex.split(exec_start.replace("\\\n", " "))
-    assert " ".join(make_run_uvicorn_flags()) in " ".join(command)
+    assert not _missing_make_run_flags(command), command
     assert "--proxy-headers" in command and "--forwarded-allow-ips=127.0.0.1" in command
     assert command[command.index("--port") + 1] == "%i"
     assert "EnvironmentFile=/etc/parley/parley.env" in unit
@@ -178,7 +201,7 @@ def test_json_log_lines_on_stdout(tmp_path):
         "try:\n    1/0\nexcept ZeroDivisionError:\n    log.exception('failed')\n"
         "logging.getLogger('uvicorn.access').info('%s - \"%s %s HTTP/%s\" %d', '10.0.0.1:5', 'GET', '/healthz', '1.1', 200)"
     )
-    env = base_env(LOG_FORMAT="json", SECRET_KEY="x" * 50, STATIC_ROOT=str(tmp_path / "static"))
+    env = clean_env(LOG_FORMAT="json", SECRET_KEY="x" * 50, STATIC_ROOT=str(tmp_path / "static"))
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -201,6 +224,12 @@ def test_json_formatter_never_fails_on_odd_extras():
 # Health check -------------------------------------------------------------------------
 
 
+def _healthcheck(worker: Uvicorn) -> subprocess.CompletedProcess:
+    """deploy/healthcheck.py, as the container HEALTHCHECK runs it."""
+    return subprocess.run([sys.executable, str(REPO / "deploy" / "healthcheck.py"), str(worker.port)], env=worker.env,
+                          capture_output=True, text=True, timeout=15)
+
+
 def test_container_healthcheck_passes_healthy_and_fails_without_database(tmp_path):
     production = read_env_file()
     common = {
@@ -211,13 +240,20 @@ def test_container_healthcheck_passes_healthy_and_fails_without_database(tmp_pat
         "MEDIA_ROOT": str(tmp_path / "media"),
         "LOG_FORMAT": "json",
     }
-    healthy = Worker("healthy", base_env(**common, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}"))
+    trust_local_proxy = "--forwarded-allow-ips=127.0.0.1"
+    healthy = Uvicorn("healthy", clean_env(**common, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}"),
+                      trust_local_proxy, graceful=10)
     closed = free_port()  # nothing listens there
-    broken = Worker("no-db", base_env(**common, DATABASE_URL=f"postgres://parley@127.0.0.1:{closed}/parley"))
-    try:
-        healthy.wait_healthy()
+    broken = Uvicorn("no-db", clean_env(**common, DATABASE_URL=f"postgres://parley@127.0.0.1:{closed}/parley"),
+                     trust_local_proxy, graceful=10)
+    with running([healthy, broken]):
+        healthy.start(wait=False)
+        broken.start(wait=False)
+        healthy.wait_ready()
         broken.wait_listening()
-        result = broken.healthcheck()
+        result = _healthcheck(healthy)
+        assert result.returncode == 0, result
+        result = _healthcheck(broken)
         assert result.returncode == 1, result
         assert "HTTP 503" in result.stderr and '"database": false' in result.stderr, result.stderr
         status, _, body = http_get(
@@ -228,10 +264,6 @@ def test_container_healthcheck_passes_healthy_and_fails_without_database(tmp_pat
         # health check has to (and does) avoid.
         status, headers, _ = http_get(healthy.port, "/healthz", headers={"Host": production["ALLOWED_HOSTS"]})
         assert status == 301 and headers["Location"].startswith("https://")
-    finally:
-        for worker in (healthy, broken):
-            worker.stop()
+        stop_all([healthy, broken])
         output = healthy.output()
-        for worker in (healthy, broken):
-            worker.cleanup()
     assert "Traceback" not in output, output
