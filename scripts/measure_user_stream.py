@@ -21,12 +21,10 @@ stops the worker and itself.
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -63,22 +61,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_worker(port: int, env: dict[str, str]) -> subprocess.Popen:
-    from deploy.tests.support import base_env, http_get, make_run_uvicorn_flags
+def start_worker(port: int, env: dict[str, str]):
+    from testkit.servers import Uvicorn, clean_env
 
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         *make_run_uvicorn_flags()],
-        cwd=REPO, env=base_env(**env), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        with contextlib.suppress(OSError):
-            if http_get(port, "/healthz")[0] == 200:
-                return worker
-        if worker.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("the worker did not start")
-        time.sleep(0.1)
+    return Uvicorn("user-stream", clean_env(**env), port=port).start()
 
 
 async def sweep_cost(port: int, token: str, pid: int, every: float) -> float:
@@ -139,7 +125,7 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from deploy.tests.support import free_port
+    from testkit.servers import free_port
 
     worker = None
     try:
@@ -160,15 +146,13 @@ def main() -> None:
         print(f"median of connects 2..{args.runs}: {statistics.median(r[0] for r in later):.2f} CPU-s, "
               f"{statistics.median(r[1] for r in later):.2f} s wall")
         if args.sweep:
-            worker.terminate()
-            worker.wait(timeout=10)
+            worker.close()
             worker = start_worker(port, {**env, "PARLEY_SWEEP_SECONDS": str(args.sweep)})
             per_sweep = asyncio.run(sweep_cost(port, token, worker.pid, args.sweep))
             print(f"sweeping every {args.sweep:g} s with the socket open: {per_sweep:.2f} CPU-s per sweep")
     finally:
         if worker is not None:
-            worker.terminate()
-            worker.wait(timeout=10)
+            worker.close()
         shutil.rmtree(scratch, ignore_errors=True)
 
 

@@ -21,9 +21,9 @@ from rest_framework.authtoken.models import Token
 from websockets.asyncio.client import connect
 
 from chat import services
-from chat.tests.realserver import Uvicorn, db, far_ids, worker_env
 from chat.tests.test_edit_frames import apply
-from deploy.tests.support import http_get
+from testkit.servers import http_get, running_workers
+from testkit.testdb import db, far_ids, worker_env
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -35,14 +35,8 @@ def workers(transactional_db):
     far_ids()
     prefix = f"parley-edits-{secrets.token_hex(4)}"
     env = worker_env(REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), PARLEY_REDIS_PREFIX=prefix)
-    started = []
-    try:
-        for name in ("worker-a", "worker-b"):
-            started.append(Uvicorn(name, env))
+    with running_workers(env, names=("worker-a", "worker-b")) as started:
         yield started
-    finally:
-        for server in started:
-            server.stop()
 
 
 @db

@@ -21,8 +21,8 @@ from websockets.exceptions import ConnectionClosed
 
 from chat import services
 from chat.models import Room
-from chat.tests.realserver import Uvicorn, db, far_ids, worker_env
-from deploy.tests.support import http_get
+from testkit.servers import Uvicorn, http_get, running_workers
+from testkit.testdb import db, far_ids, worker_env
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -36,14 +36,8 @@ def workers(transactional_db):
         PARLEY_REDIS_PREFIX=os.environ.get("PARLEY_REDIS_PREFIX", "parley-test") + secrets.token_hex(4),
         PARLEY_SWEEP_SECONDS=str(SWEEP_SECONDS),
     )
-    started = []
-    try:
-        for name in ("A", "B"):
-            started.append(Uvicorn(f"revocation-{name}", env))
+    with running_workers(env, names=("revocation-A", "revocation-B")) as started:
         yield started
-    finally:
-        for server in started:
-            server.stop()
 
 
 def _people() -> dict[str, str]:

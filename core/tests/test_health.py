@@ -53,7 +53,7 @@ async def test_healthz_does_not_leave_a_redis_channel_subscribed_per_call():
 
 @pytest.mark.services
 async def test_healthz_answers_503_while_redis_is_down_and_recovers(settings):
-    from chat.tests.realserver import PrivateRedis
+    from testkit.faults import PrivateRedis
 
     redis_server = await asyncio.to_thread(PrivateRedis)
     settings.CHANNEL_LAYERS = {
