@@ -375,7 +375,7 @@ def test_unread_badge_appears_and_clears_and_announcements_are_live(server, open
 
 
 def test_sidebar_lists_a_sample_of_public_rooms_and_search_finds_the_rest(server, open_page):
-    ann, bob, carol = server.user("ann"), server.user("bob"), server.user("carol")
+    ann, bob, carol = new_user(server, "ann"), new_user(server, "bob"), new_user(server, "carol")
     mark = secrets.token_hex(3)
     quiet = ann.room(name=f"Quiet corner {mark}")
     for n in range(21):  # newer, so more recently active: they fill the sample
@@ -409,7 +409,7 @@ services.room_purge(room=Room.objects.get(slug='{slug}'), now=timezone.now() + t
 
 
 def test_messages_purged_while_away_leave_the_screen_on_resume(server, open_page):
-    ann = server.user("ann")
+    ann = new_user(server, "ann")
     slug = ann.room()
     for n in range(4):
         ann.say(slug, f"note {n}")
@@ -422,7 +422,7 @@ def test_messages_purged_while_away_leave_the_screen_on_resume(server, open_page
     expect(page.locator("#connection-status")).to_have_attribute("data-state", "reconnecting")
     # Retention keeps two: notes 0 and 1 become tombstones, and those are dropped too, so
     # the resume is truncated and `?since_rev=` from the page's revision answers 410.
-    server.manage("shell", "-c", PURGE_WHILE_AWAY.format(slug=slug))
+    manage(server.env, "shell", "-c", PURGE_WHILE_AWAY.format(slug=slug))
     server.start()
     # The purge took seconds, so the page's backoff has grown: the network is back, retry now.
     page.evaluate("window.dispatchEvent(new Event('online'))")
