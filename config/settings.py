@@ -273,6 +273,12 @@ PARLEY_IMAGE_MAX_BYTES = _positive("PARLEY_IMAGE_MAX_BYTES", 204_800)
 PARLEY_UPLOAD_MAX_BYTES = _positive("PARLEY_UPLOAD_MAX_BYTES", 10_485_760)
 PARLEY_ANONYMOUS_READ = env.bool("PARLEY_ANONYMOUS_READ", default=True)
 PARLEY_MAX_SOCKETS_PER_USER = _positive("PARLEY_MAX_SOCKETS_PER_USER", 20)
+# Open sockets per client address (scope["client"], i.e. after --proxy-headers), anonymous
+# ones included. Both socket caps count across processes when REDIS_URL is set (chat/limits.py).
+PARLEY_MAX_SOCKETS_PER_IP = _positive("PARLEY_MAX_SOCKETS_PER_IP", 200)
+# Frames other than sends, per socket: a burst, then this many per second (chat/limits.py).
+PARLEY_FRAME_RATE = _positive("PARLEY_FRAME_RATE", 20.0)
+PARLEY_FRAME_BURST = _positive("PARLEY_FRAME_BURST", 100)
 # How often each process re-checks the rooms it serves against the database, healing
 # anything the (at-most-once) channel layer dropped.
 PARLEY_SWEEP_SECONDS = _positive("PARLEY_SWEEP_SECONDS", 3.0)
