@@ -91,9 +91,10 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=OUTBOX_FRAMES)
         self.closing = False
         self.topics: list[str] = []
-        self.frame_guard = limits.FrameGuard()
+        address = limits.client_address(self.scope)
+        self.frame_guard = limits.FrameGuard(limits.guard_key(self.user_id, address))
         # Counted before any database work: a socket over a cap costs one Redis call.
-        self.lease = await limits.admit(self.user_id, limits.client_address(self.scope))
+        self.lease = await limits.admit(self.user_id, address)
         if self.lease is None:
             self.closing = True
             await self.accept()
@@ -270,7 +271,13 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             self.frame_guard.check()
         except limits.KeepsGoing:
             log.info("closing a socket of user %s that kept sending over its frame limit", self.user_id)
-            self.close_with(CLOSE_TOO_MANY)
+            if self.direct is not None and self.direct.open():
+                # Not a polite close: the client is still flooding, and nothing is owed to it.
+                self.closing = True
+                self.hub_unsubscribe()
+                self.direct.hang_up(CLOSE_TOO_MANY)
+            else:
+                self.close_with(CLOSE_TOO_MANY)
             return False
         except RateLimited as error:
             self.send_error(error)

@@ -16,14 +16,16 @@ Frames: every frame but a send (which has its per-user limit, core/ratelimit.py)
 token from its socket's bucket, PARLEY_FRAME_BURST at once then PARLEY_FRAME_RATE per
 second, in memory: it is checked before a frame does any work. A frame without a token is
 refused `rate_limited` with `retry_after`; a socket that keeps sending regardless is
-closed with 4429. A `resume` also pays for the replay it asks for, a token per
-CHANGES_PER_TOKEN changes it may send: a fresh socket can resume in full at once, a socket
-asking for the same long replay over and over gets it about once every few seconds.
+closed with 4429, and its user's (or address's) next sockets start with an empty bucket.
+A `resume` also pays for the replay it asks for, a token per CHANGES_PER_TOKEN changes it
+may send: a fresh socket can resume in full at once, a socket asking for the same long
+replay over and over gets it about once every few seconds.
 """
 
 import asyncio
 import logging
 import secrets
+import time
 import weakref
 
 from django.conf import settings
@@ -40,6 +42,12 @@ log = logging.getLogger(__name__)
 REFUSALS_BEFORE_CLOSE = 20
 # What a replay costs on top of its frame: up to PARLEY_RESUME_LIMIT (500) changes, 50 tokens.
 CHANGES_PER_TOKEN = 10
+# After a socket is closed for flooding, the next sockets of its user (or, anonymous, its
+# address) in this process start with an empty allowance for this long: reconnecting does
+# not buy a fresh burst.
+PENALTY_SECONDS = 60.0
+
+_penalties: dict[str, float] = {}
 
 
 class KeepsGoing(Exception):
@@ -47,13 +55,17 @@ class KeepsGoing(Exception):
 
 
 class FrameGuard:
-    """One socket's allowance of frames other than sends."""
+    """One socket's allowance of frames other than sends. `key` names whom a close for
+    flooding penalizes (see PENALTY_SECONDS)."""
 
-    __slots__ = ("frames", "refusals")
+    __slots__ = ("frames", "refusals", "key")
 
-    def __init__(self):
+    def __init__(self, key: str | None = None):
+        self.key = key
         self.frames = TokenBucket(settings.PARLEY_FRAME_RATE, settings.PARLEY_FRAME_BURST)
         self.refusals = TokenBucket(1.0, REFUSALS_BEFORE_CLOSE)
+        if key is not None and _penalties.get(key, 0.0) > time.monotonic():
+            self.frames.tokens = 0.0
 
     def check(self) -> None:
         """Take a frame's token; raise RateLimited when there is none, KeepsGoing when
@@ -62,15 +74,31 @@ class FrameGuard:
         if not wait:
             return
         if self.refusals.take():
+            if self.key is not None:
+                _penalize(self.key)
             raise KeepsGoing()
         raise RateLimited(retry_after=wait, detail="Too many frames on this socket; slow down.")
 
     def charge(self, tokens: int) -> None:
-        """Take more for a frame that costs more (a long replay), or raise RateLimited."""
+        """Take more for a frame that costs more (a long replay), or raise RateLimited.
+        Never more than a fresh socket has left after the frame itself."""
+        tokens = min(tokens, self.frames.burst - 1)
         if tokens > 0:
             wait = self.frames.take(tokens)
             if wait:
                 raise RateLimited(retry_after=wait, detail="Too many frames on this socket; slow down.")
+
+
+def _penalize(key: str) -> None:
+    now = time.monotonic()
+    if len(_penalties) > 10_000:
+        for stale in [k for k, until in _penalties.items() if until <= now]:
+            del _penalties[stale]
+    _penalties[key] = now + PENALTY_SECONDS
+
+
+def guard_key(user_id: int | None, address: str | None) -> str | None:
+    return f"user:{user_id}" if user_id is not None else (f"ip:{address}" if address else None)
 
 
 # Long replays --------------------------------------------------------------------------------
@@ -285,8 +313,9 @@ def release(lease: Lease) -> None:
 
 
 def reset() -> None:
-    """Forget every count (tests)."""
+    """Forget every count and penalty (tests)."""
     _memory.counts.clear()
+    _penalties.clear()
     _backends.clear()
     if settings.REDIS_URL:
         import redis

@@ -74,6 +74,25 @@ async def test_a_read_flood_is_refused_before_any_database_work_and_then_closed_
     assert reads == 5, "refused reads must not touch the database"
 
 
+async def test_reconnecting_after_a_close_for_flooding_does_not_buy_a_fresh_burst(lobby, mia, olivia, settings, opened):
+    settings.PARLEY_FRAME_BURST = 50
+    settings.PARLEY_FRAME_RATE = 0.5
+    flooder, _ = await open_room("lobby", user=mia)
+    opened.append(flooder)
+    for _ in range(50 + limits.REFUSALS_BEFORE_CLOSE + 1):
+        await flooder.send({"type": "ping"})
+    assert await flooder.closed_with() == 4429
+    again, _ = await open_room("lobby", user=mia)
+    opened.append(again)
+    await again.send({"type": "ping"})
+    assert (await again.receive())["code"] == "rate_limited"
+    other, _ = await open_room("lobby", user=olivia)  # nobody else pays for it
+    opened.append(other)
+    for _ in range(3):
+        await other.send({"type": "ping"})
+    assert [f["type"] for f in await answers(other, 3)] == ["pong"] * 3
+
+
 async def test_frames_come_back_as_the_allowance_refills_and_sends_do_not_use_it(lobby, mia, settings, opened):
     settings.PARLEY_FRAME_BURST = 2
     settings.PARLEY_FRAME_RATE = 20.0
@@ -129,6 +148,32 @@ async def test_a_resume_while_a_replay_is_being_written_is_refused_rate_limited(
     await sock.send({"type": "resume", "rev": 2})  # the replay is over: a new one runs
     got = await answers(sock, 2)
     assert [(f["type"], f.get("seq")) for f in got] == [("message", 3), ("resumed", None)]
+
+
+async def test_the_same_long_replay_again_and_again_waits_for_the_allowance(lobby, olivia, settings, opened):
+    settings.PARLEY_FRAME_RATE = 0.5  # slow refill: the second full replay is far off
+    await database_sync_to_async(_history)(lobby, olivia, 500)
+    sock, _ = await open_room("lobby")  # anonymous: reading costs nothing but the frames
+    opened.append(sock)
+    await sock.send({"type": "resume", "rev": 0})
+    got = await answers(sock, 501)
+    assert got[-1]["type"] == "resumed" and len({f["seq"] for f in got[:-1]}) == 500
+    await sock.send({"type": "resume", "rev": 0})  # the same 500 changes again
+    refused = await sock.receive()
+    assert (refused["type"], refused["code"]) == ("error", "rate_limited"), refused
+    assert refused["retry_after"] > 1
+    await sock.send({"type": "resume", "rev": 499})  # a short replay is cheap
+    got = await answers(sock, 2)
+    assert [(f["type"], f.get("seq")) for f in got] == [("message", 500), ("resumed", None)]
+
+
+def _history(room, user, count: int) -> None:
+    from chat.models import Message, Room
+
+    Message.objects.bulk_create(
+        Message(room=room, seq=n, rev=n, sender=user, body=f"message {n}") for n in range(1, count + 1)
+    )
+    Room.objects.filter(pk=room.pk).update(last_seq=count, rev=count)
 
 
 def _post_many(room, user, count: int) -> None:

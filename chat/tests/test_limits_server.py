@@ -12,7 +12,9 @@ import json
 import os
 import secrets
 import socket
+import threading
 import time
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -20,7 +22,7 @@ from rest_framework.authtoken.models import Token
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from chat import services
+from chat import limits, services
 from chat.models import Message, Room
 from chat.tests.realserver import Uvicorn, db, worker_env
 
@@ -106,17 +108,22 @@ async def test_forty_resumes_from_an_anonymous_socket_cost_one_or_two_replays(wo
         started = time.monotonic()
         for _ in range(40):
             await ws.send('{"type":"resume","rev":0}')
-        kinds, size = [], 0
-        with contextlib.suppress(TimeoutError):
+        kinds, size, closed = [], 0, None
+        try:
             while True:
                 text = await asyncio.wait_for(ws.recv(), timeout=3)
                 finished = time.monotonic()
                 size += len(text.encode())
                 frame = json.loads(text)
                 kinds.append(frame.get("code") or frame["type"])
+        except TimeoutError:
+            pass
+        except ConnectionClosed as error:  # refused 20 times and still sending
+            closed = error.rcvd.code if error.rcvd else None
     replays = kinds.count("resumed")
-    print(f"\n40 resumes of 30 bytes: {replays} replays, {size / 2**20:.1f} MiB back in {finished - started:.1f} s")
-    assert kinds.count("message") == replays * CHANGES and kinds.count("rate_limited") == 40 - replays, kinds[-45:]
+    print(f"\n40 resumes of 25 bytes: {replays} replays, {size / 2**20:.1f} MiB back in {finished - started:.1f} s")
+    assert kinds.count("message") == replays * CHANGES, kinds[-45:]
+    assert kinds.count("rate_limited") == 40 - replays or closed == 4429, (closed, kinds[-45:])
     # While a replay runs, another resume is refused; after it, a full replay costs 50
     # tokens of the socket's 100 (refilled at 20/s): the first at once, the next when the
     # allowance has refilled, never one per frame.
@@ -143,6 +150,63 @@ async def test_a_client_that_stops_reading_during_a_replay_is_still_closed_4408(
                 while True:
                     await sleeper.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408, closed.value
+
+
+# A flood of frames other than sends ----------------------------------------------------------
+
+
+def _cpu_seconds(server) -> float:
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _blind_flood(port: int, token: str, seconds: float) -> tuple[float | None, bytes]:
+    """Write `read` frames as fast as the socket takes them (a reader thread takes what
+    comes back); how long until the server cut the connection (None: it never did)."""
+    payload, mask = b'{"type":"read","seq":1}', b"\x01\x02\x03\x04"
+    frame = bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    received = bytearray()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            b"GET /ws/chat/flood/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            + f"Authorization: Token {token}\r\n\r\n".encode()
+        )
+
+        def read() -> None:
+            with contextlib.suppress(OSError):
+                while data := sock.recv(65536):
+                    received.extend(data)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < seconds:
+                sock.sendall(frame * 200)
+        except OSError:
+            return time.monotonic() - started, bytes(received)
+        finally:
+            reader.join(timeout=5)
+    return None, bytes(received)
+
+
+async def test_a_socket_flooding_reads_is_cut_off_4429_within_seconds(worker):
+    server = worker(PARLEY_FRAME_BURST="10")  # over the limit at once, whatever the machine's speed
+    token = await db(_long_history)()
+    before = _cpu_seconds(server)
+    cut_after, received = await asyncio.to_thread(_blind_flood, server.port, token, 20)
+    await asyncio.sleep(1)
+    used = _cpu_seconds(server) - before
+    print(f"\nblind read flood: cut after {cut_after} s, {used:.1f} CPU-s in the server")
+    # Not the polite close, after which uvicorn reads (and parses) the flood for 10 s more.
+    assert cut_after is not None and cut_after < 6, cut_after
+    assert "kept sending over its frame limit" in server.output()
+    assert received.count(b'"rate_limited"') == limits.REFUSALS_BEFORE_CLOSE
+    assert received.endswith(b"\x88\x02\x11\x4d"), received[-40:]  # the close frame, 4429
+    settled = _cpu_seconds(server)
+    await asyncio.sleep(2)
+    assert _cpu_seconds(server) - settled < 0.5, "the server went on working for a socket it closed"
 
 
 # Socket caps ---------------------------------------------------------------------------------
