@@ -191,6 +191,7 @@ def start_parley(
         MEDIA_ROOT=tmp / "media",
         PARLEY_RATE_BURST=1_000_000,
         PARLEY_MAX_SOCKETS_PER_USER=100_000,
+        PARLEY_MAX_SOCKETS_PER_IP=100_000,  # every simulated client is 127.0.0.1
         **({"REDIS_URL": backend["redis_url"], "PARLEY_REDIS_PREFIX": backend["redis_prefix"]} if backend else {}),
     )
     if workers > 1 and not backend:

@@ -343,6 +343,7 @@ def main() -> int:
         PARLEY_RATE_BURST="10",
         PARLEY_RATE_INTERVAL="1",
         PARLEY_MAX_SOCKETS_PER_USER="5",
+        PARLEY_MAX_SOCKETS_PER_IP="100000",  # every client is 127.0.0.1
     )
     print(f"soak: {args.clients} clients in {rooms} rooms for {args.minutes} min on {args.database}"
           f"{' + redis' if args.redis else ''}; workdir {workdir}", flush=True)

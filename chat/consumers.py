@@ -15,11 +15,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import events, presence, selectors, services, wire
+from chat import events, limits, presence, selectors, services, wire
 from chat.hub import RoomStream, get_hub
 from chat.models import Room
 from chat.serializers import room_to_dict, user_to_dict
-from core.errors import AppError, AuthRequired, InvalidInput
+from core.errors import AppError, AuthRequired, InvalidInput, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,6 @@ CLOSE_TOO_MANY = 4429
 CLOSE_TOO_LARGE = 1009
 TYPING_INTERVAL = 2.0
 MAX_INTEGER = 2**63 - 1  # ids, seqs and revs are 64-bit columns
-
-_sockets_per_user: dict[int, int] = {}
 
 
 class Frame:
@@ -59,6 +57,9 @@ class Frame:
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INTEGER:
             raise InvalidInput(f"{name} must be a non-negative integer.")
         return value
+
+
+_NOT_JSON = object()
 
 
 class ParleyConsumer(AsyncWebsocketConsumer):
@@ -91,18 +92,26 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         self.hub = get_hub()
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=OUTBOX_FRAMES)
         self.closing = False
-        self.counted = False
         self.topics: list[str] = []
-        self.user_dict, self.announcement = await _connect_state(self.user if self.user_id else None)
-        await self.accept()
+        address = limits.client_address(self.scope)
+        self.frame_guard = limits.FrameGuard(limits.guard_key(self.user_id, address))
+        # Counted before any database work: a socket over a cap costs one Redis call.
+        self.lease = await limits.admit(self.user_id, address)
+        if self.lease is None:
+            self.closing = True
+            await self.accept()
+            return await self.close(CLOSE_TOO_MANY)
+        try:
+            self.user_dict, self.announcement = await _connect_state(self.user if self.user_id else None)
+            await self.accept()
+        except BaseException:
+            # No disconnect may follow to give the lease back: a crashed consumer's is gone.
+            limits.release(self.lease)
+            self.lease = None
+            raise
         self.direct = wire.direct_writer(self.scope.get("parley.asgi_send"))
         self.sending = False
         self.writer = asyncio.ensure_future(self._write_forever())
-        if self.user_id is not None:
-            if _sockets_per_user.get(self.user_id, 0) >= settings.PARLEY_MAX_SOCKETS_PER_USER:
-                return self.close_with(CLOSE_TOO_MANY)
-            _sockets_per_user[self.user_id] = _sockets_per_user.get(self.user_id, 0) + 1
-            self.counted = True
         try:
             await self.open()
         except AppError as error:
@@ -117,11 +126,9 @@ class ParleyConsumer(AsyncWebsocketConsumer):
     async def websocket_disconnect(self, message):
         self.closing = True
         self.hub_unsubscribe()
-        if self.counted:
-            _sockets_per_user[self.user_id] -= 1
-            if not _sockets_per_user[self.user_id]:
-                del _sockets_per_user[self.user_id]
-            self.counted = False
+        lease, self.lease = getattr(self, "lease", None), None
+        if lease is not None:
+            limits.release(lease)
         writer = getattr(self, "writer", None)
         if writer is not None:
             writer.cancel()
@@ -237,13 +244,19 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         except (ValueError, RecursionError):
             # RecursionError: "[[[[..." nested deeper than the parser goes fits in 64 KB and
             # would otherwise end the consumer instead of answering with an error.
+            data = _NOT_JSON
+        kind = data.get("type") if isinstance(data, dict) else None
+        if kind is None and isinstance(data, dict) and "message" in data:
+            kind = "message.send"  # the legacy {"message": "..."} send
+            data = {"body": data["message"], "client_id": data.get("client_id")}
+        # Before any other work. Sends have their own per-user limit (core/ratelimit.py);
+        # every other frame, junk included, takes a token of this socket's allowance.
+        if kind != "message.send" and not self._frame_allowed():
+            return
+        if data is _NOT_JSON:
             return self.send_error(InvalidInput("Frames must be JSON text."))
         if not isinstance(data, dict):
             return self.send_error(InvalidInput("A frame must be a JSON object."))
-        kind = data.get("type")
-        if kind is None and "message" in data:
-            kind = "message.send"  # the legacy {"message": "..."} send
-            data = {"body": data["message"], "client_id": data.get("client_id")}
         handler = self.handlers.get(kind) if isinstance(kind, str) else None
         client_id = data.get("client_id") if isinstance(data.get("client_id"), str) else None
         if handler is None:
@@ -255,6 +268,24 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         except Exception:
             log.exception("handling a %s frame failed", kind)
             self.send_error(AppError(), client_id=client_id if kind == "message.send" else None)
+
+    def _frame_allowed(self) -> bool:
+        try:
+            self.frame_guard.check()
+        except limits.KeepsGoing:
+            log.info("closing a socket of user %s that kept sending over its frame limit", self.user_id)
+            if self.direct is not None and self.direct.open():
+                # Not a polite close: the client is still flooding, and nothing is owed to it.
+                self.closing = True
+                self.hub_unsubscribe()
+                self.direct.hang_up(CLOSE_TOO_MANY)
+            else:
+                self.close_with(CLOSE_TOO_MANY)
+            return False
+        except RateLimited as error:
+            self.send_error(error)
+            return False
+        return True
 
     async def on_ping(self, frame: Frame) -> None:
         self.send_frame(events.pong())
@@ -432,21 +463,38 @@ class RoomConsumer(ParleyConsumer):
     async def on_send(self, frame: Frame) -> None:
         await self.send_message(self._room_of(frame), frame)
 
+    # One replay at a time per socket; the one running is written by its own task, so the
+    # socket keeps answering (ping, sends) while a long replay drains to the client.
+    replay: asyncio.Task | None = None
+
     async def on_resume(self, frame: Frame) -> None:
         self._room_of(frame)
         rev = frame.integer("rev")
-        # Live events that arrive while the replay is read wait, so none slips between.
+        if self.replay is not None and not self.replay.done():
+            raise RateLimited(retry_after=1, detail="A resume is already running on this socket; wait for `resumed`.")
+        # Before the database: the changes this socket can have missed bound the replay's size.
+        self.frame_guard.charge(min(max(0, self.rev - rev), settings.PARLEY_RESUME_LIMIT) // limits.CHANGES_PER_TOKEN)
+        # Live events that arrive while the replay is read and written wait, so none slips between.
         self.replaying = []
         try:
             room, frames, truncated = await _replay(self.user, self.room.id, rev)
         except BaseException:
             self._end_replay()
             raise
-        for text in frames:
-            self.deliver(text)
-        self.rev = max(self.rev, room.rev)
-        self.send_frame(events.resumed(room.slug, rev=self.rev, truncated=truncated))
-        self._end_replay()
+        self.replay = asyncio.ensure_future(self._write_replay(room, frames, truncated))
+
+    async def _write_replay(self, room: Room, frames: list[str], truncated: bool) -> None:
+        # In chunks that wait for the client (chat/limits.py): a long replay to a client
+        # that reads never meets the slow-client bound of deliver().
+        try:
+            for text in frames:
+                if not await limits.reader_caught_up(self):
+                    return
+                self.deliver(text)
+            self.rev = max(self.rev, room.rev)
+            self.send_frame(events.resumed(room.slug, rev=self.rev, truncated=truncated))
+        finally:
+            self._end_replay()
 
     def _end_replay(self) -> None:
         waiting, self.replaying = self.replaying or [], None

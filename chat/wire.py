@@ -14,9 +14,10 @@ once and leaves the socket to the ASGI path (chat/tests/test_wire.py turns red w
 pinned uvicorn no longer passes the check).
 """
 
+import asyncio
 import logging
 
-from websockets.frames import Frame, Opcode
+from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import Protocol, State
 
 try:
@@ -65,6 +66,19 @@ class DirectWriter:
 
     def write(self, frame: bytes) -> None:
         self._transport.write(frame)
+
+    def hang_up(self, code: int) -> None:
+        """Close at once a connection whose client floods. After an ASGI close uvicorn
+        reads (and parses) whatever the client sends until it answers or for 10 s; here
+        the close frame goes out, reading stops, and the connection is dropped a second
+        later (dropping it at once, with the flood unread, would reset it and could lose
+        the close frame). The app hears websocket.disconnect as usual."""
+        protocol = self._protocol
+        protocol.close_sent = True  # uvicorn drops what it has already read
+        self._transport.write(Frame(Opcode.CLOSE, Close(code, "").serialize()).serialize(mask=False))
+        self._transport.pause_reading()
+        protocol.read_paused = False  # or the app's next receive() would resume reading
+        asyncio.get_running_loop().call_later(1.0, self._transport.close)
 
 
 def moved_internals(protocol) -> str | None:

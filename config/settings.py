@@ -313,6 +313,12 @@ PARLEY_IMAGE_DECODES_AT_ONCE = _positive("PARLEY_IMAGE_DECODES_AT_ONCE", 2)
 PARLEY_AVATAR_PER_HOUR = _positive("PARLEY_AVATAR_PER_HOUR", 10)
 PARLEY_ANONYMOUS_READ = _setting("PARLEY_ANONYMOUS_READ", True)
 PARLEY_MAX_SOCKETS_PER_USER = _positive("PARLEY_MAX_SOCKETS_PER_USER", 20)
+# Open sockets per client address (scope["client"], i.e. after --proxy-headers), anonymous
+# ones included. Both socket caps count across processes when REDIS_URL is set (chat/limits.py).
+PARLEY_MAX_SOCKETS_PER_IP = _positive("PARLEY_MAX_SOCKETS_PER_IP", 200)
+# Frames other than sends, per socket: a burst, then this many per second (chat/limits.py).
+PARLEY_FRAME_RATE = _positive("PARLEY_FRAME_RATE", 20.0)
+PARLEY_FRAME_BURST = _positive("PARLEY_FRAME_BURST", 100)
 # How often each process re-checks the rooms it serves against the database, healing
 # anything the (at-most-once) channel layer dropped.
 PARLEY_SWEEP_SECONDS = _positive("PARLEY_SWEEP_SECONDS", 3.0)

@@ -1,5 +1,6 @@
 """Per-user allowances: sending (a burst of PARLEY_RATE_BURST, then one per
 PARLEY_RATE_INTERVAL s) and changing one's avatar (PARLEY_AVATAR_PER_HOUR).
+(TokenBucket, at the end, is the per-socket allowance for everything else a socket sends.)
 
 A generic cell rate algorithm (a token bucket kept as one timestamp per key). With
 REDIS_URL set the state lives in Redis and is updated by one Lua script on Redis's own
@@ -144,3 +145,29 @@ def check_rate(key: str, *, per_hour: float, burst: int | None = None, detail: s
         if detail:
             limited = RateLimited(retry_after=wait, detail=detail.format(seconds=limited.retry_after))
         raise limited
+
+
+class TokenBucket:
+    """An allowance held by one object in one process (a socket's frames): `burst` at
+    once, refilled at `rate` per second. No lock and no Redis: it is checked on every
+    frame, so it must cost next to nothing."""
+
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
+    def __init__(self, rate: float, burst: float):
+        self.rate = float(rate)
+        self.burst = float(burst)
+        self.tokens = self.burst
+        self.stamp = time.monotonic()
+
+    def take(self, count: float = 1) -> float:
+        """Take `count` tokens (at most `burst`): 0 when allowed, else the seconds until
+        they are there; nothing is taken then."""
+        count = min(count, self.burst)
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= count:
+            self.tokens -= count
+            return 0.0
+        return (count - self.tokens) / self.rate

@@ -16,7 +16,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from chat import consumers, events, services
+from chat import consumers, events, limits, services
 from chat.models import Message, Room
 from chat.tests.helpers import open_socket, session_cookie
 
@@ -36,9 +36,9 @@ MESSAGE_FIELDS = {
 
 @pytest.fixture(autouse=True)
 def no_leftover_socket_counts():
-    consumers._sockets_per_user.clear()
+    limits.reset()
     yield
-    consumers._sockets_per_user.clear()
+    limits.reset()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ Personas: olivia owns `lobby` (public), mia is a member, oscar is an outsider.
 
 import pytest
 
-from chat import consumers, selectors, services
+from chat import limits, selectors, services
 from chat.models import Message
 from chat.serializers import message_to_dict
 from chat.tests.test_consumers import Sockets, dropping, pong, until
@@ -22,11 +22,11 @@ def post(sender, room, body: str):
 
 @pytest.fixture
 async def sockets():
-    consumers._sockets_per_user.clear()
+    limits.reset()
     opened = Sockets()
     yield opened
     await opened.close_all()
-    consumers._sockets_per_user.clear()
+    limits.reset()
 
 
 async def test_edit_frame_reaches_everyone_in_the_room(sockets, lobby, olivia, mia):

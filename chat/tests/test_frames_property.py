@@ -11,6 +11,7 @@ import os
 
 import pytest
 from channels.db import database_sync_to_async
+from django.test import override_settings
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -104,6 +105,8 @@ async def answers_until_pong(sock, pongs: int) -> list[dict]:
     return got
 
 
+# Hundreds of frames a second on one socket: the frame limit (test_limits.py) is not the subject.
+@override_settings(PARLEY_FRAME_BURST=10**9)
 def test_arbitrary_frames_store_nothing_unless_valid_and_never_break_the_socket(olivia):
     services.room_create(creator=olivia, slug="lobby", name="Lobby")
     loop = asyncio.new_event_loop()

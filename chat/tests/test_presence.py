@@ -10,7 +10,7 @@ import secrets
 import pytest
 from channels.db import database_sync_to_async
 
-from chat import consumers, presence, services
+from chat import limits, presence, services
 from chat.models import Message, Room
 from chat.tests.helpers import open_room
 
@@ -115,9 +115,9 @@ def test_ttl_follows_the_sweep(settings):
 
 @pytest.fixture
 def fresh_presence():
-    consumers._sockets_per_user.clear()
+    limits.reset()
     yield
-    consumers._sockets_per_user.clear()
+    limits.reset()
 
 
 @pytest.fixture

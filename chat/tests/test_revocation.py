@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from chat import consumers, selectors, services
+from chat import limits, selectors, services
 from chat.models import Room
 from chat.tests.helpers import open_socket, session_cookie
 
@@ -25,9 +25,9 @@ User = get_user_model()
 
 @pytest.fixture(autouse=True)
 def no_leftover_socket_counts():
-    consumers._sockets_per_user.clear()
+    limits.reset()
     yield
-    consumers._sockets_per_user.clear()
+    limits.reset()
 
 
 @pytest.fixture

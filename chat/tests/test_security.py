@@ -19,7 +19,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from chat import consumers, services
+from chat import limits, services
 from chat.models import Message, Room
 from chat.tests.helpers import open_room, open_socket
 from projects import services as project_services
@@ -29,9 +29,9 @@ db = database_sync_to_async
 
 @pytest.fixture(autouse=True)
 def no_leftover_socket_counts():
-    consumers._sockets_per_user.clear()
+    limits.reset()
     yield
-    consumers._sockets_per_user.clear()
+    limits.reset()
 
 
 def _private_rooms(olivia, mia):

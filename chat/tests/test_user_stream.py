@@ -12,7 +12,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db.backends.utils import CursorWrapper
 
-from chat import consumers, consumers_user, events, services
+from chat import consumers_user, events, limits, services
 from chat.hub import get_hub
 from chat.models import Membership, Room
 from chat.tests.helpers import open_socket
@@ -24,9 +24,9 @@ db = database_sync_to_async
 
 @pytest.fixture(autouse=True)
 def no_leftover_socket_counts():
-    consumers._sockets_per_user.clear()
+    limits.reset()
     yield
-    consumers._sockets_per_user.clear()
+    limits.reset()
 
 
 @pytest.fixture
