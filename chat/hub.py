@@ -30,6 +30,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from accounts import selectors as account_selectors
 from chat import events, presence, selectors
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class Subscriber(Protocol):
     # Set while the socket is registered in its room's presence (chat/presence.py).
     presence_id: str | None
     # How the socket logged in; the sweep closes it (`session_ended`) once that ends.
-    credential: selectors.Credential | None
+    credential: account_selectors.Credential | None
     # True: it may follow a room while its user is a member (the user stream). False:
     # while its user may read the room (a room socket).
     needs_membership: bool
@@ -186,7 +187,7 @@ def _changes_since_sync(room_id: int, slug: str, rev: int) -> tuple[list[dict], 
 _changes_since = database_sync_to_async(_changes_since_sync)
 _room_states = database_sync_to_async(lambda room_ids: selectors.room_states(room_ids=room_ids))
 _room_access = database_sync_to_async(selectors.room_access)
-_credentials_valid = database_sync_to_async(selectors.credentials_valid)
+_credentials_valid = database_sync_to_async(account_selectors.credentials_valid)
 
 
 class Hub:

@@ -1,8 +1,9 @@
 from django.urls import path
 
-from chat import consumers
+from chat.consumers_room import RoomConsumer
+from chat.consumers_user import UserConsumer
 
 websocket_urlpatterns = [
-    path("ws/chat/<str:slug>/", consumers.RoomConsumer.as_asgi()),
-    path("ws/", consumers.UserConsumer.as_asgi()),
+    path("ws/chat/<str:slug>/", RoomConsumer.as_asgi()),
+    path("ws/", UserConsumer.as_asgi()),
 ]

@@ -232,7 +232,7 @@ def room_mark_read(*, user, room: Room, seq) -> int:
             raise InvalidInput("Join the room to keep a read marker.")
         row = rows[0]
         # `rev` and `last_read_seq` let each user stream tell whether this count covers
-        # exactly the changes it has seen (chat.consumers.UserConsumer).
+        # exactly the changes it has seen (chat.consumers_user.UserConsumer).
         events.publish_on_commit(
             events.user_group(user.id),
             events.user_frame(

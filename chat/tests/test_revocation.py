@@ -15,7 +15,8 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from chat import limits, selectors, services
+from accounts import selectors as account_selectors
+from chat import limits, services
 from chat.models import Room
 from chat.tests.helpers import open_socket, session_cookie
 
@@ -205,17 +206,17 @@ def test_credentials_are_checked_in_a_fixed_number_of_queries(make_user, django_
         session = SessionStore()
         session.update({"_auth_user_id": str(user.pk), "_auth_user_hash": user.get_session_auth_hash()})
         session.create()
-        credentials.add(selectors.Credential("session", session.session_key, user.pk))
-        credentials.add(selectors.Credential("token", Token.objects.create(user=user).key, user.pk))
+        credentials.add(account_selectors.Credential("session", session.session_key, user.pk))
+        credentials.add(account_selectors.Credential("token", Token.objects.create(user=user).key, user.pk))
     User.objects.filter(pk=users[0].pk).update(is_active=False)
     Token.objects.filter(user=users[1]).delete()
     users[2].set_password("changed and then some")
     User.objects.filter(pk=users[2].pk).update(password=users[2].password)
-    wrong_user = selectors.Credential("session", next(c.key for c in credentials if c.user_id == users[3].pk
+    wrong_user = account_selectors.Credential("session", next(c.key for c in credentials if c.user_id == users[3].pk
                                                        and c.kind == "session"), users[4].pk)
 
     with django_assert_num_queries(3):  # tokens, sessions, users: however many sockets
-        valid = selectors.credentials_valid(credentials | {wrong_user})
+        valid = account_selectors.credentials_valid(credentials | {wrong_user})
 
     ended = {(c.user_id, c.kind) for c in credentials - valid}
     assert ended == {(users[0].pk, "session"), (users[0].pk, "token"), (users[1].pk, "token"), (users[2].pk, "session")}
