@@ -3,6 +3,7 @@ from django.urls import path, re_path
 from accounts import api as accounts_api
 from chat import api as chat_api
 from chat import api_messages as chat_api_messages
+from chat import api_staff as chat_api_staff
 from core.api import api_not_found
 from projects import api as projects_api
 
@@ -27,9 +28,9 @@ urlpatterns = [
     path("projects/", projects_api.ProjectListView.as_view()),
     path("projects/<str:slug>/chat/", projects_api.ProjectChatView.as_view()),
     path("projects/<str:slug>/chats/", projects_api.ProjectInboxView.as_view()),
-    path("presets/", chat_api.PresetListView.as_view()),
-    path("rooms/<str:slug>/presets/<int:preset_id>/", chat_api.PresetPostView.as_view()),
-    path("announcement/", chat_api.AnnouncementView.as_view()),
+    path("presets/", chat_api_staff.PresetListView.as_view()),
+    path("rooms/<str:slug>/presets/<int:preset_id>/", chat_api_staff.PresetPostView.as_view()),
+    path("announcement/", chat_api_staff.AnnouncementView.as_view()),
     # Anything else under /api/ is a JSON 404, like every other API error.
     re_path(r"^.*$", api_not_found),
 ]
