@@ -283,7 +283,8 @@ def test_register_log_out_log_in_and_chat_live(server, open_page):
     expect(bubble(ann, "hi ann")).to_be_visible()
     link = ann.locator("#messages a", has_text="https://example.com/tea")
     expect(link).to_have_attribute("href", "https://example.com/tea")
-    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    expect(link).to_have_attribute("rel", "noopener noreferrer nofollow")
+    expect(link).to_have_attribute("target", "_blank")
     expect(ann.locator("#messages > .mine .message-text", has_text="hello bob")).to_have_count(1)
 
     # Shift+Enter is a new line, Enter sends.
