@@ -223,3 +223,37 @@ def test_code_block_scrolls_inside_its_bubble_at_phone_width(server, open_page):
     assert code.evaluate("pre => { pre.scrollLeft = 400; return pre.scrollLeft; }") == 400
     box = code.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 360
+
+
+def test_polling_without_websockets_shows_edits_and_reactions(server, open_page):
+    """Where WebSockets never connect the page polls `?since_rev=`, which brings edits and
+    reactions too (`?after_seq=` only ever brought new messages)."""
+    ann, bob = server.user("ann"), server.user("bob")
+    slug = ann.room()
+    bob.api("POST", f"/api/rooms/{slug}/join/")
+    note = bob.say(slug, "Standup at 9")
+    page = open_page(ann)
+    page.add_init_script("delete window.WebSocket")
+    page.goto(f"/rooms/{slug}/")
+    expect(page.locator("#connection-status")).to_have_attribute("data-state", "polling")
+    item = page.locator(f'#messages > [data-id="{note["id"]}"]')
+
+    bob.api("PATCH", f"/api/messages/{note['id']}/", {"body": "Standup at **10**"})
+    bob.api("PUT", f"/api/messages/{note['id']}/reactions/%F0%9F%91%80/")  # 👀
+    expect(item.locator(".message-text strong")).to_have_text("10", timeout=12_000)
+    expect(item.locator('.reaction[data-emoji="👀"] .reaction-count')).to_have_text("1", timeout=12_000)
+
+    # Own actions go by REST: a reaction toggled on and off, an edit.
+    item.locator('.reaction[data-emoji="👀"]').click()
+    expect(item.locator('.reaction[data-emoji="👀"] .reaction-count')).to_have_text("2")
+    item.locator('.reaction[data-emoji="👀"]').click()
+    expect(item.locator('.reaction[data-emoji="👀"] .reaction-count')).to_have_text("1")
+    send(page, "ok")
+    expect(page.locator("#messages > .mine", has_text="ok")).to_have_count(1, timeout=12_000)
+    mine = pinned(page, page.locator("#messages > .mine", has_text="ok"))
+    mine.hover()
+    mine.locator('[data-action="edit"]').click()
+    mine.locator("textarea.edit-box").fill("ok, see you")
+    mine.locator("textarea.edit-box").press("Enter")
+    expect(mine.locator(".edited-marker")).to_be_visible()
+    assert bob.api("GET", f"/api/rooms/{slug}/messages/")[-1]["body"] == "ok, see you"
