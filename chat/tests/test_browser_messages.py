@@ -257,3 +257,43 @@ def test_polling_without_websockets_shows_edits_and_reactions(server, open_page)
     mine.locator("textarea.edit-box").press("Enter")
     expect(mine.locator(".edited-marker")).to_be_visible()
     assert bob.api("GET", f"/api/rooms/{slug}/messages/")[-1]["body"] == "ok, see you"
+
+
+CHANGE_WHILE_AWAY = """
+from django.contrib.auth.models import User
+from chat import services
+from chat.models import Message
+old = Message.objects.get(room__slug='{slug}', seq=3)
+shown = Message.objects.get(room__slug='{slug}', seq=55)
+services.reaction_add(user=User.objects.get(username='{bob}'), message_id=old.id, emoji='👍')
+services.message_edit(user=User.objects.get(username='{ann}'), message_id=shown.id, body='note 54, edited')
+"""
+
+
+def test_resume_updates_what_is_shown_and_leaves_older_changes_to_their_page(server, open_page):
+    ann, bob = server.user("ann"), server.user("bob")
+    slug = ann.room()
+    bob.api("POST", f"/api/rooms/{slug}/join/")
+    for n in range(60):
+        ann.say(slug, f"note {n}")
+    page = open_page(ann)
+    page.goto(f"/rooms/{slug}/")
+    connected(page)
+    expect(bubble(page, "note 59")).to_be_visible()
+    shown = [seq for seq, _ in messages(page)]
+    assert shown == list(range(11, 61))
+
+    server.stop()
+    expect(page.locator("#connection-status")).to_have_attribute("data-state", "reconnecting")
+    server.manage("shell", "-c", CHANGE_WHILE_AWAY.format(slug=slug, ann=ann.username, bob=bob.username))
+    server.start()
+    page.evaluate("window.dispatchEvent(new Event('online'))")
+    connected(page)
+
+    # The resume replays both as `message` frames: the one on screen is replaced in place,
+    # the old one is not wedged above the first page (it comes, as it is, with its page).
+    expect(bubble(page, "note 54, edited")).to_be_visible()
+    assert [seq for seq, _ in messages(page)] == shown
+    page.locator("#scroller").evaluate("s => { s.scrollTop = 0; }")
+    expect(page.locator("#messages > [data-seq='3'] .reaction[data-emoji='👍'] .reaction-count")).to_have_text("1")
+    assert [seq for seq, _ in messages(page)] == list(range(1, 61))
