@@ -94,6 +94,7 @@ def room(request, slug):
             "history": [message_to_dict(m, room_slug=room.slug) for m in history],
             "has_older": bool(history) and history[0].seq > 1,
             "recall_seconds": settings.PARLEY_RECALL_SECONDS,
+            "edit_seconds": settings.PARLEY_EDIT_SECONDS,
             "max_body": settings.PARLEY_MAX_BODY,
             "sidebar": sidebar_context(user=request.user, active=room),
         },

@@ -219,7 +219,8 @@ def test_register_log_out_log_in_and_chat_live(server, open_page):
     expect(bubble(ann, "hi ann")).to_be_visible()
     link = ann.locator("#messages a", has_text="https://example.com/tea")
     expect(link).to_have_attribute("href", "https://example.com/tea")
-    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    expect(link).to_have_attribute("rel", "noopener noreferrer nofollow")
+    expect(link).to_have_attribute("target", "_blank")
     expect(ann.locator("#messages > .mine .message-text", has_text="hello bob")).to_have_count(1)
 
     # Shift+Enter is a new line, Enter sends.
@@ -440,8 +441,14 @@ def test_phone_width_has_no_horizontal_scroll_and_a_drawer(server, open_page, tm
     ann, bob = new_user(server, "ann"), new_user(server, "bob")
     slug = ann.room(name="Weekend plans")
     bob.api("POST", f"/api/rooms/{slug}/join/")
-    bob.say(slug, "Anyone up for a hike on Saturday? The weather looks great: https://example.com/forecast")
+    hike = bob.say(slug, "Anyone up for a **hike** on Saturday? The weather looks great: https://example.com/forecast")
+    bob.api("PUT", f"/api/messages/{hike['id']}/reactions/%F0%9F%99%8C/")  # 🙌
     ann.say(slug, "Yes! " + "long-word-" * 12)
+    bob.api(
+        "POST",
+        f"/api/rooms/{slug}/messages/",
+        {"body": "Trail map:\n```\nparking → ridge → lake → back\n```", "client_id": "hike-map", "reply_to": hike["id"]},
+    )
     page = open_page(ann, viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
     page.goto(f"/rooms/{slug}/")
     connected(page)
@@ -493,16 +500,19 @@ def test_language_switch(server, open_page):
 
 
 def test_desktop_screenshot(server, open_page, tmp_path):
-    """The room view at 1280x800 with a conversation in it (for the README)."""
+    """The room view at 1280x800 with a conversation in it (for the README): formatting, a
+    reply, reactions and a picture."""
     ann, bob, carol = new_user(server, "ann"), new_user(server, "bob"), new_user(server, "carol")
     for user, name in ((ann, "Ann Lee"), (bob, "Bob Chen"), (carol, "Carol")):
         user.api("PATCH", "/api/me/", {"display_name": name})
     slug = ann.room(name="Design team")
     for user in (bob, carol):
         user.api("POST", f"/api/rooms/{slug}/join/")
-    bob.say(slug, "Morning! The new onboarding mockups are up: https://example.com/mockups")
-    carol.say(slug, "Looks great. Can we make the sign-up button bigger on phones?")
-    bob.say(slug, "Good idea, will do.")
+    mockups = bob.say(slug, "Morning! The new **onboarding** mockups are up.")
+    ask = {"body": "Looks great. Can we make the `Sign up` button *bigger* on phones?", "reply_to": mockups["id"]}
+    carol.api("POST", f"/api/rooms/{slug}/messages/", ask)
+    for user, emoji in ((carol, "%F0%9F%91%8D"), (ann, "%F0%9F%91%8D"), (carol, "%F0%9F%8E%89")):  # 👍 👍 🎉
+        user.api("PUT", f"/api/messages/{mockups['id']}/reactions/{emoji}/")
     page = open_page(ann)
     page.goto(f"/rooms/{slug}/")
     connected(page)

@@ -1,0 +1,200 @@
+// Message bubbles: one <li> per message object (SPEC §5, §6.1, §6.7), built from text
+// nodes, plus the server's sanitized `html` through insertServerHtml, the one place that
+// turns HTML into nodes.
+import { avatar, formatDateTime, formatTime, gettext, h, linkify, tf } from "./common.js";
+
+// chat/formatting.py's allow-list: what the server may send, nothing more is kept.
+const TAGS = new Set(["P", "BR", "STRONG", "EM", "S", "CODE", "PRE", "BLOCKQUOTE", "UL", "OL", "LI", "A", "SPAN"]);
+const ATTRIBUTES = { A: ["href", "title", "rel"], OL: ["start"], CODE: ["class"], SPAN: ["class", "data-username"] };
+const SAFE_HREF = /^(?:https?:|mailto:)/i;
+const SERVER_REL = "noopener noreferrer nofollow";
+
+function keepAllowed(parent) {
+  for (const node of [...parent.childNodes]) {
+    if (node.nodeType === Node.TEXT_NODE) continue;
+    if (node.nodeType !== Node.ELEMENT_NODE) {
+      node.remove(); // comments, processing instructions
+    } else if (!TAGS.has(node.tagName)) {
+      node.replaceWith(node.textContent);
+    } else {
+      const allowed = ATTRIBUTES[node.tagName] || [];
+      for (const attribute of [...node.attributes]) {
+        if (!allowed.includes(attribute.name)) node.removeAttribute(attribute.name);
+      }
+      if (node.tagName === "A") {
+        if (!SAFE_HREF.test(node.getAttribute("href") || "")) node.removeAttribute("href");
+        node.target = "_blank";
+        node.rel = node.rel || SERVER_REL;
+      }
+      keepAllowed(node);
+    }
+  }
+}
+
+// `html` is rendered and sanitized by the server (chat/formatting.py). It is parsed in an
+// inert document (no script runs, nothing loads), filtered once more with the same
+// allow-list, and its links open in a new tab.
+export function insertServerHtml(element, html) {
+  const parsed = new DOMParser().parseFromString(html, "text/html");
+  keepAllowed(parsed.body);
+  element.replaceChildren(...parsed.body.childNodes);
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+// A 24×24 stroke icon from path data (actions are icons so five fit at 360 px).
+export function icon(...paths) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "18");
+  svg.setAttribute("height", "18");
+  svg.setAttribute("aria-hidden", "true");
+  for (const d of paths) {
+    const path = document.createElementNS(SVG, "path");
+    path.setAttribute("d", d);
+    svg.append(path);
+  }
+  return svg;
+}
+
+export const ICONS = {
+  reply: ["M10 8V4L3 11l7 7v-4c5 0 8.5 1.5 11 5-1-5-4-10-11-11z"],
+  react: ["M12 21a9 9 0 1 1 9-9", "M8 14.5c1 1.3 2.3 2 4 2s3-.7 4-2", "M9 9.5h.01M15 9.5h.01", "M19 15v6M16 18h6"],
+  edit: ["M4 20h4L19 9l-4-4L4 16v4z", "M13.5 6.5l4 4"],
+};
+
+export function senderName(message) {
+  return message.sender ? message.sender.display_name || message.sender.username : "";
+}
+
+export function isMine(message, me) {
+  return Boolean(me && message.sender && message.sender.username === me);
+}
+
+export function canEdit(message, view) {
+  return isMine(message, view.me) && !message.recalled && !message.deleted && message.kind !== "system" &&
+    (!view.editMs || Date.now() - Date.parse(message.created_at) < view.editMs);
+}
+
+function canRecall(message, view) {
+  return isMine(message, view.me) && !message.recalled && message.kind !== "system" && Date.now() - Date.parse(message.created_at) < view.recallMs;
+}
+
+function canDelete(message, view) {
+  return message.kind !== "system" && (isMine(message, view.me) || view.canModerate || view.isStaff);
+}
+
+// The first 100 characters of a body, as the server's `reply_to.excerpt` has them.
+export function excerpt(body) {
+  return Array.from(body || "").slice(0, 100).join("");
+}
+
+// The quoted original above a reply: a button that jumps to it, or a note once it is gone.
+export function renderQuote(quote) {
+  const name = quote.sender ? quote.sender.display_name || quote.sender.username : "";
+  let text = quote.excerpt;
+  if (quote.deleted) text = gettext("Message deleted");
+  else if (quote.recalled) text = gettext("Message recalled");
+  else if (!text) text = gettext("Image");
+  const parts = [h("span", { class: "reply-sender" }, name), h("span", { class: "reply-excerpt" }, text)];
+  const cls = `reply-quote${quote.deleted || quote.recalled ? " gone" : ""}`;
+  if (quote.deleted) return h("div", { class: cls }, ...parts);
+  return h("button", { type: "button", class: cls, dataset: { replyTo: quote.id, replySeq: quote.seq }, title: gettext("Show the original message") }, ...parts);
+}
+
+export function messageText(message) {
+  if (message.html) {
+    const node = h("div", { class: "message-text rich" });
+    insertServerHtml(node, message.html);
+    return node;
+  }
+  return message.body ? h("p", { class: "message-text" }, linkify(message.body)) : null;
+}
+
+function whoReacted(reaction, view) {
+  const names = reaction.users.map((username) => view.nameOf(username));
+  const more = reaction.count - reaction.users.length;
+  const list = more > 0 ? tf(gettext("%(names)s and %(count)s more"), { names: names.join(", "), count: more }) : names.join(", ");
+  return tf(gettext("%(names)s reacted with %(emoji)s"), { names: list, emoji: reaction.emoji });
+}
+
+function renderReactions(message, view) {
+  const bar = h("div", { class: "reactions" });
+  for (const reaction of message.reactions) {
+    const mine = Boolean(view.me && reaction.users.includes(view.me));
+    bar.append(h(
+      "button",
+      { type: "button", class: "reaction", "aria-pressed": String(mine), title: whoReacted(reaction, view), dataset: { emoji: reaction.emoji }, disabled: !view.me },
+      h("span", { class: "reaction-emoji" }, reaction.emoji),
+      h("span", { class: "reaction-count" }, String(reaction.count)),
+    ));
+  }
+  if (view.me) bar.append(h("button", { type: "button", class: "reaction reaction-add", "aria-label": gettext("Add a reaction"), title: gettext("Add a reaction") }, icon(...ICONS.react)));
+  return bar;
+}
+
+function actionButton(action, label, glyph) {
+  const attrs = { type: "button", class: `action ${action}`, dataset: { action } };
+  if (!glyph) return h("button", attrs, label);
+  return h("button", { ...attrs, class: `${attrs.class} icon-action`, "aria-label": label, title: label }, icon(...glyph));
+}
+
+// view: {me, canModerate, isStaff, recallMs, editMs, nameOf, openLightbox, onImageLoad, decorators}
+export function renderMessage(message, view) {
+  const li = h("li", {
+    class: `message kind-${message.kind}`,
+    dataset: { seq: message.seq, id: message.id, sender: message.sender ? message.sender.username : "" },
+  });
+  if (message.kind === "system") {
+    li.classList.add("system");
+    li.append(h("span", { class: "system-text" }, message.body));
+    return li;
+  }
+  const mine = isMine(message, view.me);
+  li.classList.add(mine ? "mine" : "theirs");
+  if (message.recalled) li.classList.add("recalled");
+  if (message.edited_at) li.dataset.edited = message.edited_at;
+  const time = h("time", { datetime: message.created_at, title: formatDateTime(message.created_at) }, formatTime(message.created_at));
+  const bubble = h("div", { class: "bubble" });
+  if (message.reply_to) bubble.append(renderQuote(message.reply_to));
+  if (message.recalled) {
+    bubble.append(h("p", { class: "recalled-text" }, mine ? gettext("You recalled a message") : tf(gettext("%(name)s recalled a message"), { name: senderName(message) })));
+  } else {
+    if (message.image) {
+      const image = h("img", { class: "message-image", src: message.image, alt: gettext("Image"), loading: "lazy" });
+      const open = h("button", { type: "button", class: "image-button", "aria-label": gettext("Enlarge image") }, image);
+      open.addEventListener("click", () => view.openLightbox(message.image));
+      image.addEventListener("load", () => view.onImageLoad());
+      bubble.append(open);
+    }
+    const text = messageText(message);
+    if (text) bubble.append(text);
+  }
+  const meta = h("span", { class: "message-meta" });
+  if (message.edited_at && !message.recalled) {
+    meta.append(h("button", { type: "button", class: "edited-marker", title: tf(gettext("Edited %(time)s: show the versions"), { time: formatDateTime(message.edited_at) }) }, gettext("(edited)")), " ");
+  }
+  meta.append(time);
+  bubble.append(meta);
+  const main = h("div", { class: "message-main" });
+  if (!mine) main.append(h("div", { class: "message-name" }, senderName(message)));
+  main.append(bubble);
+  if (!message.recalled && message.reactions && message.reactions.length) main.append(renderReactions(message, view));
+  const actions = h("div", { class: "message-actions" });
+  if (view.me && !message.recalled) {
+    actions.append(actionButton("reply", gettext("Reply"), ICONS.reply), actionButton("react", gettext("React"), ICONS.react));
+  }
+  if (canEdit(message, view)) actions.append(actionButton("edit", gettext("Edit"), ICONS.edit));
+  if (canRecall(message, view)) {
+    const recall = actionButton("recall", gettext("Recall"));
+    actions.append(recall);
+    const left = view.recallMs - (Date.now() - Date.parse(message.created_at));
+    setTimeout(() => recall.remove(), Math.max(0, left));
+  }
+  if (canDelete(message, view) && !message.recalled) actions.append(actionButton("delete", gettext("Delete")));
+  if (!mine) li.append(h("div", { class: "message-avatar" }, avatar(message.sender)));
+  li.append(main);
+  if (actions.childElementCount) li.append(actions);
+  for (const decorate of view.decorators) decorate(li, message);
+  return li;
+}
