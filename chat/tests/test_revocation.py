@@ -16,26 +16,12 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts import selectors as account_selectors
-from chat import limits, services
 from chat.models import Room
 from chat.tests.helpers import open_socket, session_cookie
+from chat.tests.test_consumers import no_leftover_socket_counts  # noqa: F401 (autouse fixture)
 
 db = database_sync_to_async
 User = get_user_model()
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_socket_counts():
-    limits.reset()
-    yield
-    limits.reset()
-
-
-@pytest.fixture
-def lobby(olivia, mia):
-    room = services.room_create(creator=olivia, slug="lobby", name="Lobby")
-    services.room_join(user=mia, room=room)
-    return room
 
 
 @pytest.fixture

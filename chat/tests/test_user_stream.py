@@ -12,28 +12,15 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db.backends.utils import CursorWrapper
 
-from chat import consumers_user, events, limits, services
+from chat import consumers_user, events, services
 from chat.hub import get_hub
 from chat.models import Membership, Room
 from chat.tests.helpers import open_socket
+from chat.tests.test_consumers import no_leftover_socket_counts  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 db = database_sync_to_async
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_socket_counts():
-    limits.reset()
-    yield
-    limits.reset()
-
-
-@pytest.fixture
-def lobby(olivia, mia):
-    room = services.room_create(creator=olivia, slug="lobby", name="Lobby")
-    services.room_join(user=mia, room=room)
-    return room
 
 
 @pytest.fixture
