@@ -123,14 +123,18 @@ async def test_forty_resumes_from_an_anonymous_socket_cost_one_or_two_replays(wo
         except ConnectionClosed as error:  # refused 20 times and still sending
             closed = error.rcvd.code if error.rcvd else None
     replays = kinds.count("resumed")
+    messages = kinds.count("message")
     print(f"\n40 resumes of 25 bytes: {replays} replays, {size / 2**20:.1f} MiB back in {finished - started:.1f} s")
-    assert kinds.count("message") == replays * CHANGES, kinds[-45:]
+    # The 4429 close may cut the replay that is running when it comes: that one is begun,
+    # not finished. Nothing else sends message frames.
+    begun = -(-messages // CHANGES)
+    assert messages == replays * CHANGES or (closed == 4429 and begun == replays + 1), (closed, messages, replays)
     assert kinds.count("rate_limited") == 40 - replays or closed == 4429, (closed, kinds[-45:])
     # While a replay runs, another resume is refused; after it, a full replay costs 50
     # tokens of the socket's 100 (refilled at 20/s): the first at once, the next when the
     # allowance has refilled, never one per frame.
-    assert 1 <= replays <= 1 + (49 + 20 * (finished - started)) // 50, replays
-    assert size < (replays + 0.1) * CHANGES * 2 * len(LONG_BODY.encode()), size
+    assert 1 <= begun <= 1 + (49 + 20 * (finished - started)) // 50, begun
+    assert size < (begun + 0.1) * CHANGES * 2 * len(LONG_BODY.encode()), size
 
 
 async def test_a_client_that_stops_reading_during_a_replay_is_still_closed_4408(worker):
