@@ -156,3 +156,15 @@ def test_rebuild_command_indexes_what_is_there(mia, lobby, capsys):
 def test_documents_cut_cjk_into_pairs_and_single_characters():
     assert search.document("還有可能 Foo_bar") == "还有 有可 可能 foo bar 还 有 可 能"
     assert search.normalize("ＡＢＣ Straße") == "abc strasse"
+
+
+def test_the_search_page_marks_matches_and_links_to_the_message(client, mia, lobby):
+    message = say(mia, lobby, "我們的數據庫 <b>很快</b>")
+    client.force_login(mia)
+    home = client.get("/").content.decode()
+    assert 'id="search"' in home and 'name="q"' in home
+    page = client.get("/search/", {"q": "数据库"}).content.decode()
+    assert "我們的<mark>數據庫</mark> &lt;b&gt;很快&lt;/b&gt;" in page
+    assert f"/rooms/lobby/?around_seq={message.seq}&amp;message={message.id}" in page
+    assert "#lobby" in page
+    assert "No messages match." in client.get("/search/", {"q": "nothing-here"}).content.decode()
