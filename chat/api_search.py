@@ -47,9 +47,11 @@ def _when(request, name: str):
             moment = datetime.combine(day, time.min)
     except ValueError:
         moment = None
-    if moment is None:
-        raise InvalidInput(f"{name} must be an ISO date or date-time.")
-    return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
+    try:
+        moment = (moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (AttributeError, OverflowError):  # None, or out of range once in UTC
+        raise InvalidInput(f"{name} must be an ISO date or date-time.") from None
+    return moment
 
 
 def check_search_rate(request) -> None:

@@ -277,16 +277,18 @@ def candidate_ids(
 INDEXED_KINDS = ("text", "image", "preset")
 
 
-def index_message(message) -> None:
-    """Write (or rewrite, or remove) the message's document from its current state."""
+def index_message(message, *, new: bool = False) -> None:
+    """Write (or rewrite, or remove) the message's document from its current state; `new`:
+    a message just stored, which has none yet (one query, or none when it has no text)."""
     from chat.models import MessageSearch
 
     live = not (message.recalled or message.deleted) and message.kind in INDEXED_KINDS
     doc = document(message.body) if live and message.body else ""
     if not doc:
-        MessageSearch.objects.filter(message_id=message.pk).delete()
+        if not new:
+            MessageSearch.objects.filter(message_id=message.pk).delete()
         return
-    updated = MessageSearch.objects.filter(message_id=message.pk).update(doc=doc)
+    updated = 0 if new else MessageSearch.objects.filter(message_id=message.pk).update(doc=doc)
     if not updated:
         MessageSearch.objects.create(
             message_id=message.pk,

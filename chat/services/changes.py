@@ -64,7 +64,7 @@ def append(room: Room, *, body: str = "", **fields) -> Message:
     """Store a new message, its body rendered, as the room's next seq and rev."""
     seq, rev = take_numbers(room, new_message=True)
     message = Message.objects.create(room=room, seq=seq, rev=rev, body=body, html=render(body), **fields)
-    search.index_message(message)
+    search.index_message(message, new=True)
     message.reaction_list = []  # a new message has none: spares the serializer a query
     return message
 

@@ -57,7 +57,7 @@ def message_send(
                 client_id=client_id or "", reply_to=original,
             )
             message.reaction_list = []  # a new message has none: spares the serializer a query
-            search.index_message(message)
+            search.index_message(message, new=True)
             Membership.objects.filter(room=room, user=sender, last_read_seq__lt=seq).update(last_read_seq=seq)
             announce(room, message)
     except IntegrityError:
