@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -49,7 +50,7 @@ QUERIES = {
     "CJK 3+ chars": ["数据库", "定期检修", "伺服器"],
     "Latin words": ["deploy", "database", "kubectl"],
     "phrases": ['"connection refused"', '"还有可能"', '"pull request"'],
-    "filters": ["room:r7 database", "from:u3 测试", "after:2d 报告"],
+    "filters": ["room:r17 database", "from:u3 测试", "after:2d 报告"],
 }
 
 
@@ -221,6 +222,8 @@ def run_one(database: str, args) -> dict:
     finally:
         if dropdb:
             dropdb()
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
     return json.loads(out.strip().splitlines()[-1])
 
 
