@@ -251,12 +251,7 @@ def candidate_ids(
             where.append(f"s.created_at {op} %s")
             params.append(connection.ops.adapt_datetimefield_value(filters[key]))
     if connection.vendor == "postgresql":
-        sql = (
-            "SELECT s.message_id FROM chat_messagesearch s WHERE s.tsv @@ to_tsquery('simple', %s) AND "
-            + " AND ".join(where)
-            + " ORDER BY s.message_id DESC LIMIT %s"
-        )
-        params = [_pg_query(terms), *params, limit]
+        return _pg_candidates(_pg_query(terms), where, params, below_id=below_id, limit=limit)
     else:
         # CROSS JOIN keeps the FTS table outside: it walks its matches newest first and
         # stops at `limit`, instead of sorting every match.
@@ -270,6 +265,35 @@ def candidate_ids(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
+
+
+# PostgreSQL reads a term's whole match list from GIN and fetches every matching row
+# before sorting, however few are wanted; so the newest ids are searched first, in
+# windows that grow until the page is full: the rows fetched stay near what a page needs.
+PG_FIRST_WINDOW = 20_000
+
+
+def _pg_candidates(tsquery: str, where: list[str], params: list, *, below_id: int | None, limit: int) -> list[int]:
+    with connection.cursor() as cursor:
+        if below_id is None:
+            cursor.execute("SELECT max(message_id) FROM chat_messagesearch")
+            top = (cursor.fetchone()[0] or 0) + 1
+        else:
+            top = below_id
+        found: list[int] = []
+        window = PG_FIRST_WINDOW
+        while top > 0 and len(found) < limit:
+            low = max(0, top - window) if window else 0
+            cursor.execute(
+                "SELECT s.message_id FROM chat_messagesearch s WHERE s.tsv @@ to_tsquery('simple', %s)"
+                " AND s.message_id >= %s AND s.message_id < %s AND "
+                + " AND ".join(where)
+                + " ORDER BY s.message_id DESC LIMIT %s",
+                [tsquery, low, top, *params, limit - len(found)],
+            )
+            found.extend(row[0] for row in cursor.fetchall())
+            top, window = low, window * 4
+    return found
 
 
 # Keeping the index (called by chat.services.changes inside the change's transaction) -----
