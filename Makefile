@@ -87,3 +87,9 @@ bench-smoke: install $(BENCH_STAMP) $(LOADGEN_STAMP)
 # dropped after), workers pinned to the server core and unpinned; N = 200 and 1000 (~12 min).
 bench-scale: install $(BENCH_STAMP) $(LOADGEN_STAMP)
 	$(BIN)/python -m benchmark.run --servers parley --workers 1 2 --workers-unpinned --receivers 200 1000 --idle $(BENCH_ARGS)
+
+# Search speed (benchmark/search.py): 300k messages of mixed Chinese, English and code on
+# SQLite and on PostgreSQL (a fresh database, dropped after), p50/p95 per query class.
+.PHONY: bench-search
+bench-search: install
+	$(BIN)/python -m benchmark.search $(BENCH_ARGS)

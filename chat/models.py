@@ -198,3 +198,27 @@ class Announcement(models.Model):
 
     def __str__(self) -> str:
         return self.text[:60] or "(no announcement)"
+
+
+class MessageSearch(models.Model):
+    """A message's search document (chat.search): written with every change to the
+    message, in the same transaction; none for recalled, deleted and system messages.
+    SQLite keeps an FTS5 table over `doc` (chat_messagesearch_fts, by triggers);
+    PostgreSQL a stored tsvector column `tsv` with a GIN index (migration 0005)."""
+
+    message = models.OneToOneField(Message, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+", db_index=False)
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField()
+    doc = models.TextField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["room", "message"], name="messagesearch_room"),
+            models.Index(fields=["sender", "message"], name="messagesearch_sender"),
+        ]
+
+    def __str__(self) -> str:
+        return f"search document of message {self.message_id}"

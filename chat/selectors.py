@@ -7,6 +7,7 @@ A room someone may not read is answered exactly like a room that does not exist
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
@@ -443,3 +444,66 @@ def unread_rows(*, user, room_id: int | None = None) -> list[UnreadRow]:
         UnreadRow(*row)
         for row in rows.values_list("room_id", "room__slug", "room__rev", "room__last_seq", "last_read_seq", "unread_count")
     ]
+
+
+SEARCH_PAGE = 20
+SEARCH_MAX_PAGE = 100
+# Candidates the index may hand over per page before the page is returned short (each is
+# checked against its current body; the index is exact for almost every query).
+SEARCH_MAX_CANDIDATES = 1000
+
+
+def message_search(
+    *, user, q: str, room: Room | None = None, sender=None, before=None, after=None, limit: int = SEARCH_PAGE,
+    cursor: int | None = None,
+) -> tuple[list[tuple[Message, list[list[int]]]], int | None]:
+    """Messages matching `q` (chat.search) in rooms the user may read now, newest first,
+    each with its highlights; and the cursor of the next page (None at the end). `room`
+    (already checked readable), `sender` (a user), `before`/`after` (datetimes) narrow
+    it; `cursor` continues a previous page. Recalled, deleted and purged messages are
+    never found: their documents go in the transaction that takes their content."""
+    from chat import search
+
+    terms = search.parse(q)
+    if not terms:
+        raise InvalidInput("q must contain at least one word.")
+    if len(terms) > search.MAX_QUERY_TERMS:
+        raise InvalidInput(f"q may have at most {search.MAX_QUERY_TERMS} terms.")
+    limit = max(1, min(limit, SEARCH_MAX_PAGE))
+    try:
+        rooms_sql, rooms_params = _visible_rooms(user).order_by().values("pk").query.sql_with_params()
+    except EmptyResultSet:  # no room at all to read
+        return [], None
+    filters = {
+        "room_id": room.pk if room is not None else None,
+        "sender_id": sender.pk if sender is not None else None,
+        "before": before,
+        "after": after,
+    }
+    found: list[tuple[Message, list[list[int]]]] = []
+    below, examined = cursor, 0
+    while len(found) < limit and examined < SEARCH_MAX_CANDIDATES:
+        want = limit - len(found) + 5
+        ids = search.candidate_ids(
+            terms, rooms_sql=rooms_sql, rooms_params=list(rooms_params), below_id=below, filters=filters, limit=want
+        )
+        examined += len(ids)
+        messages = {
+            m.pk: m
+            for m in with_details(Message.objects.select_related("room")).filter(
+                pk__in=ids, recalled=False, deleted=False
+            )
+        }
+        for message_id in ids:
+            below = message_id
+            message = messages.get(message_id)
+            marks = search.highlights(message.body, terms) if message is not None else None
+            if marks is not None:
+                found.append((message, marks))
+                if len(found) == limit:
+                    break
+        if len(found) == limit:
+            break
+        if len(ids) < want:
+            return found, None
+    return found, below

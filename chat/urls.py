@@ -5,6 +5,7 @@ from chat import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("search/", views.search, name="search"),
     path("rooms/", views.room_create, name="room-create"),
     path("rooms/<str:slug>/", views.room, name="room"),
     path("rooms/<str:slug>/join/", views.room_join, name="room-join"),

@@ -4,6 +4,8 @@ Pages are rendered on the server; the live parts (messages, unread badges, prese
 plain JavaScript modules under chat/static/chat/js/ talking to the REST API and sockets.
 """
 
+from types import SimpleNamespace
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -11,6 +13,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -179,3 +182,43 @@ def dm_start(request):
         return redirect(reverse("dm", args=[username]))
     except NoReverseMatch:  # "a/b": no username has a slash, and no URL can hold one
         return _notice(request, "No such user.", status=404)
+
+
+@require_GET
+def search(request):
+    """The search page (SPEC §6.3): the same search as GET /api/search/, results with the
+    matches marked, each opening its room at that message; filters by room and person;
+    "load more" is the next page by cursor. Works without JavaScript."""
+    from chat.api_search import search_page
+
+    q = (request.GET.get("q") or "").strip()
+    context = {"search_q": q, "room_filter": request.GET.get("room", ""), "from_filter": request.GET.get("from", "")}
+    if q:
+        try:
+            page = search_page(SimpleNamespace(query_params=request.GET, user=request.user, META=request.META))
+        except AppError as error:
+            context["error"] = error.detail
+        else:
+            context["results"] = [_search_result(row) for row in page["results"]]
+            context["next_cursor"] = page["next_cursor"]
+            more = request.GET.copy()
+            more["cursor"] = page["next_cursor"] or ""
+            context["more_query"] = more.urlencode()
+    context["sidebar"] = sidebar_context(user=request.user)
+    context["rooms"] = [
+        room for room, membership, _ in selectors.room_list_for_user(user=request.user, limit=500) if membership
+    ]
+    return render(request, "chat/search.html", context)
+
+
+def _search_result(row: dict) -> dict:
+    """A result with its body cut into (text, marked) pieces by its highlights."""
+    body, pieces, at = row["body"], [], 0
+    for start, end in row["highlights"]:
+        if start > at:
+            pieces.append((body[at:start], False))
+        pieces.append((body[start:end], True))
+        at = end
+    if at < len(body):
+        pieces.append((body[at:], False))
+    return {**row, "pieces": pieces, "when": parse_datetime(row["created_at"])}

@@ -3,6 +3,7 @@ from django.urls import path, re_path
 from accounts import api as accounts_api
 from chat import api as chat_api
 from chat import api_messages as chat_api_messages
+from chat import api_search as chat_api_search
 from chat import api_staff as chat_api_staff
 from core.api import api_not_found
 from projects import api as projects_api
@@ -23,6 +24,7 @@ urlpatterns = [
     path("messages/<int:message_id>/recall/", chat_api.MessageRecallView.as_view()),
     path("messages/<int:message_id>/history/", chat_api_messages.MessageHistoryView.as_view()),
     path("messages/<int:message_id>/reactions/<str:emoji>/", chat_api_messages.ReactionView.as_view()),
+    path("search/", chat_api_search.SearchView.as_view()),
     path("unread/", chat_api.UnreadView.as_view()),
     path("dm/<str:username>/", chat_api.DirectMessageView.as_view()),
     path("projects/", projects_api.ProjectListView.as_view()),

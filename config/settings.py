@@ -341,6 +341,8 @@ PARLEY_MEDIA_ACCEL_PREFIX = env.str("PARLEY_MEDIA_ACCEL_PREFIX", default="")
 # then evenly spread. Creations and joins each add to every list and sidebar.
 PARLEY_ROOM_CREATE_PER_HOUR = _positive("PARLEY_ROOM_CREATE_PER_HOUR", 20)
 PARLEY_ROOM_JOIN_PER_HOUR = _positive("PARLEY_ROOM_JOIN_PER_HOUR", 120)
+# Searches per user (or anonymous address) per minute, a minute's worth at once (chat/api_search.py).
+PARLEY_SEARCH_PER_MINUTE = _positive("PARLEY_SEARCH_PER_MINUTE", 30)
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_UPLOAD_MAX_BYTES + 1_048_576
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

@@ -10,7 +10,7 @@ after commit, so nobody hears of a change that rolled back.
 from django.db import connection, transaction
 from django.utils import timezone
 
-from chat import events
+from chat import events, search
 from chat.formatting import render
 from chat.models import Message, MessageVersion, Reaction, Room
 from core.errors import InvalidInput, NotFound
@@ -64,6 +64,7 @@ def append(room: Room, *, body: str = "", **fields) -> Message:
     """Store a new message, its body rendered, as the room's next seq and rev."""
     seq, rev = take_numbers(room, new_message=True)
     message = Message.objects.create(room=room, seq=seq, rev=rev, body=body, html=render(body), **fields)
+    search.index_message(message, new=True)
     message.reaction_list = []  # a new message has none: spares the serializer a query
     return message
 
@@ -75,6 +76,8 @@ def change(room: Room, message: Message, **fields) -> Message:
         setattr(message, name, value)
     message.rev = rev
     Message.objects.filter(pk=message.pk).update(rev=rev, **fields)
+    if fields.keys() & {"body", "recalled", "deleted"}:
+        search.index_message(message)  # in this transaction: the index never lags the message
     return message
 
 

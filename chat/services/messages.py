@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat import selectors
+from chat import search, selectors
 from chat.formatting import render
 from chat.models import Membership, Message, Room
 from chat.services.changes import announce, clean_client_id, erase, lock_room, take_numbers
@@ -57,6 +57,7 @@ def message_send(
                 client_id=client_id or "", reply_to=original,
             )
             message.reaction_list = []  # a new message has none: spares the serializer a query
+            search.index_message(message, new=True)
             Membership.objects.filter(room=room, user=sender, last_read_seq__lt=seq).update(last_read_seq=seq)
             announce(room, message)
     except IntegrityError:

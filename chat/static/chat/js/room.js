@@ -303,6 +303,11 @@ const initial = JSON.parse(document.getElementById("initial-messages").textConte
 for (const message of initial) apply(message, { page: true });
 scrollToEnd();
 fillViewport();
+// Opened from a search result (/rooms/<slug>/?around_seq=N&message=ID): show it, marked.
+const opened = new URLSearchParams(location.search);
+if (opened.has("around_seq") && opened.has("message")) {
+  jumpTo(Number(opened.get("message")), Number(opened.get("around_seq")));
+}
 if (view.isStaff) loadPresets();
 socket.start();
 if (textarea && matchMedia("(hover: hover)").matches) textarea.focus();

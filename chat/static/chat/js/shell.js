@@ -40,6 +40,20 @@ for (const select of document.querySelectorAll(".language-select")) {
 
 paintInitials();
 
+// Search: Ctrl-K (Cmd-K) focuses the box every app page has.
+document.addEventListener("keydown", (event) => {
+  if ((event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "k") {
+    const box = document.querySelector("form#search input[name=q]");
+    if (box) {
+      event.preventDefault();
+      // Phone width: the box is in the drawer.
+      if (sidebar && sidebar.contains(box) && toggle && toggle.offsetParent) setDrawer(true);
+      box.focus();
+      box.select();
+    }
+  }
+});
+
 // New room: suggest an address from the name.
 const nameInput = document.getElementById("new-room-name");
 const slugInput = document.getElementById("new-room-slug");
