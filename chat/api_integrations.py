@@ -1,17 +1,19 @@
 """REST doors for integrations and data (SPEC §6.5): a room's incoming webhooks, the URL
 they post to, and the exports."""
 
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import selectors, services
+from chat import exports, selectors, services
 from chat.services.webhooks import PayloadError, parse_payload
-from core.errors import AppError, NotFound, RateLimited, TooLarge
+from core.errors import AppError, InvalidInput, NotFound, RateLimited, TooLarge
 
 
 def _webhook_fields() -> dict:
@@ -101,3 +103,51 @@ def _token_live(token: str) -> bool:
     from chat.models import Webhook
 
     return Webhook.objects.filter(token=token, revoked_at__isnull=True).exists()
+
+
+# Exports ------------------------------------------------------------------------------------
+
+
+class RoomExportView(APIView):
+    """The room's whole history, streamed in seq order (chat/exports.py)."""
+
+    permission_classes = [AllowAny]
+
+    def perform_content_negotiation(self, request, force=False):
+        # `format` is this view's own parameter, not DRF's renderer override.
+        renderer = self.get_renderers()[0]
+        return renderer, renderer.media_type
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["jsonl", "html"], description="Default jsonl.")],
+        responses={(200, "application/x-ndjson"): OpenApiTypes.STR, (200, "text/html"): OpenApiTypes.STR},
+    )
+    def get(self, request, slug):
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        kind = request.query_params.get("format", "jsonl")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        if kind == "jsonl":
+            response = StreamingHttpResponse(exports.room_jsonl(room), content_type="application/x-ndjson; charset=utf-8")
+        elif kind == "html":
+            response = StreamingHttpResponse(
+                exports.room_html(room, absolute=request.build_absolute_uri), content_type="text/html; charset=utf-8"
+            )
+        else:
+            raise InvalidInput("format must be jsonl or html.")
+        response["Content-Disposition"] = f'attachment; filename="{room.slug}-{stamp}.{kind}"'
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class MeExportView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    def get(self, request):
+        handle = exports.user_zip(request.user)
+        response = StreamingHttpResponse(exports.file_chunks(handle), content_type="application/zip")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="parley-{request.user.username}-{stamp}.zip"'
+        response["Cache-Control"] = "no-store"
+        return response
