@@ -89,3 +89,15 @@ async def test_open_sockets_close_4401(sockets, lobby, mia):  # noqa: F811
     await database_sync_to_async(account_services.account_delete)(user=mia, password=PASSWORD)
     for sock in mias:
         assert await sock.closed_with(timeout=2) == 4401
+
+
+@pytest.mark.django_db
+def test_the_profile_page_form_deletes_with_the_password(mia):
+    browser = Client()
+    browser.force_login(mia)
+    page = browser.get("/accounts/profile/").content.decode()
+    assert 'action="/accounts/delete/"' in page and 'href="/api/me/export/"' in page
+    assert browser.post("/accounts/delete/", {"password": "wrong"})["Location"] == "/accounts/profile/"
+    assert User.objects.filter(pk=mia.pk).exists()
+    assert browser.post("/accounts/delete/", {"password": PASSWORD})["Location"] == "/accounts/login/"
+    assert not User.objects.filter(pk=mia.pk).exists()

@@ -95,3 +95,21 @@ def test_me_export_is_a_zip_of_my_own_data(api, mia, lobby, secret, talk):
     bodies = [m["body"] for m in messages]
     assert "agreed <b>not bold</b>" in bodies and "hello **all**" not in bodies and "secret stuff" not in bodies
     assert api().get("/api/me/export/").status_code == 401
+
+
+def test_the_integrations_page(mia, olivia, oscar, lobby, secret):
+    from django.test import Client
+
+    def page(user, slug):
+        client = Client()
+        client.force_login(user)
+        return client.get(f"/rooms/{slug}/integrations/")
+
+    owner = page(olivia, "lobby").content.decode()
+    assert 'id="webhook-create"' in owner and "/api/rooms/lobby/export/?format=html" in owner
+    member = page(mia, "lobby").content.decode()
+    assert 'id="webhook-create"' not in member and "/api/rooms/lobby/export/?format=jsonl" in member
+    assert page(oscar, "secret").status_code == 404
+    room_page = Client()
+    room_page.force_login(olivia)
+    assert 'href="/rooms/lobby/integrations/"' in room_page.get("/rooms/lobby/").content.decode()
