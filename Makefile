@@ -43,6 +43,10 @@ test-postgres: install
 		PARLEY_REDIS_PREFIX=parley-test-$(shell date +%s%N | cut -c1-16) \
 		$(BIN)/pytest --create-db
 
+# Export memory on 100k messages (docs/integrations.md); needs PostgreSQL. Not part of `make test`.
+measure-export: install
+	$(BIN)/python scripts/measure_export.py
+
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet -r requirements.in
