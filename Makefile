@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/parley_$(shell date +%s%N | cut -c1-16)
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test test-sqlite test-postgres lint lock clean
+.PHONY: install run test test-sqlite test-postgres lint lock clean measure-export
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
