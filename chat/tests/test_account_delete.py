@@ -5,7 +5,6 @@ sessions, tokens and open sockets end."""
 from pathlib import Path
 
 import pytest
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
@@ -18,6 +17,7 @@ from chat.models import Message, Reaction
 from chat.tests.test_images import post_image
 from chat.tests.test_revocation import mia_everywhere, sockets  # noqa: F401 (fixture)
 from core.tests import pictures
+from testkit.testdb import db
 
 User = get_user_model()
 PASSWORD = "correct horse battery"
@@ -86,7 +86,7 @@ def test_messages_stay_from_deleted_user_and_the_rest_goes(api, mia, olivia, lob
 @pytest.mark.django_db(transaction=True)
 async def test_open_sockets_close_4401(sockets, lobby, mia):  # noqa: F811
     _, mias = await mia_everywhere(sockets, mia)
-    await database_sync_to_async(account_services.account_delete)(user=mia, password=PASSWORD)
+    await db(account_services.account_delete)(user=mia, password=PASSWORD)
     for sock in mias:
         assert await sock.closed_with(timeout=2) == 4401
 
