@@ -130,7 +130,7 @@ class RoomExportView(APIView):
             response = StreamingHttpResponse(exports.room_jsonl(room), content_type="application/x-ndjson; charset=utf-8")
         elif kind == "html":
             response = StreamingHttpResponse(
-                exports.room_html(room, absolute=request.build_absolute_uri), content_type="text/html; charset=utf-8"
+                exports.room_html(room, absolute=request.build_absolute_uri, labels=exports.html_labels()), content_type="text/html; charset=utf-8"
             )
         else:
             raise InvalidInput("format must be jsonl or html.")

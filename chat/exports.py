@@ -18,6 +18,7 @@ from asgiref.sync import sync_to_async
 from django.db.models import Prefetch
 from django.utils import timezone
 from django.utils.html import escape
+from django.utils.translation import get_language, gettext
 
 from chat import selectors
 from chat.models import Membership, Message, MessageVersion, Room
@@ -83,24 +84,43 @@ details{color:#57606a;font-size:.85rem}a{color:#0969da}
 """
 
 
-def _html_message(data: dict, absolute: Callable[[str], str]) -> str:
-    sender = data["sender"]
-    who = escape(sender["display_name"]) if sender else ""
+def html_labels() -> dict[str, str]:
+    """The page's words in the language active now (the request's): read in the view,
+    since the stream runs after the view returned."""
+    return {
+        "edited": gettext("edited"),
+        "recalled": gettext("Message recalled"),
+        "gone": gettext("Message deleted"),
+        "versions": gettext("Versions of this message"),
+        "exported": gettext("Exported"),
+        "deleted_user": gettext("deleted user"),
+        "lang": get_language() or "en",
+    }
+
+
+def _name(sender: dict | None, labels: dict) -> str:
+    if not sender:
+        return ""
+    return escape(labels["deleted_user"] if sender.get("deleted") else sender["display_name"])
+
+
+def _html_message(data: dict, absolute: Callable[[str], str], labels: dict) -> str:
+    who = _name(data["sender"], labels)
     parts = [f'<article id="m{data["seq"]}" data-seq="{data["seq"]}">']
     if data["kind"] == "system":
         parts.append(f'<div class="system">{escape(data["body"])} <span class="when">{escape(data["created_at"])}</span></div>')
         return "".join(parts) + "</article>\n"
     parts.append(f'<div><span class="who">{who}</span><time class="when">{escape(data["created_at"])}</time>')
     if data["edited_at"]:
-        parts.append(f'<span class="edited">(edited {escape(data["edited_at"])})</span>')
+        parts.append(f'<span class="edited">({escape(labels["edited"])} {escape(data["edited_at"])})</span>')
     parts.append("</div>")
     if data["recalled"]:
-        parts.append('<div class="recalled">(message recalled)</div>')
+        parts.append(f'<div class="recalled">({escape(labels["recalled"])})</div>')
         return "".join(parts) + "</article>\n"
     reply = data["reply_to"]
     if reply:
-        quoted = escape(reply["excerpt"]) if reply["excerpt"] is not None else "(gone)"
-        name = escape(reply["sender"]["display_name"]) if reply["sender"] else ""
+        quoted = escape(reply["excerpt"]) if reply["excerpt"] is not None else f"({escape(labels['gone'])})"
+        name = _name(reply["sender"], labels)
         parts.append(f'<blockquote class="reply"><a href="#m{reply["seq"]}">↩ {name}</a>: {quoted}</blockquote>')
     parts.append(f'<div class="body">{data["html"]}</div>')  # sanitized when it was stored
     if data["image"]:
@@ -114,23 +134,23 @@ def _html_message(data: dict, absolute: Callable[[str], str]) -> str:
         parts.append(f'<div class="reactions">{chips}</div>')
     if data.get("versions"):
         earlier = "".join(f"<li><time>{escape(v['edited_at'])}</time>: {escape(v['body'])}</li>" for v in data["versions"])
-        parts.append(f"<details><summary>Earlier versions</summary><ol>{earlier}</ol></details>")
+        parts.append(f"<details><summary>{escape(labels['versions'])}</summary><ol>{earlier}</ol></details>")
     return "".join(parts) + "</article>\n"
 
 
-async def room_html(room: Room, *, absolute: Callable[[str], str]) -> AsyncIterator[bytes]:
+async def room_html(room: Room, *, absolute: Callable[[str], str], labels: dict) -> AsyncIterator[bytes]:
     """One page that reads offline: styles inline, no script, nothing loaded from anywhere;
     images and files are links."""
     now = timezone.now().isoformat(timespec="seconds")
     yield (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        f'<!DOCTYPE html>\n<html lang="{escape(labels["lang"])}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{escape(room.name)} — Parley export</title><style>{_STYLE}</style></head><body>\n"
-        f'<header><h1>{escape(room.name)}</h1><div class="meta">#{escape(room.slug)} · exported {now}</div></header>\n'
+        f'<header><h1>{escape(room.name)}</h1><div class="meta">#{escape(room.slug)} · {escape(labels["exported"])} {now}</div></header>\n'
         "<main>\n"
     ).encode()
     async for rows in _messages(_room_messages(room), "seq"):
-        yield "".join(_html_message(export_object(m, room_slug=room.slug), absolute) for m in rows).encode()
+        yield "".join(_html_message(export_object(m, room_slug=room.slug), absolute, labels) for m in rows).encode()
     yield b"</main></body></html>\n"
 
 

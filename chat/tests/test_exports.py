@@ -68,7 +68,7 @@ def test_html_is_one_self_contained_page(api, mia, lobby, talk):
     assert "hello <strong>all</strong>" in page and "hello **team**" in page  # current body, earlier versions
     assert "agreed &lt;b&gt;not bold&lt;/b&gt;" in page  # raw HTML stays text
     assert f'href="#m{talk.seq}"' in page  # the reply jumps to its original
-    assert "👍 1" in page and "(message recalled)" in page and "secret stuff" not in page
+    assert "👍 1" in page and "(Message recalled)" in page and "secret stuff" not in page
     assert re.search(r'href="http://testserver/media/messages/[^"]+\.png"', page)
 
 
@@ -113,3 +113,8 @@ def test_the_integrations_page(mia, olivia, oscar, lobby, secret):
     room_page = Client()
     room_page.force_login(olivia)
     assert 'href="/rooms/lobby/integrations/"' in room_page.get("/rooms/lobby/").content.decode()
+
+
+def test_html_speaks_the_readers_language(api, mia, lobby, talk):
+    page = body_of(api(mia).get("/api/rooms/lobby/export/?format=html", HTTP_ACCEPT_LANGUAGE="zh-hans")).decode()
+    assert '<html lang="zh-hans">' in page and "已编辑" in page and "消息已撤回" in page and "这条消息的各个版本" in page
