@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/parley_$(shell date +%s%N | cut -c1-16)
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test test-sqlite test-postgres lint lock clean
+.PHONY: install run test test-sqlite test-postgres lint lock clean measure-export
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test-postgres: install
 	PARLEY_TEST_PASS=postgres DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 		PARLEY_REDIS_PREFIX=parley-test-$(shell date +%s%N | cut -c1-16) \
 		$(BIN)/pytest --create-db
+
+# Export memory on 100k messages (docs/integrations.md); needs PostgreSQL. Not part of `make test`.
+measure-export: install
+	$(BIN)/python scripts/measure_export.py
 
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -102,3 +102,13 @@ class MeView(APIView):
             user=request.user, display_name=request.data.get("display_name"), avatar=avatar
         )
         return Response(user_to_dict(profile.user))
+
+    @extend_schema(
+        request=inline_serializer("AccountDelete", {"password": serializers.CharField()}),
+        responses={204: None},
+        description="Delete the account: messages stay as from \"deleted user\"; the avatar, sessions, tokens "
+        "and open sockets end. A wrong password: 400 `invalid`.",
+    )
+    def delete(self, request):
+        services.account_delete(user=request.user, password=request.data.get("password"))
+        return Response(status=204)

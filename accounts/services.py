@@ -7,6 +7,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from rest_framework.authtoken.models import Token
 
 from accounts.models import Profile
@@ -84,3 +85,47 @@ def user_tokens_rotate(*, user) -> None:
     password must not outlive it). The next `POST /api/auth/token/` makes a new one."""
     for token in Token.objects.filter(user=user):
         token_revoke(token=token)
+
+
+@transaction.atomic
+def account_delete(*, user, password) -> None:
+    """Delete one's own account (`DELETE /api/me/`), confirmed with the password (a wrong
+    one: InvalidInput, nothing changes).
+
+    Messages stay, their sender gone ("deleted user"); reactions are taken away, each
+    with a rev (chat.services.reactions); the avatar and any file still held by the
+    user's recalled or deleted messages are removed after commit; sessions end, and the
+    tokens go with the user (their sockets close with 4401: chat.signals, hub recheck).
+    """
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    from chat import events
+    from chat.models import Message
+    from chat.services.reactions import reactions_drop_user
+
+    if not isinstance(password, str) or not password or not user.check_password(password):
+        raise InvalidInput("The password is not right.")
+    user = User.objects.select_for_update().get(pk=user.pk)
+    reactions_drop_user(user_id=user.pk)
+    storage = Profile._meta.get_field("avatar").storage
+    leftovers = []
+    profile = Profile.objects.filter(user=user).first()
+    if profile is not None and profile.avatar:
+        leftovers.append((storage, profile.avatar.name))
+    for message in Message.objects.filter(sender=user).filter(Q(deleted=True) | Q(recalled=True)).exclude(image=""):
+        if message.image:
+            leftovers.append((message.image.storage, message.image.name))
+    Message.objects.filter(sender=user).filter(Q(deleted=True) | Q(recalled=True)).update(image=None)
+    key = str(user.pk)
+    ended = [
+        session.session_key
+        for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+        if session.get_decoded().get("_auth_user_id") == key
+    ]
+    Session.objects.filter(session_key__in=ended).delete()
+    user_id = user.pk
+    user.delete()
+    events.publish_on_commit(events.user_group(user_id), events.control("recheck"))
+    for file_storage, name in leftovers:
+        transaction.on_commit(lambda file_storage=file_storage, name=name: file_storage.delete(name))

@@ -1,11 +1,11 @@
 """HTML door for accounts: register, log in/out (Django's views), profile."""
 
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import services
 from accounts.forms import ProfileForm, RegisterForm
@@ -46,3 +46,17 @@ def profile(request):
     return render(
         request, "accounts/profile.html", {"form": form, "profile": profile}, status=400 if form.errors else 200
     )
+
+
+@login_required
+@require_POST
+def account_delete(request):
+    """The profile page's "Delete my account" form (SPEC §6.5): the password, then gone."""
+    try:
+        services.account_delete(user=request.user, password=request.POST.get("password"))
+    except AppError:
+        messages.error(request, _("The password is not right."))
+        return redirect("profile")
+    logout(request)
+    messages.success(request, _("Your account was deleted."))
+    return redirect("login")

@@ -18,6 +18,7 @@ from chat.models import (
     Preset,
     Reaction,
     Room,
+    Webhook,
     preset_image_path,
 )
 from chat.services.rooms import CREATABLE_KINDS
@@ -349,3 +350,18 @@ class AnnouncementAdmin(admin.ModelAdmin):
             clear_image=image is False,
         )
         obj.pk, obj.image, obj.updated_at, obj.updated_by = saved.pk, saved.image, saved.updated_at, saved.updated_by
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    """Incoming webhooks (made and revoked by room owner/admins in the app; SPEC §6.5). The
+    token is the secret in the URL: not shown here."""
+
+    list_display = ("name", "room", "created_by", "created_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "room__slug")
+    readonly_fields = ("room", "name", "bot", "created_by", "created_at", "revoked_at")
+    exclude = ("token",)
+
+    def has_add_permission(self, request):
+        return False

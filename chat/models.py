@@ -111,6 +111,10 @@ class Message(models.Model):
     # When it became a tombstone: old tombstones are dropped by retention (chat.services.room_purge).
     deleted_at = models.DateTimeField(null=True, blank=True)
     client_id = models.CharField(max_length=64, blank=True)
+    # A bot's name and icon for this message (incoming webhooks, imported bot messages):
+    # shown instead of the sender's profile. The icon is a URL the server never fetches.
+    sender_name = models.CharField(max_length=80, blank=True, default="")
+    sender_icon = models.URLField(max_length=500, blank=True, default="")
 
     class Meta:
         ordering = ["seq"]
@@ -222,3 +226,45 @@ class MessageSearch(models.Model):
 
     def __str__(self) -> str:
         return f"search document of message {self.message_id}"
+def webhook_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Webhook(models.Model):
+    """An incoming webhook: whoever holds its URL posts into `room` as `bot`, a user of
+    its own that cannot log in (chat.services.webhooks). Revoking keeps the row (its
+    messages stay from the bot) and makes the URL answer 404."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="webhooks")
+    name = models.CharField(max_length=80)
+    token = models.CharField(max_length=64, unique=True, default=webhook_token, editable=False)
+    bot = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} in {self.room_id}"
+
+
+class ImportRecord(models.Model):
+    """What an import made from which source object (a Slack user, channel, message), so
+    running it again makes nothing twice."""
+
+    source = models.CharField(max_length=20)
+    kind = models.CharField(max_length=20)
+    key = models.CharField(max_length=200)
+    object_id = models.PositiveBigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "kind", "key"], name="importrecord_source_kind_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.kind} {self.key} → {self.object_id}"

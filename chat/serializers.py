@@ -39,7 +39,7 @@ def message_to_dict(message: Message, *, room_slug: str | None = None) -> dict:
     original of each reply and the reactions already loaded (no query per message).
     """
     slug = room_slug or message.room.slug
-    sender = user_to_dict(message.sender)
+    sender = sender_to_dict(message)
     created_at = message.created_at.isoformat()
     hidden = message.recalled or message.deleted
     body = "" if hidden else message.body
@@ -66,6 +66,27 @@ def message_to_dict(message: Message, *, room_slug: str | None = None) -> dict:
     }
 
 
+DELETED_USER = "deleted user"
+
+
+def sender_to_dict(message: Message) -> dict | None:
+    """Who a message is from: the sender's profile; a bot's name and icon (`bot: true`,
+    `icon_url` never fetched by the server) for webhook messages; "deleted user" once the
+    sender deleted their account; None for system messages."""
+    sender = user_to_dict(message.sender)
+    if message.sender_name:
+        return {
+            "username": sender["username"] if sender else None,
+            "display_name": message.sender_name,
+            "avatar": None,
+            "bot": True,
+            "icon_url": message.sender_icon or None,
+        }
+    if sender is None and message.kind != Message.Kind.SYSTEM:
+        return {"username": None, "display_name": DELETED_USER, "avatar": None, "deleted": True}
+    return sender
+
+
 def reply_to_dict(message: Message) -> dict | None:
     """The message `message` answers, as it is now: its excerpt goes once it is recalled
     or deleted (and the whole quote once retention drops the original's row)."""
@@ -76,7 +97,7 @@ def reply_to_dict(message: Message) -> dict | None:
     return {
         "id": original.id,
         "seq": original.seq,
-        "sender": user_to_dict(original.sender),
+        "sender": sender_to_dict(original),
         "excerpt": None if gone else original.body[:EXCERPT_CHARS],
         "recalled": original.recalled,
         "deleted": original.deleted,

@@ -9,6 +9,7 @@ urlpatterns = [
     path("rooms/", views.room_create, name="room-create"),
     path("rooms/<str:slug>/", views.room, name="room"),
     path("rooms/<str:slug>/join/", views.room_join, name="room-join"),
+    path("rooms/<str:slug>/integrations/", views.room_integrations, name="room-integrations"),
     path("dm/", views.dm_start, name="dm-start"),
     path("dm/<str:username>/", views.dm, name="dm"),
     # Language switching (POST /i18n/setlang/) and the JavaScript translation catalog,

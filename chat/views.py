@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat import selectors, services
+from chat.models import Room
 from chat.serializers import message_to_dict
 from core.errors import AppError, AuthRequired, InvalidInput, NotFound, RateLimited
 
@@ -101,6 +102,26 @@ def room(request, slug):
             "max_body": settings.PARLEY_MAX_BODY,
             "sidebar": sidebar_context(user=request.user, active=room),
         },
+    )
+
+
+def room_integrations(request, slug):
+    """Export links for whoever may read the room; its incoming webhooks for its owner
+    and admins (chat/static/chat/js/integrations.js manages them over REST)."""
+    try:
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+    except AuthRequired:
+        return redirect_to_login(request.get_full_path())
+    except NotFound:
+        raise Http404("No such room.") from None
+    membership = selectors.membership_get(user=request.user, room=room)
+    may_manage = room.kind in (Room.Kind.PUBLIC, Room.Kind.PRIVATE) and selectors.room_may_moderate(
+        user=request.user, membership=membership
+    )
+    return render(
+        request,
+        "chat/integrations.html",
+        {"room": room, "may_manage": may_manage, "hook_base": request.build_absolute_uri("/hooks/")},
     )
 
 

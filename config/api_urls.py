@@ -2,6 +2,7 @@ from django.urls import path, re_path
 
 from accounts import api as accounts_api
 from chat import api as chat_api
+from chat import api_integrations as chat_api_integrations
 from chat import api_messages as chat_api_messages
 from chat import api_search as chat_api_search
 from chat import api_staff as chat_api_staff
@@ -12,6 +13,7 @@ urlpatterns = [
     path("auth/register/", accounts_api.RegisterView.as_view()),
     path("auth/token/", accounts_api.TokenView.as_view()),
     path("me/", accounts_api.MeView.as_view()),
+    path("me/export/", chat_api_integrations.MeExportView.as_view()),
     path("rooms/", chat_api.RoomListView.as_view()),
     path("rooms/<str:slug>/", chat_api.RoomDetailView.as_view()),
     path("rooms/<str:slug>/join/", chat_api.RoomJoinView.as_view()),
@@ -19,6 +21,9 @@ urlpatterns = [
     path("rooms/<str:slug>/members/", chat_api.RoomMembersView.as_view()),
     path("rooms/<str:slug>/members/<str:username>/", chat_api.RoomMemberView.as_view()),
     path("rooms/<str:slug>/messages/", chat_api.MessageListView.as_view()),
+    path("rooms/<str:slug>/export/", chat_api_integrations.RoomExportView.as_view()),
+    path("rooms/<str:slug>/webhooks/", chat_api_integrations.WebhookListView.as_view()),
+    path("rooms/<str:slug>/webhooks/<int:webhook_id>/", chat_api_integrations.WebhookView.as_view()),
     path("rooms/<str:slug>/read/", chat_api.RoomReadView.as_view()),
     path("messages/<int:message_id>/", chat_api.MessageView.as_view()),
     path("messages/<int:message_id>/recall/", chat_api.MessageRecallView.as_view()),

@@ -1,9 +1,9 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from chat import media
+from chat import api_integrations, media
 from core.views import healthz
 
 urlpatterns = [
@@ -12,6 +12,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include("config.api_urls")),
+    # Incoming webhooks (SPEC §6.5): outside /api/, they answer in Slack's plain text.
+    re_path(r"^hooks/(?P<token>[A-Za-z0-9_-]{1,64})/?$", api_integrations.webhook_receive, name="webhook"),
     path("accounts/", include("accounts.urls")),
     # Uploads are served only here, behind the access check (chat/media.py).
     path(f"{settings.MEDIA_URL.strip('/')}/<str:folder>/<str:filename>", media.serve, name="media"),

@@ -23,6 +23,7 @@ from chat.services.rooms import (
     room_remove_member,
     room_update,
 )
+from chat.services.webhooks import webhook_create, webhook_list, webhook_post, webhook_revoke
 
 __all__ = [
     "announcement_set",
@@ -46,4 +47,8 @@ __all__ = [
     "room_remove_member",
     "room_update",
     "rooms_with_retention",
+    "webhook_create",
+    "webhook_list",
+    "webhook_post",
+    "webhook_revoke",
 ]

@@ -18,7 +18,7 @@ from core.validation import clean_text, require_user
 
 def message_send(
     *, sender, room: Room, body="", client_id=None, kind=Message.Kind.TEXT, image=None, allowance_taken=False,
-    reply_to=None,
+    reply_to=None, sender_name="", sender_icon="",
 ) -> tuple[Message, bool]:
     """Store a message as the room's next seq and announce it after commit.
 
@@ -30,7 +30,8 @@ def message_send(
     RateLimited past the sender's allowance (nothing is stored); `allowance_taken`: the
     caller already called take_send_allowance for this message (image sends, which check
     before decoding).
-    Sending moves the sender's own read marker to the new message.
+    Sending moves the sender's own read marker to the new message. `sender_name` and
+    `sender_icon` are a bot's name and icon URL for this message (incoming webhooks).
     """
     require_user(sender)
     client_id = clean_client_id(client_id)
@@ -54,7 +55,7 @@ def message_send(
                 raise NotFound("No such room.")
             message = Message.objects.create(
                 room=room, seq=seq, rev=rev, sender=sender, kind=kind, body=body, html=render(body), image=image,
-                client_id=client_id or "", reply_to=original,
+                client_id=client_id or "", reply_to=original, sender_name=sender_name, sender_icon=sender_icon,
             )
             message.reaction_list = []  # a new message has none: spares the serializer a query
             search.index_message(message, new=True)

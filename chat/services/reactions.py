@@ -98,3 +98,23 @@ def reaction_remove(*, user, message_id, emoji) -> Message:
 def _announce(room: Room, message: Message) -> None:
     change(room, message)
     announce(room, message, update=events.message_reactions_changed(message, room_slug=room.slug))
+
+
+def reactions_drop_user(*, user_id: int) -> None:
+    """Take away every reaction of a user whose account is being deleted: each message
+    changed takes its room's next rev and is announced like reaction_remove. Call inside
+    the deletion's transaction; rooms are locked in id order."""
+    pairs = (
+        Reaction.objects.filter(user_id=user_id)
+        .values_list("message__room_id", "message_id")
+        .distinct()
+        .order_by("message__room_id", "message_id")
+    )
+    for room_id, message_id in list(pairs):
+        room = lock_room(room_id)
+        Reaction.objects.filter(message_id=message_id, user_id=user_id).delete()
+        message = selectors.with_details(Message.objects.filter(pk=message_id)).first()
+        if message is None:
+            continue
+        message.room = room
+        _announce(room, message)

@@ -89,6 +89,10 @@ export function colorFor(name) {
 export function avatar(user, size = "") {
   const cls = `avatar${size ? ` avatar-${size}` : ""}`;
   if (user && user.avatar) return h("img", { class: cls, src: user.avatar, alt: "", loading: "lazy" });
+  // A webhook bot's icon_url: loaded by the browser (https only), never by the server.
+  if (user && user.icon_url && user.icon_url.startsWith("https://")) {
+    return h("img", { class: cls, src: user.icon_url, alt: "", loading: "lazy", referrerpolicy: "no-referrer" });
+  }
   const name = (user && (user.display_name || user.username)) || "?";
   const node = h("span", { class: `${cls} avatar-initial`, "aria-hidden": "true" }, Array.from(name)[0].toUpperCase());
   node.style.setProperty("--avatar-color", colorFor(user ? user.username : "?"));

@@ -63,8 +63,15 @@ export const ICONS = {
   edit: ["M4 20h4L19 9l-4-4L4 16v4z", "M13.5 6.5l4 4"],
 };
 
+// Someone who deleted their account is "deleted user" in the reader's language.
+export function personName(sender) {
+  if (!sender) return "";
+  if (sender.deleted) return gettext("deleted user");
+  return sender.display_name || sender.username;
+}
+
 export function senderName(message) {
-  return message.sender ? message.sender.display_name || message.sender.username : "";
+  return personName(message.sender);
 }
 
 export function isMine(message, me) {
@@ -91,7 +98,7 @@ export function excerpt(body) {
 
 // The quoted original above a reply: a button that jumps to it, or a note once it is gone.
 export function renderQuote(quote) {
-  const name = quote.sender ? quote.sender.display_name || quote.sender.username : "";
+  const name = personName(quote.sender);
   let text = quote.excerpt;
   if (quote.deleted) text = gettext("Message deleted");
   else if (quote.recalled) text = gettext("Message recalled");
