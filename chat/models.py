@@ -111,6 +111,10 @@ class Message(models.Model):
     # When it became a tombstone: old tombstones are dropped by retention (chat.services.room_purge).
     deleted_at = models.DateTimeField(null=True, blank=True)
     client_id = models.CharField(max_length=64, blank=True)
+    # Who the message mentions (SPEC §6.2), decided when it is sent: the usernames named
+    # with @ that may read the room, and whether it said @all / @room (every member).
+    mentions = models.JSONField(default=list, blank=True)
+    mentions_all = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["seq"]
@@ -124,6 +128,21 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} in {self.room_id}"
+
+
+class Mention(models.Model):
+    """One user named with @ in one message: what mention counts and GET /api/mentions/
+    look up by index. @all is the message's `mentions_all`, not a row per member."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mention_rows")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "user"], name="mention_message_user_unique")]
+        indexes = [models.Index(fields=["user", "message"], name="mention_user_message")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} in message {self.message_id}"
 
 
 class MessageVersion(models.Model):

@@ -46,6 +46,7 @@ def sidebar_context(*, user, active=None, q: str = "") -> dict:
                 "label": _shown_name(peer) if peer is not None else room.name,
                 "peer": peer,
                 "unread": membership.unread_count,
+                "mentions": membership.mention_count,
                 "member": True,
                 "active": room.slug == active_slug,
             }

@@ -24,6 +24,7 @@ urlpatterns = [
     path("messages/<int:message_id>/history/", chat_api_messages.MessageHistoryView.as_view()),
     path("messages/<int:message_id>/reactions/<str:emoji>/", chat_api_messages.ReactionView.as_view()),
     path("unread/", chat_api.UnreadView.as_view()),
+    path("mentions/", chat_api.MentionListView.as_view()),
     path("dm/<str:username>/", chat_api.DirectMessageView.as_view()),
     path("projects/", projects_api.ProjectListView.as_view()),
     path("projects/<str:slug>/chat/", projects_api.ProjectChatView.as_view()),
