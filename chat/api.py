@@ -365,6 +365,48 @@ class UnreadView(APIView):
         return Response(selectors.unread_counts(user=request.user))
 
 
+RoomSettingsOut = inline_serializer(
+    "RoomSettings",
+    {
+        "room": serializers.CharField(),
+        "notify": serializers.ChoiceField(choices=["all", "mentions", "none"]),
+        "muted_until": serializers.DateTimeField(allow_null=True),
+    },
+)
+RoomSettingsIn = inline_serializer(
+    "RoomSettingsUpdate",
+    {
+        "notify": serializers.ChoiceField(choices=["all", "mentions", "none"], required=False),
+        "muted_until": serializers.DateTimeField(allow_null=True, required=False, help_text="ISO 8601; null unmutes."),
+    },
+)
+
+
+class RoomSettingsView(APIView):
+    """The user's notification settings for one of their rooms (SPEC §6.2)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: RoomSettingsOut})
+    def get(self, request, slug):
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        return Response(selectors.room_settings(user=request.user, room=room))
+
+    @extend_schema(request=RoomSettingsIn, responses={200: RoomSettingsOut})
+    def put(self, request, slug):
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        if not isinstance(request.data, dict):
+            raise InvalidInput("Send a JSON object.")
+        return Response(
+            services.room_settings_update(
+                user=request.user,
+                room=room,
+                notify=request.data.get("notify"),
+                muted_until=request.data.get("muted_until", ...),
+            )
+        )
+
+
 class MentionListView(APIView):
     permission_classes = [IsAuthenticated]
 

@@ -54,6 +54,11 @@ class Room(models.Model):
 
 
 class Membership(models.Model):
+    class Notify(models.TextChoices):
+        ALL = "all"
+        MENTIONS = "mentions"
+        NONE = "none"
+
     class Role(models.TextChoices):
         OWNER = "owner"
         ADMIN = "admin"
@@ -64,6 +69,10 @@ class Membership(models.Model):
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     last_read_seq = models.PositiveBigIntegerField(default=0)
     joined_at = models.DateTimeField(auto_now_add=True)
+    # The member's notification settings for the room (SPEC §6.2): blank `notify` means the
+    # room kind's default (selectors.room_settings); a `muted_until` in the future mutes it.
+    notify = models.CharField(max_length=10, blank=True, default="")
+    muted_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "room"], name="membership_user_room_unique")]

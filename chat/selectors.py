@@ -242,6 +242,28 @@ def rooms_to_discover(*, user, q: str | None = None, limit: int = DISCOVER_ROOMS
     return list(_matching(rooms, q).order_by("-last_activity_at", "slug")[:limit])
 
 
+def notify_default(kind: str) -> str:
+    """Two-person conversations tell everything; other rooms only mentions."""
+    return Membership.Notify.ALL if kind in (Room.Kind.DM, Room.Kind.PROJECT) else Membership.Notify.MENTIONS
+
+
+def settings_of(membership: Membership, room: Room) -> dict:
+    """A member's settings for a room as REST shows them (the default filled in)."""
+    return {
+        "room": room.slug,
+        "notify": membership.notify or notify_default(room.kind),
+        "muted_until": membership.muted_until.isoformat() if membership.muted_until else None,
+    }
+
+
+def room_settings(*, user, room: Room) -> dict:
+    """The user's notification settings for `room`; InvalidInput for a reader who is no member."""
+    membership = membership_get(user=user, room=room)
+    if membership is None:
+        raise InvalidInput("Join the room to keep settings for it.")
+    return settings_of(membership, room)
+
+
 def room_members(*, room: Room) -> QuerySet[Membership]:
     return Membership.objects.filter(room=room).select_related("user__profile").order_by("joined_at")
 

@@ -47,6 +47,8 @@ def sidebar_context(*, user, active=None, q: str = "") -> dict:
                 "peer": peer,
                 "unread": membership.unread_count,
                 "mentions": membership.mention_count,
+                "notify": membership.notify or selectors.notify_default(room.kind),
+                "muted_until": membership.muted_until.isoformat() if membership.muted_until else "",
                 "member": True,
                 "active": room.slug == active_slug,
             }

@@ -1,0 +1,104 @@
+// The room page's share of SPEC §6.2: the notification settings panel (#room-settings),
+// mentions marked in bubbles, and opening the room at a message (#message-<id>-<seq>, the
+// address notifications open).
+import { api, gettext } from "./common.js";
+import { applySettings } from "./shell.js";
+
+const FOREVER = "2100-01-01T00:00:00+00:00";
+
+function initSettingsPanel(view) {
+  const panel = document.getElementById("room-settings");
+  const toggle = document.getElementById("room-settings-toggle");
+  if (!panel || !toggle) return;
+  const form = document.getElementById("room-settings-form");
+  const note = document.getElementById("room-settings-note");
+  const url = `${view.apiBase}/settings/`;
+  const show = (settings) => {
+    for (const radio of form.elements.notify) radio.checked = radio.value === settings.notify;
+    const muted = settings.muted_until && Date.parse(settings.muted_until) > Date.now();
+    form.elements.mute.value = !muted ? "" : settings.muted_until.startsWith("2100-") ? "forever" : "kept";
+    note.textContent = muted && !settings.muted_until.startsWith("2100-")
+      ? `${gettext("Muted until")} ${new Date(settings.muted_until).toLocaleString()}`
+      : "";
+    panel.dataset.notify = settings.notify;
+    applySettings(settings);
+  };
+  let loaded = false;
+  toggle.addEventListener("click", async () => {
+    const open = panel.hidden;
+    panel.hidden = !open;
+    toggle.setAttribute("aria-expanded", String(open));
+    if (open && !loaded) {
+      try {
+        show(await api(url));
+        loaded = true;
+      } catch (error) {
+        note.textContent = error.message;
+      }
+    }
+  });
+  const save = async (json) => {
+    try {
+      show(await api(url, { method: "PUT", json }));
+    } catch (error) {
+      note.textContent = error.message;
+    }
+  };
+  form.addEventListener("change", (event) => {
+    if (event.target.name === "notify") save({ notify: event.target.value });
+    if (event.target.name === "mute") {
+      const value = event.target.value;
+      if (value === "kept") return;
+      const until = !value ? null : value === "forever" ? FOREVER : new Date(Date.now() + Number(value) * 1000).toISOString();
+      save({ muted_until: until });
+    }
+  });
+  form.addEventListener("submit", (event) => event.preventDefault());
+}
+
+// Mentions in a bubble: each @name the message mentions (and @all / @room when it
+// mentions everyone) becomes a mark; one naming the reader stands out more.
+function markMentions(li, message, me) {
+  const names = new Set(message.mentions || []);
+  if (!names.size && !message.mentions_all) return;
+  const text = li.querySelector(".message-text");
+  if (!text) return;
+  if (message.mentions_all || names.has(me)) li.classList.add("mentions-me");
+  const pattern = /(^|[^\w@.+-])@([\w.+-]+)/gu;
+  const walker = document.createTreeWalker(text, NodeFilter.SHOW_TEXT);
+  const nodes = [];
+  while (walker.nextNode()) {
+    if (!walker.currentNode.parentElement.closest("code, pre, a")) nodes.push(walker.currentNode);
+  }
+  for (const node of nodes) {
+    const value = node.nodeValue;
+    let last = 0;
+    const parts = [];
+    for (const match of value.matchAll(pattern)) {
+      const name = match[2].replace(/[.-]+$/, "");
+      const everyone = ["all", "room"].includes(name.toLowerCase()) && message.mentions_all;
+      if (!names.has(name) && !everyone) continue;
+      const start = match.index + match[1].length;
+      parts.push(value.slice(last, start));
+      const mark = document.createElement("span");
+      mark.className = `mention${everyone || name === me ? " mention-me" : ""}`;
+      mark.textContent = `@${name}`;
+      parts.push(mark);
+      last = start + 1 + name.length;
+    }
+    if (!parts.length) continue;
+    parts.push(value.slice(last));
+    node.replaceWith(...parts);
+  }
+}
+
+export function initNotify(view, jumpTo) {
+  initSettingsPanel(view);
+  view.decorators.push((li, message) => markMentions(li, message, view.me));
+  const openFromHash = () => {
+    const match = /^#message-(\d+)-(\d+)$/.exec(window.location.hash);
+    if (match) jumpTo(Number(match[1]), Number(match[2]));
+  };
+  window.addEventListener("hashchange", openFromHash);
+  setTimeout(openFromHash); // after the first page is on screen
+}
