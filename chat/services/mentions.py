@@ -22,11 +22,11 @@ MAX_NAMED = 50
 
 def names_in(body: str) -> tuple[list[str], bool]:
     """The usernames `body` names with @ (in order, each once, at most MAX_NAMED) and
-    whether it says @all / @room. A trailing full stop or hyphen ends a sentence, not a name."""
+    whether it says @all / @room. A trailing . + or - is punctuation, not part of the name."""
     names: list[str] = []
     everyone = False
     for match in MENTION.finditer(body or ""):
-        name = match.group(1).rstrip(".-")
+        name = match.group(1).rstrip(".+-")  # as chat/formatting.py marks them
         if name.lower() in EVERYONE:
             everyone = True
         elif name and name not in names and len(names) < MAX_NAMED:

@@ -64,24 +64,31 @@ function markMentions(li, message, me) {
   const text = li.querySelector(".message-text");
   if (!text) return;
   if (message.mentions_all || names.has(me)) li.classList.add("mentions-me");
+  // The server's rendering marks every @word (chat/formatting.py); those that mention someone stand out.
+  for (const span of text.querySelectorAll(".mention[data-username]")) {
+    const name = span.dataset.username;
+    const everyone = ["all", "room"].includes(name.toLowerCase()) && message.mentions_all;
+    if (names.has(name) || everyone) span.classList.add("mention-real");
+    if (name === me || everyone) span.classList.add("mention-me");
+  }
   const pattern = /(^|[^\w@.+-])@([\w.+-]+)/gu;
   const walker = document.createTreeWalker(text, NodeFilter.SHOW_TEXT);
   const nodes = [];
   while (walker.nextNode()) {
-    if (!walker.currentNode.parentElement.closest("code, pre, a")) nodes.push(walker.currentNode);
+    if (!walker.currentNode.parentElement.closest("code, pre, a, .mention")) nodes.push(walker.currentNode);
   }
   for (const node of nodes) {
     const value = node.nodeValue;
     let last = 0;
     const parts = [];
     for (const match of value.matchAll(pattern)) {
-      const name = match[2].replace(/[.-]+$/, "");
+      const name = match[2].replace(/[.+-]+$/, "");
       const everyone = ["all", "room"].includes(name.toLowerCase()) && message.mentions_all;
       if (!names.has(name) && !everyone) continue;
       const start = match.index + match[1].length;
       parts.push(value.slice(last, start));
       const mark = document.createElement("span");
-      mark.className = `mention${everyone || name === me ? " mention-me" : ""}`;
+      mark.className = `mention mention-real${everyone || name === me ? " mention-me" : ""}`;
       mark.textContent = `@${name}`;
       parts.push(mark);
       last = start + 1 + name.length;
@@ -101,4 +108,107 @@ export function initNotify(view, jumpTo) {
   };
   window.addEventListener("hashchange", openFromHash);
   setTimeout(openFromHash); // after the first page is on screen
+}
+
+// @ autocomplete in the composer: GET /api/users/?q= (username, display name, pinyin),
+// arrow keys to move, Enter or Tab to take, Escape to close.
+export function initMentionAutocomplete(textarea) {
+  if (!textarea) return;
+  const form = textarea.form;
+  const row = textarea.closest(".composer-row") || form;
+  row.style.position = "relative";
+  const listbox = document.createElement("ul");
+  listbox.className = "mention-suggest";
+  listbox.id = "mention-suggest";
+  listbox.setAttribute("role", "listbox");
+  listbox.setAttribute("aria-label", gettext("People to mention"));
+  listbox.hidden = true;
+  row.append(listbox);
+  textarea.setAttribute("aria-controls", listbox.id);
+  let people = [];
+  let selected = 0;
+  let asked = 0;
+  let timer = null;
+
+  const token = () => {
+    const before = textarea.value.slice(0, textarea.selectionStart);
+    const match = /(^|[^\w@.+-])@([^\s@]{1,30})$/u.exec(before);
+    return match ? { query: match[2], start: before.length - match[2].length - 1 } : null;
+  };
+  const close = () => {
+    listbox.hidden = true;
+    people = [];
+    textarea.removeAttribute("aria-activedescendant");
+  };
+  const paint = () => {
+    listbox.replaceChildren(...people.map((person, index) => {
+      const li = document.createElement("li");
+      li.id = `mention-option-${index}`;
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", String(index === selected));
+      li.dataset.username = person.username;
+      const name = document.createElement("span");
+      name.className = "suggest-name";
+      name.textContent = person.display_name;
+      const username = document.createElement("span");
+      username.className = "suggest-username";
+      username.textContent = `@${person.username}`;
+      li.append(name, username);
+      li.addEventListener("mousedown", (event) => {
+        event.preventDefault();
+        take(index);
+      });
+      return li;
+    }));
+    listbox.hidden = !people.length;
+    if (people.length) textarea.setAttribute("aria-activedescendant", `mention-option-${selected}`);
+  };
+  const take = (index) => {
+    const at = token();
+    const person = people[index];
+    if (!at || !person) return close();
+    const end = textarea.selectionStart;
+    const insert = `@${person.username} `;
+    textarea.value = textarea.value.slice(0, at.start) + insert + textarea.value.slice(end);
+    const caret = at.start + insert.length;
+    textarea.setSelectionRange(caret, caret);
+    close();
+    textarea.dispatchEvent(new Event("input"));
+  };
+  const lookUp = async () => {
+    const at = token();
+    const ticket = (asked += 1);
+    if (!at) return close();
+    try {
+      const found = await api(`/api/users/?q=${encodeURIComponent(at.query)}`);
+      if (ticket !== asked) return;
+      people = found;
+      selected = 0;
+      paint();
+    } catch {
+      close();
+    }
+  };
+  textarea.addEventListener("input", () => {
+    clearTimeout(timer);
+    if (!token()) return close();
+    timer = setTimeout(lookUp, 150);
+  });
+  textarea.addEventListener("blur", () => setTimeout(close, 150));
+  // On the form, capturing: before the composer's own keys (Enter sends).
+  form.addEventListener("keydown", (event) => {
+    if (event.target !== textarea || listbox.hidden || event.isComposing) return;
+    const keys = {
+      ArrowDown: () => { selected = (selected + 1) % people.length; paint(); },
+      ArrowUp: () => { selected = (selected - 1 + people.length) % people.length; paint(); },
+      Enter: () => take(selected),
+      Tab: () => take(selected),
+      Escape: close,
+    };
+    const action = keys[event.key];
+    if (!action || event.shiftKey || event.ctrlKey || event.metaKey || event.altKey) return;
+    event.preventDefault();
+    event.stopPropagation();
+    action();
+  }, { capture: true });
 }

@@ -5,7 +5,7 @@
 import { LiveSocket, api, clientId, gettext, h, tf } from "./common.js";
 import { flushPending, initComposer, onAck, onSendError } from "./composer.js";
 import { initEdits, showVersions, startEdit } from "./edits.js";
-import { initNotify } from "./notify.js";
+import { initMentionAutocomplete, initNotify } from "./notify.js";
 import { initReactions, openPickerFor, toggleReaction } from "./reactions.js";
 import { initReplies, jumpTo, startReply } from "./replies.js";
 import {
@@ -301,6 +301,7 @@ initReplies(view);
 initReactions(view);
 initNotify(view, jumpTo);
 const textarea = initComposer(view);
+initMentionAutocomplete(textarea);
 const initial = JSON.parse(document.getElementById("initial-messages").textContent);
 for (const message of initial) apply(message, { page: true });
 scrollToEnd();
