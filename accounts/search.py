@@ -43,15 +43,17 @@ def _upper_bound(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-def users_matching(q: str, *, limit: int = RESULTS):
-    """Active users any of whose keys starts with `q` (any case; spaces ignored), by username."""
+def users_matching(q: str, *, limit: int = RESULTS) -> list:
+    """Up to `limit` active users any of whose keys starts with `q` (any case; spaces
+    ignored): the first by matching key, shown by username. Two short queries: the key
+    range walked in index order (stopping early however many users match), then those users."""
     prefix = q.strip().lower().replace(" ", "")
     if not prefix:
-        return get_user_model().objects.none()
-    ids = SearchKey.objects.filter(key__gte=prefix, key__lt=_upper_bound(prefix)).values("user_id")
-    return (
-        get_user_model()
-        .objects.filter(pk__in=ids, is_active=True)
-        .select_related("profile")
-        .order_by("username")[:limit]
-    )
+        return []
+    rows = SearchKey.objects.filter(key__gte=prefix, key__lt=_upper_bound(prefix)).order_by("key", "user_id")
+    ids: list[int] = []
+    for user_id in rows.values_list("user_id", flat=True)[: limit * 4]:
+        if user_id not in ids:
+            ids.append(user_id)
+    users = get_user_model().objects.filter(pk__in=ids, is_active=True).select_related("profile")
+    return sorted(users, key=lambda user: user.username)[:limit]
