@@ -422,3 +422,8 @@ if (loggedIn && sidebar) {
   });
   stream.start();
 }
+
+// The installable app: the service worker caches the shell and shows pushes (chat/sw.js).
+if ("serviceWorker" in navigator && window.isSecureContext) {
+  navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
+}
