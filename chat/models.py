@@ -226,3 +226,60 @@ class Announcement(models.Model):
 
     def __str__(self) -> str:
         return self.text[:60] or "(no announcement)"
+
+
+class PushKey(models.Model):
+    """The server's VAPID key pair (row pk=1), made once unless PARLEY_VAPID_PRIVATE_KEY
+    gives one: every process and host signs with the same key (chat/webpush.py)."""
+
+    SINGLETON_ID = 1
+
+    private_pem = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return "VAPID key"
+
+
+class PushSubscription(models.Model):
+    """A browser's Web Push subscription (RFC 8030): where to push and the keys to encrypt
+    with (RFC 8291). The last success and the last error show whether it still works."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="push_subscriptions")
+    endpoint = models.URLField(max_length=1000, unique=True)
+    p256dh = models.CharField(max_length=100)
+    auth = models.CharField(max_length=50)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"push subscription {self.pk} of user {self.user_id}"
+
+
+class PushDelivery(models.Model):
+    """One push still to make (an outbox row, written with the message it tells of): the
+    push worker sends it, retries with backoff, and deletes it once done. A stopped worker
+    loses nothing: the rows wait for it."""
+
+    subscription = models.ForeignKey(PushSubscription, on_delete=models.CASCADE, related_name="deliveries")
+    message_id = models.BigIntegerField()
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"push of message {self.message_id} to subscription {self.subscription_id}"
+
+
+class UserPresence(models.Model):
+    """When a user last had an open socket, on any process (stamped by each process's
+    hub sweep): pushes go only to users with no socket open for PUSH_AWAY_SECONDS."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    last_seen = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} seen {self.last_seen:%H:%M:%S}"

@@ -3,6 +3,7 @@ from django.urls import path, re_path
 from accounts import api as accounts_api
 from chat import api as chat_api
 from chat import api_messages as chat_api_messages
+from chat import api_push as chat_api_push
 from chat import api_staff as chat_api_staff
 from core.api import api_not_found
 from projects import api as projects_api
@@ -27,6 +28,8 @@ urlpatterns = [
     path("messages/<int:message_id>/reactions/<str:emoji>/", chat_api_messages.ReactionView.as_view()),
     path("unread/", chat_api.UnreadView.as_view()),
     path("mentions/", chat_api.MentionListView.as_view()),
+    path("push/key/", chat_api_push.PushKeyView.as_view()),
+    path("push/subscriptions/", chat_api_push.PushSubscriptionsView.as_view()),
     path("dm/<str:username>/", chat_api.DirectMessageView.as_view()),
     path("projects/", projects_api.ProjectListView.as_view()),
     path("projects/<str:slug>/chat/", projects_api.ProjectChatView.as_view()),

@@ -12,6 +12,7 @@ from chat.formatting import render
 from chat.models import Membership, Message, Room
 from chat.services.changes import announce, clean_client_id, erase, lock_room, take_numbers
 from chat.services.mentions import mentions_for, store_mentions
+from chat.services.push import enqueue_for_message
 from core.errors import InvalidInput, NotAllowed, NotFound, RateLimited, RecallWindowPassed, TooLarge
 from core.ratelimit import check_send_rate
 from core.validation import clean_text, require_user
@@ -61,6 +62,7 @@ def message_send(
                 mentions=[user.username for user in mentioned], mentions_all=mentions_all,
             )
             store_mentions(message, mentioned)
+            enqueue_for_message(room, message)
             message.reaction_list = []  # a new message has none: spares the serializer a query
             Membership.objects.filter(room=room, user=sender, last_read_seq__lt=seq).update(last_read_seq=seq)
             announce(room, message)
