@@ -6,27 +6,36 @@ started on the ASGI lifespan startup. Pushes left when it stops wait in the data
 import logging
 import threading
 
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 
 log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 1.0
+# After a failed step (the database away or not migrated yet): wait longer, say it once.
+FAILED_SECONDS = 5.0
 
 
 def run(stop: threading.Event, *, idle: float = IDLE_SECONDS) -> None:
     from chat.services.push import push_due
 
+    failing = False
     while not stop.is_set():
-        handled = 0
+        handled, failed = 0, False
         try:
             close_old_connections()
             handled = push_due()
+        except DatabaseError as error:
+            failed = True
+            if not failing:
+                log.warning("push worker: database unavailable (%s); pending pushes wait", error)
         except Exception:
+            failed = True
             log.exception("push worker step failed")
         finally:
             close_old_connections()
+        failing = failed
         if not handled:
-            stop.wait(idle)
+            stop.wait(FAILED_SECONDS if failed else idle)
 
 
 _embedded: tuple[threading.Thread, threading.Event] | None = None
