@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 EXCERPT_CHARS = 120
 MAX_ATTEMPTS = 12
 BATCH = 50
+# A claimed row is left alone this long: a worker killed while sending leaves it to be
+# sent again (at least once) after this.
+CLAIM_SECONDS = 15
 
 
 def _clean_endpoint(endpoint) -> str:
@@ -189,8 +192,8 @@ def push_due(*, limit: int = BATCH, send=None) -> int:
         )
         if not due:
             return 0
-        # Claimed: another worker will not take them for a while.
-        PushDelivery.objects.filter(pk__in=[d.pk for d in due]).update(next_attempt_at=now + timedelta(seconds=60))
+        # Claimed: another worker will not take them for CLAIM_SECONDS.
+        PushDelivery.objects.filter(pk__in=[d.pk for d in due]).update(next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS))
     present = _present({d.subscription.user_id for d in due})
     key = webpush.vapid_private_key()
     for delivery in due:

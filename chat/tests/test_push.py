@@ -28,12 +28,17 @@ class PushService:
     def __init__(self):
         self.received: list[dict] = []
         self.status = 201
+        self.stall = threading.Event()  # set: hold each answer until it is cleared
+        self.stall.clear()
+        self.released = threading.Event()
         service = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 service.received.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                if service.stall.is_set():
+                    service.released.wait(30)
                 self.send_response(service.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -49,6 +54,7 @@ class PushService:
         return f"http://127.0.0.1:{self.server.server_address[1]}/push/{name}"
 
     def close(self):
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 
