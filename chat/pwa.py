@@ -21,7 +21,7 @@ SHELL = (
     "chat/lock.svg",
     *(f"chat/js/{name}" for name in (
         "common.js", "composer.js", "edits.js", "messages.js", "notify.js", "picker.js", "reactions.js",
-        "replies.js", "room.js", "shell.js", "timeline.js",
+        "push.js", "replies.js", "room.js", "shell.js", "timeline.js",
     )),
     *(f"chat/icons/icon-{size}.png" for size in ICON_SIZES),
 )
