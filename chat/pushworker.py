@@ -6,7 +6,7 @@ started on the ASGI lifespan startup. Pushes left when it stops wait in the data
 import logging
 import threading
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ def run(stop: threading.Event, *, idle: float = IDLE_SECONDS) -> None:
         failing = failed
         if not handled:
             stop.wait(FAILED_SECONDS if failed else idle)
+    connection.close()  # this thread's: the database sees the worker go at once
 
 
 _embedded: tuple[threading.Thread, threading.Event] | None = None
