@@ -2,7 +2,12 @@
 // mentions marked in bubbles, and opening the room at a message (#message-<id>-<seq>, the
 // address notifications open).
 import { api, gettext } from "./common.js";
-import { applySettings } from "./shell.js";
+
+// shell.js (loaded by every page under its own, hashed, address: importing it here would
+// run a second copy) keeps the sidebar: it hears new settings as an event.
+function applySettings(settings) {
+  document.dispatchEvent(new CustomEvent("parley:room-settings", { detail: settings }));
+}
 
 const FOREVER = "2100-01-01T00:00:00+00:00";
 

@@ -180,13 +180,13 @@ function paintBadges(slug) {
   const { count, mentions } = counts.get(slug) || { count: 0, mentions: 0 };
   const hush = quiet(slug);
   for (const link of roomLinks(slug)) {
-    const badge = link.querySelector(".badge:not(.badge-mention)");
+    const badge = link.querySelector(".badge");
     if (badge) {
       badge.dataset.count = String(count);
       badge.textContent = count > 99 ? "99+" : String(count);
       badge.hidden = count <= 0 || hush;
     }
-    const mention = link.querySelector(".badge-mention");
+    const mention = link.querySelector(".mention-badge");
     if (mention) {
       mention.dataset.count = String(mentions);
       mention.textContent = `@${mentions > 99 ? "99+" : mentions}`;
@@ -222,9 +222,11 @@ export function applySettings(settings) {
   paintTitle();
 }
 
+document.addEventListener("parley:room-settings", (event) => applySettings(event.detail));
+
 for (const link of document.querySelectorAll(".room-link[data-notify]")) {
-  const badge = link.querySelector(".badge:not(.badge-mention)");
-  const mention = link.querySelector(".badge-mention");
+  const badge = link.querySelector(".badge");
+  const mention = link.querySelector(".mention-badge");
   counts.set(link.dataset.room, { count: Number(badge ? badge.dataset.count : 0) || 0, mentions: Number(mention ? mention.dataset.count : 0) || 0 });
   paintBadges(link.dataset.room);
 }
@@ -235,7 +237,7 @@ function roomItem(room) {
     ? avatar(room.peer, "sm")
     : h("span", { class: "room-icon", "aria-hidden": "true" }, room.kind === "private" ? h("img", { src: body.dataset.lockIcon, alt: "" }) : "#");
   const badge = h("span", { class: "badge", "aria-label": gettext("unread messages"), hidden: true, dataset: { count: "0" } }, "0");
-  const mention = h("span", { class: "badge badge-mention", "aria-label": gettext("unread mentions"), hidden: true, dataset: { count: "0" } }, "@0");
+  const mention = h("span", { class: "mention-badge", "aria-label": gettext("unread mentions"), hidden: true, dataset: { count: "0" } }, "@0");
   const dataset = { room: room.slug, kind: room.kind };
   if (room.member) Object.assign(dataset, { notify: room.kind === "dm" || room.kind === "project" ? "all" : "mentions", mutedUntil: "" });
   const link = h(
