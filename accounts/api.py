@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.signals import user_logged_in
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
@@ -11,7 +11,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import services
+from accounts import search, services
 from chat.serializers import user_to_dict
 from core.errors import InvalidImage, InvalidInput, TooLarge
 
@@ -112,3 +112,18 @@ class MeView(APIView):
     def delete(self, request):
         services.account_delete(user=request.user, password=request.data.get("password"))
         return Response(status=204)
+
+class UserSearchView(APIView):
+    """People by the start of their username, display name or its pinyin (SPEC §6.2)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("q", str, required=True, description="1-80 characters: zs and zhangsan find 张三.")],
+        responses={200: inline_serializer("UserList", {"username": serializers.CharField(), "display_name": serializers.CharField(), "avatar": serializers.CharField(allow_null=True)}, many=True)},
+    )
+    def get(self, request):
+        q = request.query_params.get("q", "")
+        if not q.strip() or len(q) > 80 or "\x00" in q:
+            raise InvalidInput("q must be 1-80 characters.")
+        return Response([user_to_dict(user) for user in search.users_matching(q)])

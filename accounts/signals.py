@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import Signal, receiver
 
+from accounts import search
 from accounts.models import Profile
 
 credentials_changed = Signal()
@@ -19,6 +20,15 @@ credentials_changed = Signal()
 def create_profile(sender, instance, created, raw=False, **kwargs):
     if created and not raw:
         Profile.objects.get_or_create(user=instance)
+    if not raw:
+        search.refresh_keys(instance)
+
+
+@receiver(post_save, sender=Profile)
+def profile_search_keys(sender, instance, raw=False, **kwargs):
+    """A new display name is found by at once (accounts.search)."""
+    if not raw:
+        search.refresh_keys(instance.user)
 
 
 @receiver(pre_save, sender=settings.AUTH_USER_MODEL)

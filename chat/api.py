@@ -52,6 +52,8 @@ _MESSAGE_FIELDS = (
         "edited_at": serializers.DateTimeField(allow_null=True),
         "reply_to": ReplyToOut,
         "reactions": ReactionsOut,
+        "mentions": serializers.ListField(child=serializers.CharField(), help_text="Usernames the message mentions."),
+        "mentions_all": serializers.BooleanField(help_text="It mentions every member (@all / @room)."),
         "message": serializers.CharField(),
         "user": serializers.CharField(allow_null=True),
         "timestamp": serializers.DateTimeField(),
@@ -67,6 +69,7 @@ _ROOM_FIELDS = (
         "rev": serializers.IntegerField(),
         "last_seq": serializers.IntegerField(),
         "unread_count": serializers.IntegerField(),
+        "mention_count": serializers.IntegerField(help_text="Unread messages that mention the user."),
         "member": serializers.BooleanField(),
         "role": serializers.CharField(allow_null=True),
         "peer": serializers.DictField(allow_null=True),
@@ -127,10 +130,13 @@ def _reply_to(request):
     return value
 
 
-def _room_row(room, membership, unread_count: int, *, peer=None) -> dict:
+def _room_row(room, membership, unread_count: int, *, mention_count: int | None = None, peer=None) -> dict:
+    if mention_count is None:  # memberships_with_unread annotates it
+        mention_count = getattr(membership, "mention_count", 0)
     return {
         **room_to_dict(room),
         "unread_count": unread_count,
+        "mention_count": mention_count,
         "member": membership is not None,
         "role": membership.role if membership else None,
         # dm and project rooms: the other person, so a client can show who it is with.
@@ -190,9 +196,9 @@ class RoomDetailView(APIView):
             {**user_to_dict(m.user), "role": m.role} for m in selectors.room_members(room=room)
         ]
         membership = selectors.membership_get(user=request.user, room=room)
-        unread = selectors.unread_count(user=request.user, room=room) if membership else 0
+        unread, mentions = selectors.membership_counted(user=request.user, room=room)
         peer = selectors.room_peers(user=request.user, rooms=[room]).get(room.id)
-        return Response({**_room_row(room, membership, unread, peer=peer), "members": members})
+        return Response({**_room_row(room, membership, unread, mention_count=mentions, peer=peer), "members": members})
 
 
 class RoomJoinView(APIView):
@@ -202,7 +208,8 @@ class RoomJoinView(APIView):
     def post(self, request, slug):
         room = selectors.room_get_for_user(user=request.user, slug=slug)
         membership = services.room_join(user=request.user, room=room)
-        return Response(_room_row(room, membership, selectors.unread_count(user=request.user, room=room)))
+        unread, mentions = selectors.membership_counted(user=request.user, room=room)
+        return Response(_room_row(room, membership, unread, mention_count=mentions))
 
 
 class RoomLeaveView(APIView):
@@ -358,6 +365,67 @@ class UnreadView(APIView):
         return Response(selectors.unread_counts(user=request.user))
 
 
+RoomSettingsOut = inline_serializer(
+    "RoomSettings",
+    {
+        "room": serializers.CharField(),
+        "notify": serializers.ChoiceField(choices=["all", "mentions", "none"]),
+        "muted_until": serializers.DateTimeField(allow_null=True),
+    },
+)
+RoomSettingsIn = inline_serializer(
+    "RoomSettingsUpdate",
+    {
+        "notify": serializers.ChoiceField(choices=["all", "mentions", "none"], required=False),
+        "muted_until": serializers.DateTimeField(allow_null=True, required=False, help_text="ISO 8601; null unmutes."),
+    },
+)
+
+
+class RoomSettingsView(APIView):
+    """The user's notification settings for one of their rooms (SPEC §6.2)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: RoomSettingsOut})
+    def get(self, request, slug):
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        return Response(selectors.room_settings(user=request.user, room=room))
+
+    @extend_schema(request=RoomSettingsIn, responses={200: RoomSettingsOut})
+    def put(self, request, slug):
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        if not isinstance(request.data, dict):
+            raise InvalidInput("Send a JSON object.")
+        return Response(
+            services.room_settings_update(
+                user=request.user,
+                room=room,
+                notify=request.data.get("notify"),
+                muted_until=request.data.get("muted_until", ...),
+            )
+        )
+
+
+class MentionListView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("limit", int, description="Page size, 1-200 (default 50)."),
+            OpenApiParameter("before", int, description="Only messages with a lower id (the last one of the previous page)."),
+        ],
+        responses={200: MessageListOut},
+    )
+    def get(self, request):
+        messages = selectors.unread_mentions(
+            user=request.user,
+            before=_int_param(request, "before", low=1, high=MAX_INTEGER),
+            limit=_int_param(request, "limit", default=selectors.MENTIONS_PAGE, low=1, high=selectors.MENTIONS_MAX_PAGE),
+        )
+        return Response([message_to_dict(m) for m in messages])
+
+
 class DirectMessageView(APIView):
     permission_classes = [IsAuthenticated]
 
@@ -366,8 +434,10 @@ class DirectMessageView(APIView):
         room, created = services.dm_get_or_create(user=request.user, other_username=username)
         membership = selectors.membership_get(user=request.user, room=room)
         peer = selectors.room_peers(user=request.user, rooms=[room]).get(room.id)
-        unread = selectors.unread_count(user=request.user, room=room)
-        return Response(_room_row(room, membership, unread, peer=peer), status=201 if created else 200)
+        unread, mentions = selectors.membership_counted(user=request.user, room=room)
+        return Response(
+            _room_row(room, membership, unread, mention_count=mentions, peer=peer), status=201 if created else 200
+        )
 
 
 # Uploads, presets, the announcement -----------------------------------------------------

@@ -141,6 +141,8 @@ class UserConsumer(ParleyConsumer):
         delta = selectors.unread_change(meta, user_id=self.user_id, last_read_seq=state.last_read)
         if delta:
             state.count = max(0, state.count + delta)
+            if selectors.mentioned(meta, username=self.username):
+                state.mentions = max(0, state.mentions + delta)
             self._send_count(state)
 
     def _recount_soon(self, room_id: int) -> None:

@@ -99,7 +99,8 @@ def room_change(
     sockets close before it is sent. `from_database` marks changes a receiver rebuilt while
     filling a gap: those describe the message's state now, not what happened (an edited
     message comes back as a `message` frame), so a receiver recounts from the database
-    rather than counting them (docs/realtime-protocol.md, "Replays"). A change that
+    rather than counting them (docs/realtime-protocol.md, "Replays"). `mentions` and
+    `mentions_all` say whom the message mentions (selectors.mention_change). A change that
     switched the room's kind carries `public`; one that made it members-only also `keep`,
     the members: everyone else's sockets close before it is sent.
     """
@@ -118,6 +119,8 @@ def room_change(
             "created": not removed and update is None,
             "was_live": was_live,
             "from_database": from_database,
+            "mentions": message.mentions,
+            "mentions_all": message.mentions_all,
         },
         "revoke": list(revoke),
     }

@@ -190,6 +190,15 @@ _room_access = database_sync_to_async(selectors.room_access)
 _credentials_valid = database_sync_to_async(account_selectors.credentials_valid)
 
 
+def _presence_stamp_sync(user_ids) -> None:
+    from chat.services.push import presence_stamp
+
+    presence_stamp(user_ids)
+
+
+_presence_stamp = database_sync_to_async(_presence_stamp_sync)
+
+
 class Hub:
     def __init__(self):
         self.layer = get_channel_layer()
@@ -335,6 +344,7 @@ class Hub:
     async def sweep(self) -> None:
         # First: heartbeats are the time-critical part (chat/presence.py).
         await presence.sweep(self)
+        await self.stamp_users()
         for group in list(self.topics):
             await self.layer.group_add(group, self.channel)
         streams = [s for s in self.rooms.values() if s.ready.is_set()]
@@ -353,6 +363,16 @@ class Hub:
                     self.spawn(stream.fill())
             await self.check_access(streams, states=states)
         await self.check_credentials({s for members in self.topics.values() for s in members})
+
+    async def stamp_users(self) -> None:
+        """Tell every process (the database) which users have a socket open here: Web Push
+        goes only to users with none anywhere (chat.services.push)."""
+        user_ids = {s.user_id for members in self.topics.values() for s in members if s.user_id}
+        if user_ids:
+            try:
+                await _presence_stamp(user_ids)
+            except Exception:
+                log.exception("stamping user presence failed")
 
     async def check_access(
         self, streams: list[RoomStream], *, states: dict[int, selectors.RoomState] | None = None

@@ -54,6 +54,11 @@ class Room(models.Model):
 
 
 class Membership(models.Model):
+    class Notify(models.TextChoices):
+        ALL = "all"
+        MENTIONS = "mentions"
+        NONE = "none"
+
     class Role(models.TextChoices):
         OWNER = "owner"
         ADMIN = "admin"
@@ -64,6 +69,10 @@ class Membership(models.Model):
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     last_read_seq = models.PositiveBigIntegerField(default=0)
     joined_at = models.DateTimeField(auto_now_add=True)
+    # The member's notification settings for the room (SPEC §6.2): blank `notify` means the
+    # room kind's default (selectors.room_settings); a `muted_until` in the future mutes it.
+    notify = models.CharField(max_length=10, blank=True, default="")
+    muted_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "room"], name="membership_user_room_unique")]
@@ -115,6 +124,10 @@ class Message(models.Model):
     # shown instead of the sender's profile. The icon is a URL the server never fetches.
     sender_name = models.CharField(max_length=80, blank=True, default="")
     sender_icon = models.URLField(max_length=500, blank=True, default="")
+    # Who the message mentions (SPEC §6.2), decided when it is sent: the usernames named
+    # with @ that may read the room, and whether it said @all / @room (every member).
+    mentions = models.JSONField(default=list, blank=True)
+    mentions_all = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["seq"]
@@ -128,6 +141,21 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} in {self.room_id}"
+
+
+class Mention(models.Model):
+    """One user named with @ in one message: what mention counts and GET /api/mentions/
+    look up by index. @all is the message's `mentions_all`, not a row per member."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mention_rows")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "user"], name="mention_message_user_unique")]
+        indexes = [models.Index(fields=["user", "message"], name="mention_user_message")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} in message {self.message_id}"
 
 
 class MessageVersion(models.Model):
@@ -268,3 +296,58 @@ class ImportRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.kind} {self.key} → {self.object_id}"
+class PushKey(models.Model):
+    """The server's VAPID key pair (row pk=1), made once unless PARLEY_VAPID_PRIVATE_KEY
+    gives one: every process and host signs with the same key (chat/webpush.py)."""
+
+    SINGLETON_ID = 1
+
+    private_pem = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return "VAPID key"
+
+
+class PushSubscription(models.Model):
+    """A browser's Web Push subscription (RFC 8030): where to push and the keys to encrypt
+    with (RFC 8291). The last success and the last error show whether it still works."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="push_subscriptions")
+    endpoint = models.URLField(max_length=1000, unique=True)
+    p256dh = models.CharField(max_length=100)
+    auth = models.CharField(max_length=50)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"push subscription {self.pk} of user {self.user_id}"
+
+
+class PushDelivery(models.Model):
+    """One push still to make (an outbox row, written with the message it tells of): the
+    push worker sends it, retries with backoff, and deletes it once done. A stopped worker
+    loses nothing: the rows wait for it."""
+
+    subscription = models.ForeignKey(PushSubscription, on_delete=models.CASCADE, related_name="deliveries")
+    message_id = models.BigIntegerField()
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"push of message {self.message_id} to subscription {self.subscription_id}"
+
+
+class UserPresence(models.Model):
+    """When a user last had an open socket, on any process (stamped by each process's
+    hub sweep): pushes go only to users with no socket open for PUSH_AWAY_SECONDS."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    last_seen = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} seen {self.last_seen:%H:%M:%S}"

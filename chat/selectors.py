@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from chat.models import Announcement, Membership, Message, Preset, Reaction, Room
+from chat.models import Announcement, Membership, Mention, Message, Preset, Reaction, Room
 from core.errors import AuthRequired, InvalidInput, NotAllowed, NotFound
 
 HISTORY_PAGE = 50
@@ -79,7 +79,7 @@ UNREAD_RULE = (
 
 
 def _unread_messages(user) -> QuerySet[Message]:
-    """UNREAD_RULE for the membership row of the outer query, counted per room."""
+    """UNREAD_RULE for the membership row of the outer query."""
     messages = Message.objects.filter(room_id=OuterRef("room_id"))
     bound = {READER: user.id, READ_MARKER: OuterRef("last_read_seq")}
     for field, test, value in UNREAD_RULE:
@@ -90,7 +90,17 @@ def _unread_messages(user) -> QuerySet[Message]:
             messages = messages.exclude(**{field: value})
         else:
             messages = messages.filter(**{f"{field}__gt": value})
-    return messages.order_by().values("room_id").annotate(count=Count("pk")).values("count")
+    return messages
+
+
+def _mentioning(messages: QuerySet[Message], user) -> QuerySet[Message]:
+    """Those of `messages` that mention `user`: by name, or @all / @room."""
+    return messages.filter(Q(mentions_all=True) | Exists(Mention.objects.filter(message=OuterRef("pk"), user=user)))
+
+
+def _counted(messages: QuerySet[Message]) -> Subquery:
+    counts = messages.order_by().values("room_id").annotate(count=Count("pk")).values("count")
+    return Coalesce(Subquery(counts, output_field=IntegerField()), 0)
 
 
 def message_counts_as_unread(fields: dict, *, user_id: int, last_read_seq: int) -> bool:
@@ -106,6 +116,11 @@ def message_counts_as_unread(fields: dict, *, user_id: int, last_read_seq: int) 
     return True
 
 
+def mentioned(meta: dict, *, username: str | None) -> bool:
+    """Does the change's message (an event's `meta`) mention `username`?"""
+    return bool(meta.get("mentions_all")) or (username is not None and username in meta.get("mentions", ()))
+
+
 def unread_change(meta: dict, *, user_id: int, last_read_seq: int) -> int:
     """How one room change moves a member's unread count: +1 for a new message that counts,
     -1 for a recall or deletion that takes away one that counted, else 0. `meta` is the
@@ -118,7 +133,8 @@ def unread_change(meta: dict, *, user_id: int, last_read_seq: int) -> int:
 
 
 def memberships_with_unread(*, user) -> QuerySet[Membership]:
-    """The user's memberships with `unread_count`, in one query.
+    """The user's memberships with `unread_count` and `mention_count` (the unread
+    messages that mention them), in one query.
 
     Each membership counts its room's messages in a grouped subquery that walks the
     (room, seq) unique index from the read marker: only unread rows are read, and no
@@ -128,7 +144,10 @@ def memberships_with_unread(*, user) -> QuerySet[Membership]:
     return (
         Membership.objects.filter(user=user)
         .select_related("room")
-        .annotate(unread_count=Coalesce(Subquery(_unread_messages(user), output_field=IntegerField()), 0))
+        .annotate(
+            unread_count=_counted(_unread_messages(user)),
+            mention_count=_counted(_mentioning(_unread_messages(user), user)),
+        )
     )
 
 
@@ -136,9 +155,43 @@ def unread_counts(*, user) -> dict[str, int]:
     return {m.room.slug: m.unread_count for m in memberships_with_unread(user=user)}
 
 
+def mention_counts(*, user) -> dict[str, int]:
+    return {m.room.slug: m.mention_count for m in memberships_with_unread(user=user)}
+
+
+MENTIONS_PAGE = 50
+MENTIONS_MAX_PAGE = 200
+
+
+def unread_mentions(*, user, before: int | None = None, limit: int = MENTIONS_PAGE) -> list[Message]:
+    """The user's unread mentions (UNREAD_RULE in the rooms they are members of, messages
+    that mention them), newest first; `before`: only messages with a lower id."""
+    if not _is_user(user):
+        return []
+    after_marker = Membership.objects.filter(user=user, room_id=OuterRef("room_id"), last_read_seq__lt=OuterRef("seq"))
+    messages = (
+        Message.objects.filter(recalled=False, deleted=False)
+        .exclude(kind=Message.Kind.SYSTEM)
+        .exclude(sender_id=user.id)
+        .filter(Exists(after_marker))
+    )
+    messages = _mentioning(messages, user)
+    if before is not None:
+        messages = messages.filter(pk__lt=before)
+    limit = max(1, min(limit, MENTIONS_MAX_PAGE))
+    return list(with_details(messages.select_related("room")).order_by("-pk")[:limit])
+
+
 def unread_count(*, user, room: Room) -> int:
+    return membership_counted(user=user, room=room)[0]
+
+
+def membership_counted(*, user, room: Room) -> tuple[int, int]:
+    """The user's (unread count, unread mention count) in `room`; (0, 0) for a non-member."""
+    if not _is_user(user):
+        return 0, 0
     membership = memberships_with_unread(user=user).filter(room=room).first()
-    return membership.unread_count if membership else 0
+    return (membership.unread_count, membership.mention_count) if membership else (0, 0)
 
 
 ROOM_PAGE = 200
@@ -188,6 +241,28 @@ def rooms_to_discover(*, user, q: str | None = None, limit: int = DISCOVER_ROOMS
     if _is_user(user):
         rooms = rooms.exclude(pk__in=Membership.objects.filter(user=user).values("room_id"))
     return list(_matching(rooms, q).order_by("-last_activity_at", "slug")[:limit])
+
+
+def notify_default(kind: str) -> str:
+    """Two-person conversations tell everything; other rooms only mentions."""
+    return Membership.Notify.ALL if kind in (Room.Kind.DM, Room.Kind.PROJECT) else Membership.Notify.MENTIONS
+
+
+def settings_of(membership: Membership, room: Room) -> dict:
+    """A member's settings for a room as REST shows them (the default filled in)."""
+    return {
+        "room": room.slug,
+        "notify": membership.notify or notify_default(room.kind),
+        "muted_until": membership.muted_until.isoformat() if membership.muted_until else None,
+    }
+
+
+def room_settings(*, user, room: Room) -> dict:
+    """The user's notification settings for `room`; InvalidInput for a reader who is no member."""
+    membership = membership_get(user=user, room=room)
+    if membership is None:
+        raise InvalidInput("Join the room to keep settings for it.")
+    return settings_of(membership, room)
 
 
 def room_members(*, room: Room) -> QuerySet[Membership]:
@@ -430,7 +505,7 @@ class UnreadRow:
     last_seq: int
     last_read_seq: int
     count: int
-    mentions: int = 0  # mentions are not counted yet (SPEC §6.2)
+    mentions: int = 0
 
 
 def unread_rows(*, user, room_id: int | None = None) -> list[UnreadRow]:
@@ -442,7 +517,9 @@ def unread_rows(*, user, room_id: int | None = None) -> list[UnreadRow]:
         rows = rows.filter(room_id=room_id)
     return [
         UnreadRow(*row)
-        for row in rows.values_list("room_id", "room__slug", "room__rev", "room__last_seq", "last_read_seq", "unread_count")
+        for row in rows.values_list(
+            "room_id", "room__slug", "room__rev", "room__last_seq", "last_read_seq", "unread_count", "mention_count"
+        )
     ]
 
 

@@ -60,6 +60,8 @@ def message_to_dict(message: Message, *, room_slug: str | None = None) -> dict:
         "edited_at": message.edited_at.isoformat() if message.edited_at and not hidden else None,
         "reply_to": None if hidden else reply_to_dict(message),
         "reactions": [] if hidden else message_reactions(message),
+        "mentions": [] if hidden else list(message.mentions),
+        "mentions_all": False if hidden else message.mentions_all,
         "message": body,
         "user": sender["username"] if sender else None,
         "timestamp": created_at,

@@ -50,6 +50,9 @@ def sidebar_context(*, user, active=None, q: str = "") -> dict:
                 "label": _shown_name(peer) if peer is not None else room.name,
                 "peer": peer,
                 "unread": membership.unread_count,
+                "mentions": membership.mention_count,
+                "notify": membership.notify or selectors.notify_default(room.kind),
+                "muted_until": membership.muted_until.isoformat() if membership.muted_until else "",
                 "member": True,
                 "active": room.slug == active_slug,
             }

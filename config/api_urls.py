@@ -4,6 +4,7 @@ from accounts import api as accounts_api
 from chat import api as chat_api
 from chat import api_integrations as chat_api_integrations
 from chat import api_messages as chat_api_messages
+from chat import api_push as chat_api_push
 from chat import api_search as chat_api_search
 from chat import api_staff as chat_api_staff
 from core.api import api_not_found
@@ -14,6 +15,7 @@ urlpatterns = [
     path("auth/token/", accounts_api.TokenView.as_view()),
     path("me/", accounts_api.MeView.as_view()),
     path("me/export/", chat_api_integrations.MeExportView.as_view()),
+    path("users/", accounts_api.UserSearchView.as_view()),
     path("rooms/", chat_api.RoomListView.as_view()),
     path("rooms/<str:slug>/", chat_api.RoomDetailView.as_view()),
     path("rooms/<str:slug>/join/", chat_api.RoomJoinView.as_view()),
@@ -25,12 +27,16 @@ urlpatterns = [
     path("rooms/<str:slug>/webhooks/", chat_api_integrations.WebhookListView.as_view()),
     path("rooms/<str:slug>/webhooks/<int:webhook_id>/", chat_api_integrations.WebhookView.as_view()),
     path("rooms/<str:slug>/read/", chat_api.RoomReadView.as_view()),
+    path("rooms/<str:slug>/settings/", chat_api.RoomSettingsView.as_view()),
     path("messages/<int:message_id>/", chat_api.MessageView.as_view()),
     path("messages/<int:message_id>/recall/", chat_api.MessageRecallView.as_view()),
     path("messages/<int:message_id>/history/", chat_api_messages.MessageHistoryView.as_view()),
     path("messages/<int:message_id>/reactions/<str:emoji>/", chat_api_messages.ReactionView.as_view()),
     path("search/", chat_api_search.SearchView.as_view()),
     path("unread/", chat_api.UnreadView.as_view()),
+    path("mentions/", chat_api.MentionListView.as_view()),
+    path("push/key/", chat_api_push.PushKeyView.as_view()),
+    path("push/subscriptions/", chat_api_push.PushSubscriptionsView.as_view()),
     path("dm/<str:username>/", chat_api.DirectMessageView.as_view()),
     path("projects/", projects_api.ProjectListView.as_view()),
     path("projects/<str:slug>/chat/", projects_api.ProjectChatView.as_view()),

@@ -18,9 +18,30 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from core.websocket import websocket_stack  # noqa: E402
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),
     }
 )
+
+
+async def application(scope, receive, send):
+    """The router, plus the lifespan: with PARLEY_PUSH_WORKER_EMBEDDED the push worker
+    (chat/pushworker.py) runs inside this process from startup to shutdown."""
+    if scope["type"] != "lifespan":
+        return await router(scope, receive, send)
+    from django.conf import settings
+
+    from chat import pushworker
+
+    while True:
+        event = await receive()
+        if event["type"] == "lifespan.startup":
+            if settings.PARLEY_PUSH_WORKER_EMBEDDED:
+                pushworker.start_embedded()
+            await send({"type": "lifespan.startup.complete"})
+        elif event["type"] == "lifespan.shutdown":
+            pushworker.stop_embedded()
+            await send({"type": "lifespan.shutdown.complete"})
+            return

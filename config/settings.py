@@ -344,6 +344,18 @@ PARLEY_ROOM_CREATE_PER_HOUR = _positive("PARLEY_ROOM_CREATE_PER_HOUR", 20)
 PARLEY_ROOM_JOIN_PER_HOUR = _positive("PARLEY_ROOM_JOIN_PER_HOUR", 120)
 # Searches per user (or anonymous address) per minute, a minute's worth at once (chat/api_search.py).
 PARLEY_SEARCH_PER_MINUTE = _positive("PARLEY_SEARCH_PER_MINUTE", 30)
+# Web Push (chat/webpush.py, chat/services/push.py): the VAPID key (empty: made once and
+# kept in the database), the contact sent with it, whether plain-http or private push
+# endpoints are accepted (tests' local push service), whether pushes carry message text,
+# how long a user must have had no open socket to be pushed to, and whether the push
+# worker runs inside the server process (the embedded default; `manage.py push_worker`
+# runs it on its own).
+PARLEY_VAPID_PRIVATE_KEY = env.str("PARLEY_VAPID_PRIVATE_KEY", default="")
+PARLEY_PUSH_SUBJECT = env.str("PARLEY_PUSH_SUBJECT", default="mailto:admin@localhost")
+PARLEY_PUSH_ALLOW_INSECURE = _setting("PARLEY_PUSH_ALLOW_INSECURE", False)
+PARLEY_PUSH_PREVIEW = _setting("PARLEY_PUSH_PREVIEW", True)
+PARLEY_PUSH_AWAY_SECONDS = _setting("PARLEY_PUSH_AWAY_SECONDS", 30.0)
+PARLEY_PUSH_WORKER_EMBEDDED = _setting("PARLEY_PUSH_WORKER_EMBEDDED", True)
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_UPLOAD_MAX_BYTES + 1_048_576
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

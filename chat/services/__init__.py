@@ -21,6 +21,7 @@ from chat.services.rooms import (
     room_leave,
     room_mark_read,
     room_remove_member,
+    room_settings_update,
     room_update,
 )
 from chat.services.webhooks import webhook_create, webhook_list, webhook_post, webhook_revoke
@@ -45,6 +46,7 @@ __all__ = [
     "room_mark_read",
     "room_purge",
     "room_remove_member",
+    "room_settings_update",
     "room_update",
     "rooms_with_retention",
     "webhook_create",

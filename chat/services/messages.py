@@ -11,6 +11,8 @@ from chat import search, selectors
 from chat.formatting import render
 from chat.models import Membership, Message, Room
 from chat.services.changes import announce, clean_client_id, erase, lock_room, take_numbers
+from chat.services.mentions import mentions_for, store_mentions
+from chat.services.push import enqueue_for_message
 from core.errors import InvalidInput, NotAllowed, NotFound, RateLimited, RecallWindowPassed, TooLarge
 from core.ratelimit import check_send_rate
 from core.validation import clean_text, require_user
@@ -27,7 +29,8 @@ def message_send(
     `client_id` this sender already used returns the first message unchanged, whatever the body now says: retries after a dropped connection
     are safe, concurrent ones included. Raises AuthRequired for anonymous senders,
     NotFound when the sender may not read the room, InvalidInput/TooLarge for bad input,
-    RateLimited past the sender's allowance (nothing is stored); `allowance_taken`: the
+    RateLimited past the sender's allowance (nothing is stored), NotAllowed for @all /
+    @room from a sender who may not mention everyone (chat.services.mentions); `allowance_taken`: the
     caller already called take_send_allowance for this message (image sends, which check
     before decoding).
     Sending moves the sender's own read marker to the new message. `sender_name` and
@@ -41,6 +44,7 @@ def message_send(
     if not selectors.room_may_read(user=sender, room=room):
         raise NotFound("No such room.")
     original = reply_target(room=room, reply_to=reply_to)
+    mentioned, mentions_all = mentions_for(sender=sender, room=room, body=body)
     if not allowance_taken:
         existing = take_send_allowance(sender, client_id)
         if existing is not None:
@@ -56,7 +60,10 @@ def message_send(
             message = Message.objects.create(
                 room=room, seq=seq, rev=rev, sender=sender, kind=kind, body=body, html=render(body), image=image,
                 client_id=client_id or "", reply_to=original, sender_name=sender_name, sender_icon=sender_icon,
+                mentions=[user.username for user in mentioned], mentions_all=mentions_all,
             )
+            store_mentions(message, mentioned)
+            enqueue_for_message(room, message)
             message.reaction_list = []  # a new message has none: spares the serializer a query
             search.index_message(message, new=True)
             Membership.objects.filter(room=room, user=sender, last_read_seq__lt=seq).update(last_read_seq=seq)

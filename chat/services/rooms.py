@@ -1,9 +1,13 @@
 """Rooms and who is in them: create, join, leave, invite, remove, the read marker."""
 
+from datetime import UTC
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.validators import RegexValidator
 from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from chat import events, selectors
 from chat.models import SLUG_PATTERN, Membership, Message, Room
@@ -243,3 +247,43 @@ def room_mark_read(*, user, room: Room, seq) -> int:
             ),
         )
     return row.count
+
+
+def room_settings_update(*, user, room: Room, notify=None, muted_until=...) -> dict:
+    """Change the user's notification settings for `room` (a member's): `notify` one of
+    all / mentions / none (None: unchanged), `muted_until` an ISO 8601 time or None to
+    unmute (left out: unchanged). A time without a zone is UTC. Bad values are
+    InvalidInput and change nothing. Returns the settings as now (selectors.room_settings)."""
+    require_user(user)
+    membership = selectors.membership_get(user=user, room=room)
+    if membership is None:
+        raise InvalidInput("Join the room to keep settings for it.")
+    fields = {}
+    if notify is not None:
+        if notify not in Membership.Notify.values:
+            raise InvalidInput("notify must be all, mentions or none.")
+        fields["notify"] = notify
+    if muted_until is not ...:
+        fields["muted_until"] = clean_time(muted_until, field="muted_until")
+    if fields:
+        Membership.objects.filter(pk=membership.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(membership, name, value)
+        settings_now = selectors.settings_of(membership, room)
+        # The user's other tabs follow (their badges and notifications obey the settings).
+        events.publish_on_commit(
+            events.user_group(user.id), events.user_frame({"type": "room.settings", **settings_now})
+        )
+    return selectors.settings_of(membership, room)
+
+
+def clean_time(value, *, field: str):
+    """None, or an ISO 8601 date-time string as an aware datetime (no zone: UTC)."""
+    if value is None:
+        return None
+    parsed = parse_datetime(value) if isinstance(value, str) and len(value) <= 64 else None
+    if parsed is None:
+        raise InvalidInput(f"{field} must be an ISO 8601 date-time or null.")
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, UTC)
+    return parsed

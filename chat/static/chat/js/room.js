@@ -5,6 +5,7 @@
 import { LiveSocket, api, clientId, gettext, h, tf } from "./common.js";
 import { flushPending, initComposer, onAck, onSendError } from "./composer.js";
 import { initEdits, showVersions, startEdit } from "./edits.js";
+import { initMentionAutocomplete, initNotify } from "./notify.js";
 import { initReactions, openPickerFor, toggleReaction } from "./reactions.js";
 import { initReplies, jumpTo, startReply } from "./replies.js";
 import {
@@ -298,7 +299,9 @@ initTimeline(view);
 initEdits(view);
 initReplies(view);
 initReactions(view);
+initNotify(view, jumpTo);
 const textarea = initComposer(view);
+initMentionAutocomplete(textarea);
 const initial = JSON.parse(document.getElementById("initial-messages").textContent);
 for (const message of initial) apply(message, { page: true });
 scrollToEnd();

@@ -158,37 +158,109 @@ if (editorForm) {
 // read marker moved on another tab, a new message here): an `unread` counted over fewer
 // messages than the one shown is older, and dropped (SPEC §3).
 const shownSeq = new Map();
+// slug → {count, mentions}: what the badges and the tab title show.
+const counts = new Map();
+const baseTitle = document.title;
 
-function applyUnread(slug, count, lastSeq) {
+function applyUnread(slug, count, lastSeq, mentions) {
   if (typeof lastSeq === "number") {
     if (lastSeq < (shownSeq.get(slug) ?? -1)) return false;
     shownSeq.set(slug, lastSeq);
   }
-  setUnread(slug, count);
+  setUnread(slug, count, mentions);
   return true;
 }
 
-export function setUnread(slug, count) {
-  for (const link of document.querySelectorAll(`.room-link[data-room="${CSS.escape(slug)}"]`)) {
+function roomLinks(slug) {
+  return document.querySelectorAll(`.room-link[data-room="${CSS.escape(slug)}"]`);
+}
+
+// A room's settings as its sidebar link carries them (SPEC §6.2): muted until a time, and
+// which messages notify. A muted room (or one set to `none`) shows no count badge;
+// mentions still show.
+export function roomSettings(slug) {
+  const link = ownLink(slug);
+  const notify = (link && link.dataset.notify) || "mentions";
+  const until = link ? link.dataset.mutedUntil : "";
+  return { notify, mutedUntil: until || null, muted: Boolean(until) && Date.parse(until) > Date.now() };
+}
+
+function quiet(slug) {
+  const settings = roomSettings(slug);
+  return settings.muted || settings.notify === "none";
+}
+
+function paintBadges(slug) {
+  const { count, mentions } = counts.get(slug) || { count: 0, mentions: 0 };
+  const hush = quiet(slug);
+  for (const link of roomLinks(slug)) {
     const badge = link.querySelector(".badge");
-    if (!badge) continue;
-    badge.dataset.count = String(count);
-    badge.textContent = count > 99 ? "99+" : String(count);
-    badge.hidden = count <= 0;
+    if (badge) {
+      badge.dataset.count = String(count);
+      badge.textContent = count > 99 ? "99+" : String(count);
+      badge.hidden = count <= 0 || hush;
+    }
+    const mention = link.querySelector(".mention-badge");
+    if (mention) {
+      mention.dataset.count = String(mentions);
+      mention.textContent = `@${mentions > 99 ? "99+" : mentions}`;
+      mention.hidden = mentions <= 0;
+    }
+    link.classList.toggle("muted", hush);
   }
 }
+
+// The tab title carries the unread total of the rooms that are not muted.
+function paintTitle() {
+  let total = 0;
+  for (const [slug, { count }] of counts) if (ownLink(slug) && !quiet(slug)) total += count;
+  document.title = total > 0 ? `(${total > 99 ? "99+" : total}) ${baseTitle}` : baseTitle;
+  document.body.dataset.unreadTotal = String(total);
+}
+
+export function setUnread(slug, count, mentions) {
+  const known = counts.get(slug) || { count: 0, mentions: 0 };
+  counts.set(slug, { count, mentions: typeof mentions === "number" ? mentions : count > 0 ? known.mentions : 0 });
+  paintBadges(slug);
+  paintTitle();
+}
+
+// New settings for one of the user's rooms (the settings panel, or another tab).
+export function applySettings(settings) {
+  for (const link of roomLinks(settings.room)) {
+    if (!link.dataset.notify) continue; // not one of the user's own
+    link.dataset.notify = settings.notify;
+    link.dataset.mutedUntil = settings.muted_until || "";
+  }
+  paintBadges(settings.room);
+  paintTitle();
+}
+
+document.addEventListener("parley:room-settings", (event) => applySettings(event.detail));
+
+for (const link of document.querySelectorAll(".room-link[data-notify]")) {
+  const badge = link.querySelector(".badge");
+  const mention = link.querySelector(".mention-badge");
+  counts.set(link.dataset.room, { count: Number(badge ? badge.dataset.count : 0) || 0, mentions: Number(mention ? mention.dataset.count : 0) || 0 });
+  paintBadges(link.dataset.room);
+}
+paintTitle();
 
 function roomItem(room) {
   const icon = room.peer
     ? avatar(room.peer, "sm")
     : h("span", { class: "room-icon", "aria-hidden": "true" }, room.kind === "private" ? h("img", { src: body.dataset.lockIcon, alt: "" }) : "#");
   const badge = h("span", { class: "badge", "aria-label": gettext("unread messages"), hidden: true, dataset: { count: "0" } }, "0");
+  const mention = h("span", { class: "mention-badge", "aria-label": gettext("unread mentions"), hidden: true, dataset: { count: "0" } }, "@0");
+  const dataset = { room: room.slug, kind: room.kind };
+  if (room.member) Object.assign(dataset, { notify: room.kind === "dm" || room.kind === "project" ? "all" : "mentions", mutedUntil: "" });
   const link = h(
     "a",
-    { class: "room-link", href: `/rooms/${encodeURIComponent(room.slug)}/`, dataset: { room: room.slug, kind: room.kind } },
+    { class: "room-link", href: `/rooms/${encodeURIComponent(room.slug)}/`, dataset },
     icon,
     h("span", { class: "room-name" }, room.peer ? room.peer.display_name : room.name),
     badge,
+    mention,
   );
   return h("li", {}, link);
 }
@@ -206,8 +278,9 @@ function addRoomLink(room) {
   if (!list) return;
   const empty = list.querySelector(".nav-empty");
   if (empty) empty.remove();
-  list.append(roomItem(room));
-  if (room.unread_count) applyUnread(room.slug, room.unread_count, room.last_seq);
+  list.append(roomItem({ ...room, member: true }));
+  if (room.unread_count) applyUnread(room.slug, room.unread_count, room.last_seq, room.mention_count || 0);
+  api(`/api/rooms/${encodeURIComponent(room.slug)}/settings/`).then(applySettings, () => {});
 }
 
 // One room, not the whole list: there may be tens of thousands of public rooms.
@@ -264,6 +337,70 @@ if (search && found) {
   });
 }
 
+// Browser notifications -----------------------------------------------------------------
+// While the tab is hidden, a count that grows in a room whose settings ask for it shows a
+// system notification: sender and excerpt fetched over REST (`?after_seq=`); a click
+// opens the room at that message. Permission is asked only from the button.
+
+const lastNotified = new Map(); // slug → seq already looked at
+
+async function notifyGrowth(slug, before, frame) {
+  if (frame.count <= before.count || document.visibilityState !== "hidden") return;
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  const settings = roomSettings(slug);
+  if (settings.notify === "none" || settings.muted) return;
+  const wantsAll = settings.notify === "all";
+  if (!wantsAll && frame.mentions <= before.mentions) return;
+  const after = Math.max(lastNotified.get(slug) ?? 0, frame.last_seq - Math.min(20, frame.count - before.count));
+  lastNotified.set(slug, Math.max(after, frame.last_seq));
+  let messages;
+  try {
+    messages = await api(`/api/rooms/${encodeURIComponent(slug)}/messages/?after_seq=${after}&limit=20`);
+  } catch {
+    return;
+  }
+  const me = body.dataset.user;
+  const wanted = messages.filter((m) => m.kind !== "system" && !m.recalled && (!m.sender || m.sender.username !== me)
+    && (wantsAll || m.mentions_all || (m.mentions || []).includes(me)));
+  const message = wanted[wanted.length - 1];
+  if (message) showNotification(message);
+}
+
+function excerpt(message) {
+  if (message.body) return message.body.length > 120 ? `${message.body.slice(0, 119)}…` : message.body;
+  return message.image ? gettext("Image") : "";
+}
+
+export function messageUrl(message) {
+  return `/rooms/${encodeURIComponent(message.room)}/#message-${message.id}-${message.seq}`;
+}
+
+function showNotification(message) {
+  const link = ownLink(message.room);
+  const roomName = link ? link.querySelector(".room-name").textContent : message.room;
+  const sender = message.sender ? message.sender.display_name : "";
+  const title = sender && sender !== roomName ? `${sender} · ${roomName}` : roomName;
+  const notification = new Notification(title, { body: excerpt(message), tag: `parley-${message.id}`, data: { url: messageUrl(message) } });
+  notification.addEventListener("click", () => {
+    window.focus();
+    window.location.assign(messageUrl(message));
+    notification.close();
+  });
+  (window.parleyNotifications ||= []).push({ title, body: excerpt(message), url: messageUrl(message) });
+}
+
+const notifyButton = document.getElementById("notify-permission");
+if (notifyButton && "Notification" in window) {
+  const paint = () => {
+    notifyButton.hidden = Notification.permission !== "default";
+  };
+  paint();
+  notifyButton.addEventListener("click", async () => {
+    await Notification.requestPermission();
+    paint();
+  });
+}
+
 if (loggedIn && sidebar) {
   // After `hello` the stream sends one `unread` per room with a count; every other room has
   // none. The pong to a ping sent on hello comes after them: then the rooms that got no
@@ -276,14 +413,18 @@ if (loggedIn && sidebar) {
         stream.send({ type: "ping" });
       } else if (frame.type === "pong" && snapshot) {
         for (const link of document.querySelectorAll(".room-link[data-room]")) {
-          if (!snapshot.has(link.dataset.room)) setUnread(link.dataset.room, 0);
+          if (!snapshot.has(link.dataset.room)) setUnread(link.dataset.room, 0, 0);
         }
         snapshot = null;
       } else if (frame.type === "unread") {
         if (snapshot) snapshot.add(frame.room);
         if (!ownLink(frame.room)) showRoom(frame.room);
-        applyUnread(frame.room, frame.count, frame.last_seq);
+        const before = counts.get(frame.room) || { count: 0, mentions: 0 };
+        if (applyUnread(frame.room, frame.count, frame.last_seq, frame.mentions) && !snapshot) {
+          notifyGrowth(frame.room, before, frame);
+        }
       }
+      else if (frame.type === "room.settings") applySettings(frame);
       else if (frame.type === "room.added") showRoom(frame.room);
       else if (frame.type === "announcement") showAnnouncement(frame);
     },
@@ -296,4 +437,9 @@ if (loggedIn && sidebar) {
     },
   });
   stream.start();
+}
+
+// The installable app: the service worker caches the shell and shows pushes (chat/sw.js).
+if ("serviceWorker" in navigator && window.isSecureContext) {
+  navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
 }
