@@ -181,6 +181,7 @@ class RoomListView(APIView):
 
 
 class RoomDetailView(APIView):
+    guest_access = True  # a widget guest, in its own conversation only (accounts/authentication.py)
     permission_classes = [AllowAny]
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
@@ -238,6 +239,7 @@ class RoomMemberView(APIView):
 
 
 class MessageListView(APIView):
+    guest_access = True  # a widget guest, in its own conversation only (accounts/authentication.py)
     permission_classes = [AllowAny]
 
     @extend_schema(
@@ -338,6 +340,7 @@ class MessageView(APIView):
 
 
 class RoomReadView(APIView):
+    guest_access = True  # a widget guest, in its own conversation only (accounts/authentication.py)
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
@@ -393,3 +396,15 @@ def uploaded_file(request, field: str):
     if upload is None:
         raise InvalidImage(f"{field} must be a file.")
     return upload
+
+
+class RoomCloseView(APIView):
+    """The project's owner closes a visitor conversation (SPEC §6.6)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: RoomOut})
+    def post(self, request, slug):
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        room = services.conversation_close(user=request.user, room=room)
+        return Response({**room_to_dict(room), "closed": True})

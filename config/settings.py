@@ -269,7 +269,7 @@ CONTENT_SECURITY_POLICY = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its WWW-Authenticate header turns "not logged in" into a 401.
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
@@ -341,6 +341,8 @@ PARLEY_MEDIA_ACCEL_PREFIX = env.str("PARLEY_MEDIA_ACCEL_PREFIX", default="")
 # then evenly spread. Creations and joins each add to every list and sidebar.
 PARLEY_ROOM_CREATE_PER_HOUR = _positive("PARLEY_ROOM_CREATE_PER_HOUR", 20)
 PARLEY_ROOM_JOIN_PER_HOUR = _positive("PARLEY_ROOM_JOIN_PER_HOUR", 120)
+# New website-widget guests (conversations) per client address per hour (SPEC §6.6).
+PARLEY_WIDGET_GUESTS_PER_HOUR = _positive("PARLEY_WIDGET_GUESTS_PER_HOUR", 10)
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_UPLOAD_MAX_BYTES + 1_048_576
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

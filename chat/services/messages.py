@@ -52,6 +52,9 @@ def message_send(
                 # It went private after the check above (a socket holds the room from its
                 # connect): an outsider's message must not land in it.
                 raise NotFound("No such room.")
+            if room.kind == Room.Kind.PROJECT and Room.objects.filter(pk=room.pk, closed_at__isnull=False).exists():
+                # Checked under the row lock: a close that committed first wins (SPEC §6.6).
+                raise NotAllowed("This conversation is closed.")
             message = Message.objects.create(
                 room=room, seq=seq, rev=rev, sender=sender, kind=kind, body=body, html=render(body), image=image,
                 client_id=client_id or "", reply_to=original,

@@ -1,0 +1,162 @@
+"""The website widget (SPEC §6.6) over REST: the owner's settings, guests made by the
+widget, the fence around a guest's token, closing a conversation and blocking a guest.
+
+Personas: olivia owns the project "bakery" and its widget; mia is a registered user;
+guests arrive from the owner's site without an account.
+"""
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from chat import services as chat_services
+from chat.models import Message, Room
+from projects import services
+from projects.models import Guest, ProjectConversation
+
+
+def client_for(user=None, *, token=None, ip="203.0.113.7") -> APIClient:
+    client = APIClient(REMOTE_ADDR=ip)
+    if user is not None:
+        client.force_authenticate(user)
+    if token is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+@pytest.fixture
+def bakery(olivia):
+    project = services.project_create(owner=olivia, title="Bakery", slug="bakery")
+    services.widget_update(user=olivia, project=project, enabled=True, origins=["https://shop.example"])
+    return project
+
+
+def new_guest(ip="203.0.113.7", **data) -> dict:
+    answer = client_for(ip=ip).post("/api/widget/bakery/guests/", data, format="json")
+    assert answer.status_code == 201, answer.content
+    return answer.json()
+
+
+@pytest.mark.django_db
+def test_owner_sets_the_widget_and_nobody_else_sees_or_changes_it(olivia, mia):
+    services.project_create(owner=olivia, title="Bakery", slug="bakery")
+    owner = client_for(olivia)
+    assert owner.get("/api/projects/bakery/widget/").json() == {"enabled": False, "origins": []}
+    changed = owner.put(
+        "/api/projects/bakery/widget/",
+        {"enabled": True, "origins": ["https://Shop.example/", "http://127.0.0.1:8001", "https://shop.example"]},
+        format="json",
+    )
+    assert changed.status_code == 200
+    assert changed.json() == {"enabled": True, "origins": ["https://shop.example", "http://127.0.0.1:8001"]}
+    for bad in (["shop.example"], ["https://shop.example/path"], ["javascript:alert(1)"], "https://x.example", [1]):
+        refused = owner.put("/api/projects/bakery/widget/", {"origins": bad}, format="json")
+        assert refused.status_code == 400 and refused.json()["code"] == "invalid"
+    assert client_for(mia).get("/api/projects/bakery/widget/").status_code == 403
+    assert client_for(mia).put("/api/projects/bakery/widget/", {"enabled": False}, format="json").status_code == 403
+    assert client_for().get("/api/projects/bakery/widget/").status_code == 401
+    assert owner.get("/api/projects/bakery/widget/").json()["origins"] == ["https://shop.example", "http://127.0.0.1:8001"]
+
+
+@pytest.mark.django_db
+def test_a_guest_starts_a_conversation_the_owner_sees_in_the_inbox(bakery, olivia):
+    created = new_guest(display_name="Ann")
+    assert set(created) == {"token", "room", "user"}
+    assert created["user"]["guest"] is True and created["user"]["display_name"] == "Ann"
+    assert created["user"]["username"].startswith("guest-") and created["user"]["avatar"] is None
+    inbox = client_for(olivia).get("/api/projects/bakery/chats/").json()
+    assert [c["room"]["slug"] for c in inbox] == [created["room"]]
+    assert inbox[0]["visitor"]["guest"] is True
+    # The guest talks over REST with its token, in its own conversation.
+    guest = client_for(token=created["token"])
+    sent = guest.post(f"/api/rooms/{created['room']}/messages/", {"body": "Do you deliver?"}, format="json")
+    assert sent.status_code == 201
+    listed = guest.get(f"/api/rooms/{created['room']}/messages/").json()
+    assert [m["body"] for m in listed if m["kind"] == "text"] == ["Do you deliver?"]
+
+
+@pytest.mark.django_db
+def test_no_guests_while_the_widget_is_off(olivia):
+    project = services.project_create(owner=olivia, title="Bakery", slug="bakery")
+    assert client_for().post("/api/widget/bakery/guests/", {}, format="json").status_code == 404
+    services.widget_update(user=olivia, project=project, enabled=False, origins=["https://shop.example"])
+    assert client_for().post("/api/widget/bakery/guests/", {}, format="json").status_code == 404
+    assert client_for().post("/api/widget/nothing/guests/", {}, format="json").status_code == 404
+    assert not Guest.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_guest_token_opens_nothing_but_its_own_conversation(bakery, olivia, mia):
+    lobby = chat_services.room_create(creator=olivia, slug="lobby", name="Lobby")
+    dm, _ = chat_services.dm_get_or_create(user=olivia, other_username="mia")
+    mine, other = new_guest(), new_guest()
+    guest = client_for(token=mine["token"])
+    for slug in ("lobby", dm.slug, other["room"], "nothing"):
+        for path in (f"/api/rooms/{slug}/", f"/api/rooms/{slug}/messages/"):
+            answer = guest.get(path)
+            assert answer.status_code == 404, (path, answer.status_code)
+        assert guest.post(f"/api/rooms/{slug}/messages/", {"body": "hi"}, format="json").status_code in (403, 404)
+    for method, path in (
+        ("get", "/api/rooms/"), ("post", "/api/rooms/"), ("get", "/api/me/"), ("get", "/api/unread/"),
+        ("post", "/api/dm/olivia/"), ("post", f"/api/rooms/{lobby.slug}/join/"), ("get", "/api/projects/bakery/chats/"),
+        ("post", "/api/projects/bakery/chat/"), ("get", "/api/projects/bakery/widget/"), ("get", "/api/users/?q=mia"),
+        ("get", "/api/search/?q=hello"), ("post", f"/api/rooms/{mine['room']}/close/"),
+    ):
+        answer = getattr(guest, method)(path, {}, format="json") if method == "post" else guest.get(path)
+        assert answer.status_code in (403, 404), (method, path, answer.status_code)
+    assert not Message.objects.filter(sender__username__startswith="guest-").exists()
+    assert guest.get(f"/api/rooms/{mine['room']}/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_flood_of_guests_from_one_address_is_refused_and_stores_nothing(bakery, settings):
+    settings.PARLEY_WIDGET_GUESTS_PER_HOUR = 3
+    for _ in range(3):
+        new_guest(ip="198.51.100.9")
+    users, rooms = get_user_model().objects.count(), Room.objects.count()
+    for _ in range(5):
+        refused = client_for(ip="198.51.100.9").post("/api/widget/bakery/guests/", {}, format="json")
+        assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+        assert int(refused["Retry-After"]) > 0
+    assert (get_user_model().objects.count(), Room.objects.count(), Guest.objects.count()) == (users, rooms, 3)
+    new_guest(ip="198.51.100.10")  # another address still gets in
+
+
+@pytest.mark.django_db
+def test_the_owner_closes_a_conversation_and_the_guest_can_no_longer_send(bakery, olivia, mia):
+    created = new_guest()
+    guest = client_for(token=created["token"])
+    path = f"/api/rooms/{created['room']}/close/"
+    assert client_for(mia).post(path).status_code == 404
+    assert guest.post(path).status_code == 403
+    closed = client_for(olivia).post(path)
+    assert closed.status_code == 200 and closed.json()["closed"] is True
+    assert client_for(olivia).post(path).status_code == 200  # already closed: the same answer
+    count = Message.objects.count()
+    refused = guest.post(f"/api/rooms/{created['room']}/messages/", {"body": "still there?"}, format="json")
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    assert Message.objects.count() == count
+    system = Message.objects.filter(room__slug=created["room"], kind=Message.Kind.SYSTEM).values_list("body", flat=True)
+    assert list(system) == ["olivia closed the conversation"]
+    # Only project conversations close.
+    dm, _ = chat_services.dm_get_or_create(user=olivia, other_username="mia")
+    assert client_for(olivia).post(f"/api/rooms/{dm.slug}/close/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_owner_blocks_a_guest_whose_token_stops_working(bakery, olivia, mia):
+    created = new_guest()
+    username = created["user"]["username"]
+    path = f"/api/widget/bakery/guests/{username}/block/"
+    assert client_for(mia).post(path).status_code == 403
+    assert client_for(olivia).post("/api/widget/bakery/guests/mia/block/").status_code == 404
+    assert client_for(olivia).post(path).status_code == 200
+    answer = client_for(token=created["token"]).get(f"/api/rooms/{created['room']}/messages/")
+    assert answer.status_code == 401
+    assert ProjectConversation.objects.filter(room__slug=created["room"]).exists()  # the owner keeps the history
+
+
+@pytest.mark.django_db
+def test_nobody_registers_a_guest_name(client):
+    answer = APIClient().post("/api/auth/register/", {"username": "guest-abc", "password": "correct horse battery"})
+    assert answer.status_code == 400
