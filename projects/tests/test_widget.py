@@ -160,3 +160,49 @@ def test_the_owner_blocks_a_guest_whose_token_stops_working(bakery, olivia, mia)
 def test_nobody_registers_a_guest_name(client):
     answer = APIClient().post("/api/auth/register/", {"username": "guest-abc", "password": "correct horse battery"})
     assert answer.status_code == 400
+
+
+# The iframe page and /widget.js -------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_iframe_page_may_be_framed_by_exactly_the_listed_sites(bakery, olivia, client):
+    services.widget_update(user=olivia, project=bakery, origins=["https://shop.example", "http://127.0.0.1:8001"])
+    page = client.get("/widget/bakery/")
+    assert page.status_code == 200
+    policy = dict(
+        part.strip().split(" ", 1) for part in page["Content-Security-Policy"].split(";") if part.strip()
+    )
+    assert policy["frame-ancestors"] == "https://shop.example http://127.0.0.1:8001"
+    assert "X-Frame-Options" not in page
+    assert b'data-project="bakery"' in page.content
+    # Off, or no site listed, or no such project: a 404 nobody may frame.
+    services.widget_update(user=olivia, project=bakery, origins=[])
+    assert client.get("/widget/bakery/").status_code == 404
+    services.widget_update(user=olivia, project=bakery, enabled=False, origins=["https://shop.example"])
+    off = client.get("/widget/bakery/")
+    assert off.status_code == 404 and "frame-ancestors 'none'" in off["Content-Security-Policy"]
+    assert client.get("/widget/nothing/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_iframe_page_speaks_the_host_pages_language(bakery, client):
+    assert b'<html lang="zh-hant">' in client.get("/widget/bakery/?lang=zh-TW").content
+    assert b'<html lang="zh-hans">' in client.get("/widget/bakery/?lang=zh-CN").content
+    assert b'<html lang="en">' in client.get("/widget/bakery/?lang=en-GB").content
+    # No usable lang from the host page: the browser's.
+    page = client.get("/widget/bakery/?lang=fr", HTTP_ACCEPT_LANGUAGE="zh-Hans")
+    assert b'<html lang="zh-hans">' in page.content and "开始对话".encode() in page.content
+
+
+@pytest.mark.django_db
+def test_widget_js_is_a_plain_script_and_the_owner_page_shows_the_snippet(bakery, olivia, mia, client):
+    script = client.get("/widget.js")
+    assert script.status_code == 200 and script["Content-Type"].startswith("text/javascript")
+    assert b"attachShadow" in script.content and b"/widget/" in script.content
+    client.force_login(olivia)
+    page = client.get("/projects/bakery/").content.decode()
+    assert 'id="widget-settings"' in page
+    assert '&lt;script src="http://testserver/widget.js" data-project="bakery" async&gt;&lt;/script&gt;' in page
+    client.force_login(mia)
+    assert 'id="widget-settings"' not in client.get("/projects/bakery/").content.decode()
