@@ -343,6 +343,19 @@ PARLEY_ROOM_CREATE_PER_HOUR = _positive("PARLEY_ROOM_CREATE_PER_HOUR", 20)
 PARLEY_ROOM_JOIN_PER_HOUR = _positive("PARLEY_ROOM_JOIN_PER_HOUR", 120)
 # New website-widget guests (conversations) per client address per hour (SPEC §6.6).
 PARLEY_WIDGET_GUESTS_PER_HOUR = _positive("PARLEY_WIDGET_GUESTS_PER_HOUR", 10)
+# At most one "you have an answer" email per widget conversation in this many minutes.
+PARLEY_WIDGET_EMAIL_MINUTES = _positive("PARLEY_WIDGET_EMAIL_MINUTES", 15)
+
+# Email (optional): set EMAIL_BACKEND to one of Django's backends to turn it on (`make run`
+# uses the console backend). Widget guests who left an address then hear of answers.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+PARLEY_EMAIL_ENABLED = bool(env.str("EMAIL_BACKEND", default=""))
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="parley@localhost")
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_UPLOAD_MAX_BYTES + 1_048_576
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

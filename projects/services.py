@@ -123,7 +123,8 @@ def guest_create(*, project: Project, address: str | None, display_name=None, em
     if widget is None or not widget.enabled:
         raise NotFound("This project has no chat widget.")
     display_name = clean_text(display_name or "", field="display_name", max_length=80, required=False)
-    email = clean_text(email or "", field="email", max_length=254, required=False)
+    # An address is kept only when there is email to send (PARLEY_EMAIL_ENABLED).
+    email = clean_text(email or "", field="email", max_length=254, required=False) if settings.PARLEY_EMAIL_ENABLED else ""
     if email:
         try:
             validate_email(email)

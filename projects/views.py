@@ -3,6 +3,7 @@
 from functools import cache
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -91,7 +92,12 @@ def widget_frame(request, project):
         response = render(
             request,
             "projects/widget_frame.html",
-            {"project": widget.project, "language": language, "strings": strings},
+            {
+                "project": widget.project,
+                "language": language,
+                "strings": strings,
+                "email_enabled": settings.PARLEY_EMAIL_ENABLED,
+            },
         )
     response._csp_replace = {"frame-ancestors": list(widget.origins)}
     response["Cache-Control"] = "no-store"

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from chat import selectors
@@ -14,6 +15,11 @@ from chat.services.changes import announce, clean_client_id, erase, lock_room, t
 from core.errors import InvalidInput, NotAllowed, NotFound, RateLimited, RecallWindowPassed, TooLarge
 from core.ratelimit import check_send_rate
 from core.validation import clean_text, require_user
+
+# Sent after commit for each new message in a project conversation (`message`, `room`):
+# how the projects app hears of replies to email (projects/notify.py) without chat
+# knowing about it.
+message_stored = Signal()
 
 
 def message_send(
@@ -62,6 +68,8 @@ def message_send(
             message.reaction_list = []  # a new message has none: spares the serializer a query
             Membership.objects.filter(room=room, user=sender, last_read_seq__lt=seq).update(last_read_seq=seq)
             announce(room, message)
+            if room.kind == Room.Kind.PROJECT:
+                transaction.on_commit(lambda: message_stored.send(sender=Message, message=message, room=room))
     except IntegrityError:
         # The sender used this client_id before (a retry, maybe a concurrent one): the
         # whole transaction rolled back, numbers included; answer with the first message.

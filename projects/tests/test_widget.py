@@ -206,3 +206,52 @@ def test_widget_js_is_a_plain_script_and_the_owner_page_shows_the_snippet(bakery
     assert '&lt;script src="http://testserver/widget.js" data-project="bakery" async&gt;&lt;/script&gt;' in page
     client.force_login(mia)
     assert 'id="widget-settings"' not in client.get("/projects/bakery/").content.decode()
+
+
+# Email for a guest who is away ----------------------------------------------------------
+
+
+@pytest.fixture
+def email_on(settings, monkeypatch):
+    from projects import notify
+
+    settings.PARLEY_EMAIL_ENABLED = True
+    monkeypatch.setattr(notify, "in_background", lambda work: work())
+
+
+@pytest.mark.django_db
+def test_an_away_guest_who_left_an_email_hears_of_the_answer_once(bakery, olivia, email_on, mailoutbox,
+                                                                    django_capture_on_commit_callbacks):
+    created = new_guest(display_name="Ann", email="ann@example.com")
+    room = Room.objects.get(slug=created["room"])
+    guest_user = get_user_model().objects.get(username=created["user"]["username"])
+    with django_capture_on_commit_callbacks(execute=True):
+        chat_services.message_send(sender=guest_user, room=room, body="Do you deliver?")
+    assert mailoutbox == []  # the guest's own message
+    with django_capture_on_commit_callbacks(execute=True):
+        chat_services.message_send(sender=olivia, room=room, body="Yes, daily.")
+        chat_services.message_send(sender=olivia, room=room, body="Also on Sundays.")
+    assert len(mailoutbox) == 1  # one per conversation per PARLEY_WIDGET_EMAIL_MINUTES
+    assert mailoutbox[0].to == ["ann@example.com"] and "Yes, daily." in mailoutbox[0].body
+    assert "Bakery" in mailoutbox[0].subject
+
+
+@pytest.mark.django_db
+def test_a_guest_who_is_online_gets_no_email(bakery, olivia, email_on, mailoutbox, django_capture_on_commit_callbacks):
+    from asgiref.sync import async_to_sync
+
+    from chat import presence
+
+    created = new_guest(email="ann@example.com")
+    room = Room.objects.get(slug=created["room"])
+    async_to_sync(presence.join)(room.id, created["user"]["username"], "socket-1")
+    with django_capture_on_commit_callbacks(execute=True):
+        chat_services.message_send(sender=olivia, room=room, body="Yes, daily.")
+    assert mailoutbox == []
+
+
+@pytest.mark.django_db
+def test_without_email_configured_no_address_is_kept(bakery, settings):
+    settings.PARLEY_EMAIL_ENABLED = False
+    created = new_guest(email="ann@example.com")
+    assert Guest.objects.get(user__username=created["user"]["username"]).email == ""

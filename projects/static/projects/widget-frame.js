@@ -62,7 +62,7 @@
     showError("");
     const form = event.target;
     const data = { display_name: form.display_name.value.trim() };
-    if (form.email.value.trim()) data.email = form.email.value.trim();
+    if (form.email && form.email.value.trim()) data.email = form.email.value.trim();
     form.querySelector("button").disabled = true;
     const answer = await api("/api/widget/" + encodeURIComponent(project) + "/guests/", {
       method: "POST",
