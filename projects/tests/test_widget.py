@@ -255,3 +255,15 @@ def test_without_email_configured_no_address_is_kept(bakery, settings):
     settings.PARLEY_EMAIL_ENABLED = False
     created = new_guest(email="ann@example.com")
     assert Guest.objects.get(user__username=created["user"]["username"]).email == ""
+
+
+@pytest.mark.django_db
+def test_the_inbox_marks_guests_and_offers_close_and_block(bakery, olivia, mia, client):
+    created = new_guest(display_name="Ann")
+    services.project_chat_open(visitor=mia, project=bakery)
+    client.force_login(olivia)
+    page = client.get("/projects/bakery/chats/").content.decode()
+    assert page.count("data-guest>") == 1 and page.count('data-guest-action="close"') == 1
+    assert f'data-room="{created["room"]}"' in page and 'data-guest-action="block"' in page
+    client_for(olivia).post(f"/api/rooms/{created['room']}/close/")
+    assert 'data-guest-action="close" disabled' in client.get("/projects/bakery/chats/").content.decode()
