@@ -40,10 +40,15 @@ class WidgetConsumer(RoomConsumer):
         if not self.authenticated:
             self.close_with(consumers.CLOSE_UNAUTHENTICATED)
 
+    guest_lease: limits.Lease | None = None
+
     async def websocket_disconnect(self, message):
         timer = getattr(self, "auth_timer", None)
         if timer is not None:
             timer.cancel()
+        lease, self.guest_lease = self.guest_lease, None
+        if lease is not None:
+            limits.release(lease)
         await super().websocket_disconnect(message)
 
     def hub_unsubscribe(self) -> None:
@@ -68,6 +73,11 @@ class WidgetConsumer(RoomConsumer):
             user, room_slug = await _guest_for_token(token)
             if room_slug != self.scope["url_route"]["kwargs"]["slug"]:
                 raise NotFound("No such room.")
+            # The guest's sockets count against PARLEY_MAX_SOCKETS_PER_USER too (the
+            # address was counted at connect, before anyone was logged in).
+            self.guest_lease = await limits.admit(user.id, None)
+            if self.guest_lease is None:
+                return self.close_with(consumers.CLOSE_TOO_MANY)
             self.authenticated = True
             self.user, self.user_id, self.username = user, user.id, user.username
             self.credential = account_selectors.Credential("token", token, user.id)

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from chat import services as chat_services
 from chat.models import Room
 from chat.tests.helpers import open_room, open_socket
+from chat.tests.test_consumers import no_leftover_socket_counts  # noqa: F401 (autouse fixture)
 from projects import services
 
 db = database_sync_to_async
@@ -108,3 +109,21 @@ async def test_blocking_a_guest_closes_its_socket_and_closing_stops_its_sends(ba
     assert await sock.closed_with(timeout=5) == 4401
     again = await guest_socket(guest["room"], {"type": "auth", "token": guest["token"]})
     assert await again.closed_with() == 4401
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_guests_sockets_count_against_the_per_user_cap(bakery, settings):
+    settings.PARLEY_MAX_SOCKETS_PER_USER = 2
+    guest = await new_guest()
+    open_ones = []
+    for _ in range(2):
+        sock = await guest_socket(guest["room"], {"type": "auth", "token": guest["token"]})
+        await sock.receive_type("hello")
+        open_ones.append(sock)
+    third = await guest_socket(guest["room"], {"type": "auth", "token": guest["token"]})
+    assert await third.closed_with() == 4429
+    await open_ones.pop().close()
+    again = await guest_socket(guest["room"], {"type": "auth", "token": guest["token"]})
+    assert (await again.receive_type("hello"))["type"] == "hello"
+    for sock in (*open_ones, again):
+        await sock.close()
