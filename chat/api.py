@@ -9,9 +9,11 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.selectors import is_guest
 from chat import selectors, services
 from chat.serializers import message_to_dict, room_to_dict, user_to_dict
 from core.errors import InvalidImage, InvalidInput, TooLarge, Truncated
+from core.ratelimit import check_guest_address_rate
 
 ReplyToOut = inline_serializer(
     "ReplyTo",
@@ -294,6 +296,8 @@ class MessageListView(APIView):
     )
     def post(self, request, slug):
         room = selectors.room_get_for_user(user=request.user, slug=slug)
+        if is_guest(request.user):
+            check_guest_address_rate(request.META.get("REMOTE_ADDR"))
         if is_multipart(request):
             refuse_oversized_upload(request)  # before the body is read
         if is_multipart(request) and "image" in request.data:

@@ -21,6 +21,7 @@ from chat import consumers, limits
 from chat.consumers_room import RoomConsumer
 from chat.serializers import user_to_dict
 from core.errors import AppError, AuthRequired, NotFound
+from core.ratelimit import check_guest_address_rate
 
 AUTH_SECONDS = 10.0
 
@@ -89,6 +90,14 @@ class WidgetConsumer(RoomConsumer):
         except Exception:
             consumers.log.exception("opening a widget socket failed")
             self.close_with(1011)
+
+
+    async def on_send(self, frame) -> None:
+        await _check_address(limits.client_address(self.scope))
+        await super().on_send(frame)
+
+
+_check_address = database_sync_to_async(check_guest_address_rate)
 
 
 @database_sync_to_async

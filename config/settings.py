@@ -343,6 +343,8 @@ PARLEY_ROOM_CREATE_PER_HOUR = _positive("PARLEY_ROOM_CREATE_PER_HOUR", 20)
 PARLEY_ROOM_JOIN_PER_HOUR = _positive("PARLEY_ROOM_JOIN_PER_HOUR", 120)
 # New website-widget guests (conversations) per client address per hour (SPEC §6.6).
 PARLEY_WIDGET_GUESTS_PER_HOUR = _positive("PARLEY_WIDGET_GUESTS_PER_HOUR", 10)
+# Messages all widget guests at one client address may send an hour, together.
+PARLEY_WIDGET_MESSAGES_PER_HOUR = _positive("PARLEY_WIDGET_MESSAGES_PER_HOUR", 600)
 # At most one "you have an answer" email per widget conversation in this many minutes.
 PARLEY_WIDGET_EMAIL_MINUTES = _positive("PARLEY_WIDGET_EMAIL_MINUTES", 15)
 

@@ -267,3 +267,17 @@ def test_the_inbox_marks_guests_and_offers_close_and_block(bakery, olivia, mia, 
     assert f'data-room="{created["room"]}"' in page and 'data-guest-action="block"' in page
     client_for(olivia).post(f"/api/rooms/{created['room']}/close/")
     assert 'data-guest-action="close" disabled' in client.get("/projects/bakery/chats/").content.decode()
+
+
+@pytest.mark.django_db
+def test_guests_at_one_address_share_one_message_allowance(bakery, settings):
+    settings.PARLEY_WIDGET_MESSAGES_PER_HOUR = 3
+    first, second = new_guest(ip="198.51.100.20"), new_guest(ip="198.51.100.20")
+    sent = []
+    for n, created in enumerate((first, second, first, second)):
+        guest = client_for(token=created["token"], ip="198.51.100.20")
+        sent.append(guest.post(f"/api/rooms/{created['room']}/messages/", {"body": f"hi {n}"}, format="json").status_code)
+    assert sent == [201, 201, 201, 429]
+    assert Message.objects.filter(sender__username__startswith="guest-").count() == 3
+    other = client_for(token=second["token"], ip="198.51.100.21")
+    assert other.post(f"/api/rooms/{second['room']}/messages/", {"body": "hi"}, format="json").status_code == 201

@@ -130,3 +130,17 @@ async def test_a_guests_sockets_count_against_the_per_user_cap(bakery, settings)
     assert (await again.receive_type("hello"))["type"] == "hello"
     for sock in (*open_ones, again):
         await sock.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_guest_sends_over_the_socket_take_from_the_addresss_allowance(bakery, settings):
+    settings.PARLEY_WIDGET_MESSAGES_PER_HOUR = 1
+    guest = await new_guest()
+    sock = await guest_socket(guest["room"], {"type": "auth", "token": guest["token"]})
+    await sock.receive_type("hello")
+    await sock.send({"type": "message.send", "body": "one", "client_id": "a"})
+    assert (await sock.receive_type("ack"))["client_id"] == "a"
+    await sock.send({"type": "message.send", "body": "two", "client_id": "b"})
+    refused = await sock.receive_type("error")
+    assert refused["code"] == "rate_limited" and refused["client_id"] == "b"
+    await sock.close()
