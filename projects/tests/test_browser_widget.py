@@ -27,6 +27,7 @@ from chat.tests.test_browser import (  # noqa: F401 (fixtures and the skip marks
     new_user,
     open_page,
     pytestmark,
+    screenshot,
     send,
     server,
 )
@@ -108,6 +109,7 @@ def test_a_visitor_of_the_owners_site_chats_with_the_owner_live(server, shop, op
 
     send(inbox, "Yes, in two days.")
     expect(frame.locator("#messages li.theirs", has_text="Yes, in two days.")).to_be_visible()
+    screenshot(visitor, "widget-phone.png", tmp_path)
 
     visitor.reload()
     visitor.get_by_role("button", name="Chat with us").click()
