@@ -9,6 +9,7 @@ from django.db import transaction
 from pypinyin import Style, lazy_pinyin
 
 from accounts.models import SearchKey
+from accounts.selectors import GUEST_PREFIX
 
 HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 KEY_MAX = 200
@@ -55,5 +56,9 @@ def users_matching(q: str, *, limit: int = RESULTS) -> list:
     for user_id in rows.values_list("user_id", flat=True)[: limit * 4]:
         if user_id not in ids:
             ids.append(user_id)
-    users = get_user_model().objects.filter(pk__in=ids, is_active=True).select_related("profile")
+    # Website-widget guests talk only to a project's owner: nobody finds them by name.
+    users = (
+        get_user_model().objects.filter(pk__in=ids, is_active=True)
+        .exclude(username__startswith=GUEST_PREFIX).select_related("profile")
+    )
     return sorted(users, key=lambda user: user.username)[:limit]

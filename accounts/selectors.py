@@ -58,3 +58,12 @@ def credentials_valid(credentials) -> set[Credential]:
             ):
                 valid.add(credential)
     return valid
+
+
+GUEST_PREFIX = "guest-"
+
+
+def is_guest(user) -> bool:
+    """A guest of the website widget (SPEC §6.6): a user whose name starts `guest-`, a
+    prefix registration refuses, made only by projects.services.guest_create. No query."""
+    return bool(user is not None and user.is_authenticated and user.username.startswith(GUEST_PREFIX))

@@ -32,6 +32,10 @@ def user_register(*, username, password) -> User:
         password_validation.validate_password(password, User(username=username))
     except ValidationError as error:
         raise InvalidInput(" ".join(error.messages)) from None
+    if username.lower().startswith("guest-"):
+        # Reserved for the website widget's guests (projects/services.py): a name there
+        # is what marks a user as a guest everywhere (accounts.guests.is_guest).
+        raise InvalidInput("Usernames starting with guest- are reserved.")
     if User.objects.filter(username__iexact=username).exists():
         raise InvalidInput("That username is taken.")
     try:

@@ -9,9 +9,11 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.selectors import is_guest
 from chat import selectors, services
 from chat.serializers import message_to_dict, room_to_dict, user_to_dict
 from core.errors import InvalidImage, InvalidInput, TooLarge, Truncated
+from core.ratelimit import check_guest_address_rate
 
 ReplyToOut = inline_serializer(
     "ReplyTo",
@@ -187,6 +189,7 @@ class RoomListView(APIView):
 
 
 class RoomDetailView(APIView):
+    guest_access = True  # a widget guest, in its own conversation only (accounts/authentication.py)
     permission_classes = [AllowAny]
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
@@ -245,6 +248,7 @@ class RoomMemberView(APIView):
 
 
 class MessageListView(APIView):
+    guest_access = True  # a widget guest, in its own conversation only (accounts/authentication.py)
     permission_classes = [AllowAny]
 
     @extend_schema(
@@ -299,6 +303,8 @@ class MessageListView(APIView):
     )
     def post(self, request, slug):
         room = selectors.room_get_for_user(user=request.user, slug=slug)
+        if is_guest(request.user):
+            check_guest_address_rate(request.META.get("REMOTE_ADDR"))
         if is_multipart(request):
             refuse_oversized_upload(request)  # before the body is read
         if is_multipart(request) and "image" in request.data:
@@ -345,6 +351,7 @@ class MessageView(APIView):
 
 
 class RoomReadView(APIView):
+    guest_access = True  # a widget guest, in its own conversation only (accounts/authentication.py)
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
@@ -463,3 +470,15 @@ def uploaded_file(request, field: str):
     if upload is None:
         raise InvalidImage(f"{field} must be a file.")
     return upload
+
+
+class RoomCloseView(APIView):
+    """The project's owner closes a visitor conversation (SPEC §6.6)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: RoomOut})
+    def post(self, request, slug):
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        room = services.conversation_close(user=request.user, room=room)
+        return Response({**room_to_dict(room), "closed": True})

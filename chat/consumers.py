@@ -21,7 +21,7 @@ from chat import events, limits, selectors, services, wire
 from chat.hub import get_hub
 from chat.models import Room
 from chat.serializers import user_to_dict
-from core.errors import AppError, InvalidInput, RateLimited
+from core.errors import AppError, InvalidInput, NotAllowed, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ class ParleyConsumer(AsyncWebsocketConsumer):
     credential: account_selectors.Credential | None = None
     presence_id: str | None = None
     needs_membership = False
+    # What a widget guest's token gets on this socket: 4403 here, 4404 on a room socket.
+    guest_refused: AppError = NotAllowed("Guests of the website widget use /ws/widget/<room>/.")
 
     async def dispatch(self, message):
         # Channels closes old DB connections before every frame (a thread hop each);
@@ -115,6 +117,9 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         self.sending = False
         self.writer = asyncio.ensure_future(self._write_forever())
         try:
+            if self.user_id is not None and account_selectors.is_guest(self.user):
+                # A widget guest's token opens its own socket only (chat/consumers_widget.py).
+                raise self.guest_refused
             await self.open()
         except AppError as error:
             self.close_with(_close_code_for(error))

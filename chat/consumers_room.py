@@ -13,7 +13,7 @@ from chat.consumers import Frame, ParleyConsumer
 from chat.hub import RoomStream
 from chat.models import Room
 from chat.serializers import room_to_dict
-from core.errors import AuthRequired, InvalidInput, RateLimited
+from core.errors import AuthRequired, InvalidInput, NotFound, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ class RoomConsumer(ParleyConsumer):
         "typing": "on_typing",
         "ping": "on_ping",
     }
+    guest_refused = NotFound("No such room.")
 
     async def open(self) -> None:
         slug = self.scope["url_route"]["kwargs"]["slug"]

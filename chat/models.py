@@ -41,6 +41,8 @@ class Room(models.Model):
     dm_key = models.CharField(max_length=50, unique=True, null=True, blank=True, editable=False)
     retention_max_age = models.DurationField(null=True, blank=True, help_text="Drop messages older than this.")
     retention_max_count = models.PositiveIntegerField(null=True, blank=True, help_text="Keep at most this many.")
+    # A closed conversation (SPEC §6.6) keeps its history but takes no new messages.
+    closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

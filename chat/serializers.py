@@ -1,5 +1,6 @@
 """The one shape of users, rooms and messages that REST responses and socket frames share."""
 
+from accounts.selectors import GUEST_PREFIX
 from chat.models import Message, Room
 
 EXCERPT_CHARS = 100
@@ -11,11 +12,14 @@ def user_to_dict(user) -> dict | None:
         return None
     profile = getattr(user, "profile", None)
     avatar = profile.avatar.url if profile is not None and profile.avatar else None
-    return {
+    data = {
         "username": user.username,
         "display_name": (profile.display_name if profile is not None else "") or user.username,
         "avatar": avatar,
     }
+    if user.username.startswith(GUEST_PREFIX):
+        data["guest"] = True  # a visitor of the website widget (SPEC §6.6)
+    return data
 
 
 def room_to_dict(room: Room, *, online: list[str] | None = None) -> dict:

@@ -270,7 +270,7 @@ CONTENT_SECURITY_POLICY = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its WWW-Authenticate header turns "not logged in" into a 401.
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
@@ -356,6 +356,23 @@ PARLEY_PUSH_ALLOW_INSECURE = _setting("PARLEY_PUSH_ALLOW_INSECURE", False)
 PARLEY_PUSH_PREVIEW = _setting("PARLEY_PUSH_PREVIEW", True)
 PARLEY_PUSH_AWAY_SECONDS = _setting("PARLEY_PUSH_AWAY_SECONDS", 30.0)
 PARLEY_PUSH_WORKER_EMBEDDED = _setting("PARLEY_PUSH_WORKER_EMBEDDED", True)
+# New website-widget guests (conversations) per client address per hour (SPEC §6.6).
+PARLEY_WIDGET_GUESTS_PER_HOUR = _positive("PARLEY_WIDGET_GUESTS_PER_HOUR", 10)
+# Messages all widget guests at one client address may send an hour, together.
+PARLEY_WIDGET_MESSAGES_PER_HOUR = _positive("PARLEY_WIDGET_MESSAGES_PER_HOUR", 600)
+# At most one "you have an answer" email per widget conversation in this many minutes.
+PARLEY_WIDGET_EMAIL_MINUTES = _positive("PARLEY_WIDGET_EMAIL_MINUTES", 15)
+
+# Email (optional): set EMAIL_BACKEND to one of Django's backends to turn it on (`make run`
+# uses the console backend). Widget guests who left an address then hear of answers.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+PARLEY_EMAIL_ENABLED = bool(env.str("EMAIL_BACKEND", default=""))
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="parley@localhost")
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_UPLOAD_MAX_BYTES + 1_048_576
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from chat import api_integrations, media, pwa
 from core.views import healthz
+from projects import views as project_views
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -20,5 +21,8 @@ urlpatterns = [
     # Uploads are served only here, behind the access check (chat/media.py).
     path(f"{settings.MEDIA_URL.strip('/')}/<str:folder>/<str:filename>", media.serve, name="media"),
     path("projects/", include("projects.urls")),
+    # The website widget (SPEC §6.6): the script host pages embed, and the page in its iframe.
+    path("widget.js", project_views.widget_script, name="widget-script"),
+    path("widget/<str:project>/", project_views.widget_frame, name="widget-frame"),
     path("", include("chat.urls")),
 ]

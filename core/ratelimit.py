@@ -147,6 +147,17 @@ def check_rate(key: str, *, per_hour: float, burst: int | None = None, detail: s
         raise limited
 
 
+def check_guest_address_rate(address: str | None) -> None:
+    """Take one message from what every website-widget guest at `address` may send
+    together (PARLEY_WIDGET_MESSAGES_PER_HOUR): a visitor who makes many guests still
+    shares one allowance. On top of each guest's own send allowance."""
+    check_rate(
+        f"widget-sends:{address or '-'}",
+        per_hour=settings.PARLEY_WIDGET_MESSAGES_PER_HOUR,
+        detail="Too many messages from your address; try again in {seconds} s.",
+    )
+
+
 class TokenBucket:
     """An allowance held by one object in one process (a socket's frames): `burst` at
     once, refilled at `rate` per second. No lock and no Redis: it is checked on every

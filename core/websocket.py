@@ -27,7 +27,7 @@ def _header(scope, name: bytes) -> str | None:
     return None
 
 
-def _parse_origin(origin: str) -> tuple[str, str, int] | None:
+def parse_origin(origin: str) -> tuple[str, str, int] | None:
     """(scheme, host, port) with the scheme's default port filled in; None if malformed.
 
     Hosts are lower-case, IPv6 ones in brackets as in a Host header.
@@ -50,7 +50,7 @@ def _trusted(origin: tuple[str, str, int]) -> bool:
     for entry in settings.CSRF_TRUSTED_ORIGINS:
         # "https://*.example.com" trusts example.com and its subdomains, as Django's CSRF check does.
         wildcard = "://*." in entry
-        trusted = _parse_origin(entry.replace("://*.", "://", 1))
+        trusted = parse_origin(entry.replace("://*.", "://", 1))
         if trusted is None or (trusted[0], trusted[2]) != (scheme, port):
             continue
         if trusted[1] == host or (wildcard and host.endswith(f".{trusted[1]}")):
@@ -64,7 +64,7 @@ def origin_allowed(origin: str, *, host: str | None, secure: bool) -> bool:
     `secure`: the socket came in over TLS (wss, or a proxy said so). With PARLEY_HTTPS
     the site is HTTPS-only, so pages are https whatever the hop from the proxy was.
     """
-    parsed = _parse_origin(origin)
+    parsed = parse_origin(origin)
     if parsed is None:
         return False
     if _trusted(parsed):

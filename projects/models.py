@@ -37,3 +37,30 @@ class ProjectConversation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.visitor} about {self.project}"
+
+
+class Widget(models.Model):
+    """The chat button a project's owner puts on their own site (SPEC §6.6): whether it is on,
+    and the origins (scheme://host[:port]) allowed to embed it."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="widget")
+    enabled = models.BooleanField(default=False)
+    origins = models.JSONField(default=list, blank=True)
+
+    def __str__(self) -> str:
+        return f"widget of {self.project}"
+
+
+class Guest(models.Model):
+    """A visitor who chats through the widget without an account: a user named `guest-…`
+    (no password, logged in only by its API token) bound to one project."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="widget_guest")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="guests")
+    email = models.EmailField(blank=True)
+    address = models.CharField(max_length=64, blank=True)
+    blocked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.user.username

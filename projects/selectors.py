@@ -4,7 +4,7 @@ from django.db.models import QuerySet
 
 from chat import selectors as chat_selectors
 from core.errors import NotAllowed, NotFound
-from projects.models import Project, ProjectConversation
+from projects.models import Project, ProjectConversation, Widget
 
 
 def project_list() -> QuerySet[Project]:
@@ -35,3 +35,15 @@ def project_inbox(*, user, project: Project) -> list[tuple[ProjectConversation, 
         )
     }
     return [(c, counts.get(c.room_id, 0)) for c in conversations]
+
+
+def widget_get(*, user, project: Project) -> Widget:
+    """The project's widget settings, for its owner only (NotAllowed); off until set."""
+    if not (user is not None and user.is_authenticated and user.pk == project.owner_id):
+        raise NotAllowed("Only the project's owner sees its widget settings.")
+    return Widget.objects.filter(project=project).first() or Widget(project=project)
+
+
+def widget_for_embedding(*, slug: str) -> Widget | None:
+    """The widget of the project `slug` when it is on, for the iframe page; else None."""
+    return Widget.objects.select_related("project").filter(project__slug=slug, enabled=True).first()

@@ -23,3 +23,7 @@ def conversation_to_dict(conversation, *, unread_count: int | None = None) -> di
     if unread_count is not None:
         data["unread_count"] = unread_count
     return data
+
+
+def widget_to_dict(widget) -> dict:
+    return {"enabled": widget.enabled, "origins": list(widget.origins)}

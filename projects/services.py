@@ -1,18 +1,28 @@
 """Everything that changes projects. Conversation rooms are made by chat.services;
 nothing here writes messages or memberships."""
 
-from django.core.validators import RegexValidator
-from django.db import IntegrityError, transaction
+import secrets
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator, validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from accounts.selectors import GUEST_PREFIX
 from chat import services as chat_services
 from chat.models import SLUG_PATTERN, Room
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotAllowed, NotFound
+from core.ratelimit import check_rate
 from core.validation import clean_text, require_user
-from projects.models import Project, ProjectConversation
+from core.websocket import parse_origin
+from projects.models import Guest, Project, ProjectConversation, Widget
 
 TITLE_MAX = 120
 DESCRIPTION_MAX = 4000
-
+WIDGET_ORIGINS_MAX = 20
 
 
 
@@ -64,3 +74,92 @@ def project_chat_open(*, visitor, project: Project) -> tuple[ProjectConversation
 def _conversation(project: Project, visitor) -> ProjectConversation | None:
     return ProjectConversation.objects.select_related("room").filter(project=project, visitor=visitor).first()
 
+
+
+# The website widget (SPEC §6.6) ------------------------------------------------------------
+
+
+def widget_update(*, user, project: Project, enabled=None, origins=None) -> Widget:
+    """Turn the project's widget on or off and set the sites allowed to embed it. Only the
+    owner may (NotAllowed). `origins`: a list of at most WIDGET_ORIGINS_MAX
+    `scheme://host[:port]` (http or https), stored normalised; anything else is InvalidInput."""
+    if not (user is not None and user.is_authenticated and user.pk == project.owner_id):
+        raise NotAllowed("Only the project's owner can change its widget.")
+    widget, _ = Widget.objects.get_or_create(project=project)
+    if enabled is not None:
+        if not isinstance(enabled, bool):
+            raise InvalidInput("enabled must be true or false.")
+        widget.enabled = enabled
+    if origins is not None:
+        widget.origins = clean_origins(origins)
+    widget.save()
+    return widget
+
+
+def clean_origins(origins) -> list[str]:
+    if not isinstance(origins, list) or len(origins) > WIDGET_ORIGINS_MAX:
+        raise InvalidInput(f"origins must be a list of at most {WIDGET_ORIGINS_MAX} origins.")
+    cleaned: list[str] = []
+    for origin in origins:
+        parsed = parse_origin(origin) if isinstance(origin, str) and len(origin) <= 200 else None
+        if parsed is None:
+            raise InvalidInput(f"{origin!r} is not an origin such as https://shop.example.")
+        scheme, host, port = parsed
+        text = f"{scheme}://{host}" + ("" if port == {"http": 80, "https": 443}[scheme] else f":{port}")
+        if text not in cleaned:
+            cleaned.append(text)
+    return cleaned
+
+
+def guest_create(*, project: Project, address: str | None, display_name=None, email=None) -> tuple[Guest, str, Room]:
+    """A visitor without an account starts a conversation through the widget: a guest user
+    (`guest-…`, no password), its API token, and its conversation with the owner.
+
+    Raises NotFound when the project's widget is off, RateLimited past
+    PARLEY_WIDGET_GUESTS_PER_HOUR new guests from `address` (checked first: a refused
+    request stores nothing), InvalidInput for a bad name or email.
+    """
+    widget = Widget.objects.filter(project=project).first()
+    if widget is None or not widget.enabled:
+        raise NotFound("This project has no chat widget.")
+    display_name = clean_text(display_name or "", field="display_name", max_length=80, required=False)
+    # An address is kept only when there is email to send (PARLEY_EMAIL_ENABLED).
+    email = clean_text(email or "", field="email", max_length=254, required=False) if settings.PARLEY_EMAIL_ENABLED else ""
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise InvalidInput("That is not an email address.") from None
+    check_rate(
+        f"widget-guests:{address or '-'}",
+        per_hour=settings.PARLEY_WIDGET_GUESTS_PER_HOUR,
+        detail="Too many new conversations from your address; try again in {seconds} s.",
+    )
+    with transaction.atomic():
+        user = get_user_model()(username=GUEST_PREFIX + secrets.token_hex(8))
+        user.set_unusable_password()
+        user.save()
+        user.profile.display_name = display_name
+        user.profile.save(update_fields=["display_name"])
+        guest = Guest.objects.create(user=user, project=project, email=email, address=(address or "")[:64])
+        token = Token.objects.create(user=user)
+        conversation, _ = project_chat_open(visitor=user, project=project)
+    return guest, token.key, conversation.room
+
+
+def guest_block(*, user, project: Project, username) -> Guest:
+    """The owner blocks a guest of their project: the guest's token stops working and its
+    open sockets are closed (4401, by the hub's credential sweep). Idempotent.
+    Raises NotAllowed for anyone but the owner, NotFound for someone not a guest of it."""
+    if not (user is not None and user.is_authenticated and user.pk == project.owner_id):
+        raise NotAllowed("Only the project's owner can block its guests.")
+    guest = Guest.objects.select_related("user").filter(project=project, user__username=username).first()
+    if guest is None:
+        raise NotFound("No such guest.")
+    if guest.blocked_at is None:
+        with transaction.atomic():
+            guest.blocked_at = timezone.now()
+            guest.save(update_fields=["blocked_at"])
+            guest.user.is_active = False
+            guest.user.save(update_fields=["is_active"])
+    return guest

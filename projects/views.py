@@ -1,11 +1,18 @@
 """HTML door for projects: the project page and the owner's inbox."""
 
+from functools import cache
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.utils import translation
+from django.views.decorators.cache import cache_control
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import AppError, NotAllowed, NotFound
 from projects import selectors, services
@@ -20,7 +27,9 @@ def _project(slug):
 
 def project_detail(request, slug):
     project = _project(slug)
-    return render(request, "projects/detail.html", {"project": project})
+    # The widget's snippet names this server as the visitor's browser will reach it.
+    script_url = request.build_absolute_uri("/widget.js")
+    return render(request, "projects/detail.html", {"project": project, "widget_script_url": script_url})
 
 
 @login_required
@@ -43,3 +52,65 @@ def project_inbox(request, slug):
     except NotAllowed:
         raise PermissionDenied from None
     return render(request, "projects/inbox.html", {"project": project, "rows": rows})
+
+
+# The website widget (SPEC §6.6) ------------------------------------------------------------
+
+WIDGET_LANGUAGES = {"en": "en", "zh-hans": "zh-hans", "zh-hant": "zh-hant"}
+
+
+def widget_language(code: str) -> str | None:
+    """The widget's language for a host page's `lang` (or the browser's): zh-TW, zh-HK and
+    zh-Hant are traditional Chinese, other zh simplified, en English; else None."""
+    code = (code or "").strip().lower().replace("_", "-")
+    if code.startswith("zh"):
+        return "zh-hant" if any(part in code for part in ("hant", "-tw", "-hk", "-mo")) else "zh-hans"
+    if code.startswith("en"):
+        return "en"
+    return None
+
+
+@require_GET
+@xframe_options_exempt
+def widget_frame(request, project):
+    """The page inside the widget's iframe. Only the project owner's listed sites may frame
+    it: `Content-Security-Policy: frame-ancestors` is exactly those origins (a widget that is
+    off, or a project that does not exist, is a 404 nobody may frame)."""
+    widget = selectors.widget_for_embedding(slug=project)
+    if widget is None or not widget.origins:
+        raise Http404("No chat widget here.")
+    language = widget_language(request.GET.get("lang", "")) or translation.get_language()
+    with translation.override(language):
+        strings = {
+            "closed": translation.gettext("This conversation is closed."),
+            "blocked": translation.gettext("This conversation is no longer available."),
+            "failed": translation.gettext("Something went wrong. Please try again."),
+            "busy": translation.gettext("Too many attempts. Please try again later."),
+            "you": translation.gettext("You"),
+            "offline": translation.gettext("Reconnecting…"),
+        }
+        response = render(
+            request,
+            "projects/widget_frame.html",
+            {
+                "project": widget.project,
+                "language": language,
+                "strings": strings,
+                "email_enabled": settings.PARLEY_EMAIL_ENABLED,
+            },
+        )
+    response._csp_replace = {"frame-ancestors": list(widget.origins)}
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@cache
+def _widget_script() -> bytes:
+    return (Path(__file__).parent / "static" / "projects" / "widget.js").read_bytes()
+
+
+@require_GET
+@cache_control(public=True, max_age=300)
+def widget_script(request):
+    """`/widget.js`, the script the owner's site embeds (projects/static/projects/widget.js)."""
+    return HttpResponse(_widget_script(), content_type="text/javascript; charset=utf-8")

@@ -84,3 +84,9 @@ def test_the_query_is_one_range_lookup_on_the_key_index(api, mia, people):
             )
             plan = " ".join(str(row) for row in cursor.fetchall())
         assert "INDEX" in plan.upper(), plan
+
+
+def test_website_widget_guests_are_not_found(api, people, make_user):
+    make_user("guest-5f2a9c")
+    make_user("guesthouse")
+    assert found(api, people, "guest") == ["guesthouse"]

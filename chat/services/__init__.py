@@ -7,7 +7,7 @@ and only after commit (chat/services/changes.py numbers every change and queues 
 """
 
 from chat.services.announcements import announcement_set
-from chat.services.conversations import conversation_room_create, dm_get_or_create
+from chat.services.conversations import conversation_close, conversation_room_create, dm_get_or_create
 from chat.services.edits import message_edit
 from chat.services.images import message_send_image, preset_post
 from chat.services.messages import message_delete, message_recall, message_send
@@ -29,6 +29,7 @@ from chat.services.webhooks import webhook_create, webhook_list, webhook_post, w
 __all__ = [
     "announcement_set",
     "clean_room_slug",
+    "conversation_close",
     "conversation_room_create",
     "dm_get_or_create",
     "message_delete",

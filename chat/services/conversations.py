@@ -3,11 +3,12 @@
 import secrets
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from chat import selectors
 from chat.models import Membership, Room
-from chat.services.changes import tell_room_added
-from core.errors import InvalidInput
+from chat.services.changes import lock_room, system_message, tell_room_added
+from core.errors import InvalidInput, NotAllowed, NotFound
 
 SLUG_PREFIXES = {Room.Kind.DM: "dm-", Room.Kind.PROJECT: "project-"}
 
@@ -63,3 +64,26 @@ def dm_get_or_create(*, user, other_username) -> tuple[Room, bool]:
             raise
         return room, False  # a concurrent call created it first
     return room, True
+
+
+@transaction.atomic
+def conversation_close(*, user, room: Room) -> Room:
+    """Close a project conversation (SPEC §6.6): its history stays, nobody can send in it
+    any more. Only the member who did not start it (the project's owner) may; a closed
+    one stays closed (idempotent). One system message tells both sides, live.
+
+    Raises NotFound when `user` may not read the room, NotAllowed for a room that is not
+    a project conversation or for its visitor.
+    """
+    if not selectors.room_may_read(user=user, room=room) or not Membership.objects.filter(room=room, user=user).exists():
+        raise NotFound("No such room.")
+    if room.kind != Room.Kind.PROJECT or room.created_by_id == user.pk:
+        raise NotAllowed("Only the project's owner can close this conversation.")
+    closed = lock_room(room.pk).closed_at
+    if closed is None:
+        room.closed_at = timezone.now()
+        Room.objects.filter(pk=room.pk).update(closed_at=room.closed_at)
+        system_message(room, f"{user.username} closed the conversation")
+    else:
+        room.closed_at = closed
+    return room

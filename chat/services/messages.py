@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from chat import search, selectors
@@ -16,6 +17,11 @@ from chat.services.push import enqueue_for_message
 from core.errors import InvalidInput, NotAllowed, NotFound, RateLimited, RecallWindowPassed, TooLarge
 from core.ratelimit import check_send_rate
 from core.validation import clean_text, require_user
+
+# Sent after commit for each new message in a project conversation (`message`, `room`):
+# how the projects app hears of replies to email (projects/notify.py) without chat
+# knowing about it.
+message_stored = Signal()
 
 
 def message_send(
@@ -57,6 +63,9 @@ def message_send(
                 # It went private after the check above (a socket holds the room from its
                 # connect): an outsider's message must not land in it.
                 raise NotFound("No such room.")
+            if room.kind == Room.Kind.PROJECT and Room.objects.filter(pk=room.pk, closed_at__isnull=False).exists():
+                # Checked under the row lock: a close that committed first wins (SPEC §6.6).
+                raise NotAllowed("This conversation is closed.")
             message = Message.objects.create(
                 room=room, seq=seq, rev=rev, sender=sender, kind=kind, body=body, html=render(body), image=image,
                 client_id=client_id or "", reply_to=original, sender_name=sender_name, sender_icon=sender_icon,
@@ -68,6 +77,8 @@ def message_send(
             search.index_message(message, new=True)
             Membership.objects.filter(room=room, user=sender, last_read_seq__lt=seq).update(last_read_seq=seq)
             announce(room, message)
+            if room.kind == Room.Kind.PROJECT:
+                transaction.on_commit(lambda: message_stored.send(sender=Message, message=message, room=room))
     except IntegrityError:
         # The sender used this client_id before (a retry, maybe a concurrent one): the
         # whole transaction rolled back, numbers included; answer with the first message.

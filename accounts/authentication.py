@@ -1,0 +1,29 @@
+"""`Authorization: Token <key>` for REST, with the fence guests of the website widget stay
+behind (SPEC §6.6): a guest's token opens only the views that say `guest_access = True`,
+and of those that name a room (`slug`), only the guest's own conversation. Anything else
+is 403 (an endpoint guests never use) or 404 (another room: its existence is not revealed)."""
+
+from rest_framework import authentication
+
+from accounts.selectors import is_guest
+from core.errors import NotAllowed, NotFound
+
+
+class TokenAuthentication(authentication.TokenAuthentication):
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is not None and is_guest(result[0]):
+            context = getattr(request, "parser_context", None) or {}
+            view, kwargs = context.get("view"), context.get("kwargs") or {}
+            if not getattr(view, "guest_access", False):
+                raise NotAllowed("Guests of the website widget can only use their own conversation.")
+            slug = kwargs.get("slug")
+            if slug is not None and slug != guest_room_slug(result[0]):
+                raise NotFound("No such room.")
+        return result
+
+
+def guest_room_slug(user) -> str | None:
+    from projects.models import ProjectConversation
+
+    return ProjectConversation.objects.filter(visitor=user).values_list("room__slug", flat=True).first()
