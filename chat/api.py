@@ -52,6 +52,11 @@ _MESSAGE_FIELDS = (
         "edited_at": serializers.DateTimeField(allow_null=True),
         "reply_to": ReplyToOut,
         "reactions": ReactionsOut,
+        "pinned": serializers.BooleanField(),
+        "blocked": serializers.BooleanField(
+            required=False, help_text="In lists read over REST: the sender is someone you blocked (collapse it)."
+        ),
+        "file": serializers.DictField(allow_null=True, help_text="Kind `file`: {name, size, type, url}."),
         "message": serializers.CharField(),
         "user": serializers.CharField(allow_null=True),
         "timestamp": serializers.DateTimeField(),
@@ -230,6 +235,18 @@ class RoomMembersView(APIView):
 class RoomMemberView(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(
+        request=inline_serializer("RoleIn", {"role": serializers.ChoiceField(choices=["admin", "member"])}),
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def put(self, request, slug, username):
+        """The owner appoints or demotes an admin (SPEC §6.4)."""
+        room = selectors.room_get_for_moderation(user=request.user, slug=slug)
+        membership = services.member_role_set(
+            by=request.user, room=room, username=username, role=request.data.get("role")
+        )
+        return Response({**user_to_dict(membership.user), "role": membership.role})
+
     @extend_schema(responses={204: None})
     def delete(self, request, slug, username):
         room = selectors.room_get_for_user(user=request.user, slug=slug)
@@ -284,7 +301,10 @@ class MessageListView(APIView):
                 after_seq=_int_param(request, "after_seq"),
                 limit=limit,
             )
-        return Response([message_to_dict(m, room_slug=room.slug) for m in messages])
+        blocked = selectors.blocked_ids(user=request.user)
+        return Response(
+            [{**message_to_dict(m, room_slug=room.slug), "blocked": m.sender_id in blocked} for m in messages]
+        )
 
     @extend_schema(
         request={"application/json": SendIn, "multipart/form-data": SendImageIn},

@@ -19,9 +19,9 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import FileResponse, Http404, HttpResponse
 from django.utils._os import safe_join
 from django.views.decorators.http import require_safe
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from accounts.authentication import TokenAuthentication
 from chat import selectors
 
 PUBLIC_FOLDERS = ("avatars", "announcement")

@@ -60,10 +60,20 @@ def message_to_dict(message: Message, *, room_slug: str | None = None) -> dict:
         "edited_at": message.edited_at.isoformat() if message.edited_at and not hidden else None,
         "reply_to": None if hidden else reply_to_dict(message),
         "reactions": [] if hidden else message_reactions(message),
+        "pinned": message.pinned_at is not None,
+        "file": file_to_dict(message) if not hidden else None,
         "message": body,
         "user": sender["username"] if sender else None,
         "timestamp": created_at,
     }
+
+
+def file_to_dict(message: Message) -> dict | None:
+    """A `file` message's attachment: the name, size and type it was sent with, and where
+    to download it (chat/media.py serves it to readers of the room only)."""
+    if not message.file:
+        return None
+    return {"name": message.file_name, "size": message.file_size, "type": message.file_type, "url": message.file.url}
 
 
 def reply_to_dict(message: Message) -> dict | None:

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from chat import selectors, services
 from chat.serializers import message_to_dict
-from core.errors import AppError, AuthRequired, InvalidInput, NotFound, RateLimited
+from core.errors import AppError, AuthRequired, InvalidInput, NotAllowed, NotFound, RateLimited
 
 SECTIONS = ("public", "private", "dm", "project")
 
@@ -163,6 +163,8 @@ def dm(request, username):
         other, room = selectors.dm_find(user=request.user, username=username)
     except (NotFound, InvalidInput) as error:
         return _notice(request, error.detail, status=404)
+    except NotAllowed as error:
+        return _notice(request, error.detail, status=403)
     if room is not None:
         return redirect("room", slug=room.slug)
     return render(request, "chat/dm_start.html", {"other": other, "sidebar": sidebar_context(user=request.user)})

@@ -199,7 +199,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # Attempts are counted in the database, so every worker shares them.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's, refusing suspended users (SPEC §6.4).
+    "accounts.backends.ModelBackend",
 ]
 AXES_ENABLED = _setting("AXES_ENABLED", True)
 AXES_FAILURE_LIMIT = _positive("AXES_FAILURE_LIMIT", 5)
@@ -269,7 +270,7 @@ CONTENT_SECURITY_POLICY = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its WWW-Authenticate header turns "not logged in" into a 401.
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],

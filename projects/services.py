@@ -4,9 +4,10 @@ nothing here writes messages or memberships."""
 from django.core.validators import RegexValidator
 from django.db import IntegrityError, transaction
 
+from chat import selectors as chat_selectors
 from chat import services as chat_services
 from chat.models import SLUG_PATTERN, Room
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotAllowed
 from core.validation import clean_text, require_user
 from projects.models import Project, ProjectConversation
 
@@ -41,6 +42,8 @@ def project_chat_open(*, visitor, project: Project) -> tuple[ProjectConversation
     require_user(visitor)
     if visitor.pk == project.owner_id:
         raise InvalidInput("This is your own project.")
+    if chat_selectors.is_blocked_by(user=visitor, other=project.owner):
+        raise NotAllowed("You cannot open a conversation with this user.")
     existing = _conversation(project, visitor)
     if existing is not None:
         return existing, False

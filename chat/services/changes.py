@@ -80,12 +80,12 @@ def change(room: Room, message: Message, **fields) -> Message:
 
 def erase(room: Room, message: Message, **fields) -> Message:
     """Take a message's content away under the room's next rev (recall, deletion,
-    retention): body, html, image, edit time, earlier versions and reactions."""
+    retention): body, html, image, edit time, pin, earlier versions and reactions."""
     discard_image_after_commit(message)
     MessageVersion.objects.filter(message=message).delete()
     Reaction.objects.filter(message=message).delete()
     message.reaction_list = []
-    return change(room, message, body="", html="", image=None, edited_at=None, **fields)
+    return change(room, message, body="", html="", image=None, edited_at=None, pinned_at=None, **fields)
 
 
 def announce(

@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from chat import selectors
 from chat.formatting import render
-from chat.models import Membership, Message, Room
+from chat.models import AuditEntry, Membership, Message, Room
 from chat.services.changes import announce, clean_client_id, erase, lock_room, take_numbers
-from core.errors import InvalidInput, NotAllowed, NotFound, RateLimited, RecallWindowPassed, TooLarge
+from core.errors import InvalidInput, Muted, NotAllowed, NotFound, RateLimited, RecallWindowPassed, TooLarge
 from core.ratelimit import check_send_rate
 from core.validation import clean_text, require_user
 
@@ -39,6 +39,7 @@ def message_send(
     )
     if not selectors.room_may_read(user=sender, room=room):
         raise NotFound("No such room.")
+    may_send_here(sender=sender, room=room)
     original = reply_target(room=room, reply_to=reply_to)
     if not allowance_taken:
         existing = take_send_allowance(sender, client_id)
@@ -67,6 +68,16 @@ def message_send(
             raise
         return existing, False
     return message, True
+
+
+def may_send_here(*, sender, room: Room) -> None:
+    """What a reader needs beyond reading to send: not muted there (Muted, with its end),
+    and in a direct or project conversation not blocked by the other person (NotAllowed)."""
+    mute = selectors.room_mute_get(user=sender, room=room)
+    if mute is not None:
+        raise Muted(mute.until)
+    if room.kind in (Room.Kind.DM, Room.Kind.PROJECT) and selectors.blocked_in_conversation(user=sender, room=room):
+        raise NotAllowed("You cannot write to this conversation.")
 
 
 def reply_target(*, room: Room, reply_to) -> Message | None:
@@ -157,6 +168,10 @@ def message_delete(*, user, message_id) -> Message:
     if message.sender_id != user.id and not selectors.room_may_moderate(user=user, membership=membership):
         raise NotAllowed("You may not delete this message.")
     was_live = not message.recalled
+    if message.sender_id != user.id:
+        from chat.services.moderation import audit
+
+        audit(actor=user, action=AuditEntry.Action.DELETE, room=room, target=message.sender, message=message)
     erase(room, message, deleted=True, deleted_at=timezone.now())
     announce(room, message, was_live=was_live)
     return message
