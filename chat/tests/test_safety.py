@@ -246,3 +246,159 @@ def test_lifting_a_suspension_and_who_may(cast, api):
     assert staff.delete("/api/users/tom/suspend/").status_code == 204
     assert Client().login(username="tom", password=PASSWORD) is True
     assert [e.action for e in AuditEntry.objects.filter(room=None).order_by("id")] == ["suspend", "unsuspend"]
+
+
+# Pins -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_pin_is_a_room_change_every_reader_hears_and_the_pinned_list_shows(cast, lobby):
+    message = await db(said)(cast["tom"], lobby, "read the rules")
+    sock, _ = await open_room("lobby", user=cast["member"])
+
+    pinned = await db(services.message_pin)(user=cast["admin"], message_id=message.id, pinned=True)
+
+    frame = await sock.receive_type("message.pinned")
+    assert frame == {"type": "message.pinned", "id": message.id, "room": "lobby", "seq": message.seq,
+                     "rev": pinned.rev, "pinned": True}
+    assert (await db(Room.objects.get)(slug="lobby")).rev == pinned.rev
+
+    @db
+    def read(path):
+        client = APIClient()
+        client.force_authenticate(cast["member"])
+        return client.get(path).json()
+
+    assert [m["body"] for m in await read("/api/rooms/lobby/pins/")] == ["read the rules"]
+    changes = await read(f"/api/rooms/lobby/messages/?since_rev={pinned.rev - 1}")
+    assert [(m["id"], m["pinned"]) for m in changes] == [(message.id, True)]
+
+    await db(services.message_delete)(user=cast["tom"], message_id=message.id)
+    assert await read("/api/rooms/lobby/pins/") == []
+    await sock.close()
+
+
+@pytest.mark.django_db
+def test_unpin_and_pins_in_a_dm(cast, api):
+    message = said(cast["tom"], cast["dm"], "our address")
+    peer = api(cast["peer"])
+    assert peer.post(f"/api/messages/{message.id}/pin/").json()["pinned"] is True
+    assert [m["id"] for m in api(cast["tom"]).get(f"/api/rooms/{cast['dm'].slug}/pins/").json()] == [message.id]
+    assert api(cast["tom"]).delete(f"/api/messages/{message.id}/pin/").json()["pinned"] is False
+    assert peer.get(f"/api/rooms/{cast['dm'].slug}/pins/").json() == []
+    assert api(cast["outsider"]).get(f"/api/rooms/{cast['dm'].slug}/pins/").status_code == 404
+
+
+# Reports and the audit log --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_report_reaches_staffs_queue_and_is_resolved_into_the_audit_log(cast, secret, api):
+    message = said(cast["tom"], secret, "buy my pills")
+    made = api(cast["member"]).post(f"/api/messages/{message.id}/report/", {"reason": "spam"}, format="json")
+    assert made.status_code == 201
+    staff = api(cast["staff"])
+
+    queue = staff.get("/api/reports/").json()
+
+    assert [(r["id"], r["reporter"], r["reason"], r["resolved"], r["message"]["body"]) for r in queue] == [
+        (made.json()["id"], "mia", "spam", False, "buy my pills")
+    ]
+    assert set(queue[0]) == {"id", "message", "reporter", "reason", "created_at", "resolved"}
+    resolved = staff.post(f"/api/reports/{made.json()['id']}/resolve/")
+    assert resolved.status_code == 200 and resolved.json()["resolved"] is True
+    assert staff.get("/api/reports/").json() == []
+    assert len(staff.get("/api/reports/?resolved=true").json()) == 1
+    audit = api(cast["owner"]).get("/api/rooms/secret/audit/").json()
+    assert audit[0]["action"] == "resolve" and audit[0]["actor"] == "stan" and audit[0]["target"] == "tom"
+    assert audit[0]["message"] == message.id
+    assert set(audit[0]) == {"actor", "action", "target", "message", "detail", "at"}
+
+
+@pytest.mark.django_db
+def test_every_moderation_action_is_in_the_audit_log(cast, secret, api):
+    olivia = api(cast["owner"])
+    message = said(cast["tom"], secret, "x")
+    olivia.put("/api/rooms/secret/members/tom/", {"role": "admin"}, format="json")
+    olivia.put("/api/rooms/secret/members/tom/", {"role": "member"}, format="json")
+    olivia.post("/api/rooms/secret/mutes/", {"username": "tom", "minutes": 5}, format="json")
+    olivia.delete("/api/rooms/secret/mutes/tom/")
+    olivia.post(f"/api/messages/{message.id}/pin/")
+    olivia.delete(f"/api/messages/{message.id}/pin/")
+    olivia.delete(f"/api/messages/{message.id}/")
+    olivia.post("/api/rooms/secret/bans/", {"username": "tom"}, format="json")
+    olivia.delete("/api/rooms/secret/bans/tom/")
+    own = said(cast["member"], secret, "mine")  # a sender deleting their own is not moderation
+    api(cast["member"]).delete(f"/api/messages/{own.id}/")
+
+    audit = olivia.get("/api/rooms/secret/audit/").json()
+
+    # The two role changes in setting up the cast (adam made admin) come first.
+    assert [(e["actor"], e["action"], e["target"]) for e in reversed(audit)][1:] == [
+        ("olivia", "role", "tom"), ("olivia", "role", "tom"), ("olivia", "mute", "tom"), ("olivia", "unmute", "tom"),
+        ("olivia", "pin", "tom"), ("olivia", "unpin", "tom"), ("olivia", "delete", "tom"),
+        ("olivia", "ban", "tom"), ("olivia", "unban", "tom"),
+    ]
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_the_queue_and_the_log_and_resolves(cast, secret, make_user):
+    root = make_user("root", staff=True)
+    root.is_superuser = True
+    root.save()
+    report = services.report_create(user=cast["member"], message_id=said(cast["tom"], secret).id, reason="rude")
+    admin = Client()
+    admin.force_login(root)
+    assert "rude" in admin.get("/admin/chat/report/").content.decode()
+    admin.post("/admin/chat/report/", {"action": "resolve_reports", "_selected_action": [report.pk]})
+    report.refresh_from_db()
+    assert report.resolved and report.resolved_by == root
+    assert "resolve" in admin.get("/admin/chat/auditentry/").content.decode()
+    admin.post("/admin/accounts/suspension/add/", {"user": cast["tom"].pk, "minutes": 5})
+    assert Client().login(username="tom", password=PASSWORD) is False
+    assert AuditEntry.objects.filter(action="suspend", actor=root, target=cast["tom"]).exists()
+
+
+# Blocking ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_blocked_user_cannot_open_or_write_to_a_conversation_with_you(cast, api, make_user):
+    tom, pete = api(cast["tom"]), api(cast["peer"])
+    assert tom.post("/api/blocks/", {"username": "pete"}, format="json").status_code == 201
+    assert [u["username"] for u in tom.get("/api/blocks/").json()] == ["pete"]
+
+    assert pete.post("/api/dm/tom/").json()["code"] == "forbidden"
+    refused = pete.post(f"/api/rooms/{cast['dm'].slug}/messages/", {"body": "hey"}, format="json")
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    # The one who blocked may still write.
+    assert tom.post(f"/api/rooms/{cast['dm'].slug}/messages/", {"body": "stop"}, format="json").status_code == 201
+
+    assert tom.delete("/api/blocks/", {"username": "pete"}, format="json").status_code == 204
+    assert pete.post(f"/api/rooms/{cast['dm'].slug}/messages/", {"body": "sorry"}, format="json").status_code == 201
+
+
+@pytest.mark.django_db
+def test_a_blocked_visitor_cannot_open_a_project_conversation(cast, api):
+    from projects import services as project_services
+
+    project = project_services.project_create(owner=cast["tom"], title="Shop", slug="shop")
+    services.block_add(user=cast["tom"], username="pete")
+    from core.errors import NotAllowed
+
+    with pytest.raises(NotAllowed):
+        project_services.project_chat_open(visitor=cast["peer"], project=project)
+
+
+@pytest.mark.django_db
+def test_a_blocked_users_messages_in_shared_rooms_are_collapsed_for_you_only(cast, lobby, api):
+    services.room_join(user=cast["peer"], room=lobby)
+    said(cast["peer"], lobby, "spam spam")
+    said(cast["member"], lobby, "hello")
+    services.block_add(user=cast["tom"], username="pete")
+
+    for_tom = api(cast["tom"]).get("/api/rooms/lobby/messages/").json()
+    for_mia = api(cast["member"]).get("/api/rooms/lobby/messages/").json()
+
+    assert [(m["body"], m["blocked"]) for m in for_tom if m["kind"] == "text"] == [("spam spam", True), ("hello", False)]
+    assert [m["blocked"] for m in for_mia] == [False] * len(for_mia)
