@@ -41,7 +41,7 @@ _MESSAGE_FIELDS = (
         "seq": serializers.IntegerField(),
         "rev": serializers.IntegerField(),
         "sender": serializers.DictField(allow_null=True),
-        "kind": serializers.ChoiceField(choices=["text", "image", "system", "preset"]),
+        "kind": serializers.ChoiceField(choices=["text", "image", "system", "preset", "file"]),
         "body": serializers.CharField(),
         "image": serializers.CharField(allow_null=True),
         "created_at": serializers.DateTimeField(),
@@ -308,12 +308,24 @@ class MessageListView(APIView):
 
     @extend_schema(
         request={"application/json": SendIn, "multipart/form-data": SendImageIn},
+        description="Multipart: `image` (a picture, kind `image`) or `file` (any file up to PARLEY_FILE_MAX_BYTES, "
+        "kind `file`; 413 `too_large`, or `quota_exceeded` past PARLEY_USER_QUOTA_BYTES), optional `body`.",
         responses={201: MessageOut, 200: MessageOut},
     )
     def post(self, request, slug):
         room = selectors.room_get_for_user(user=request.user, slug=slug)
         if is_multipart(request):
             refuse_oversized_upload(request)  # before the body is read
+        if is_multipart(request) and "file" in request.data:
+            message, created = services.message_send_file(
+                sender=request.user,
+                room=room,
+                upload=request.FILES.get("file"),
+                body=request.data.get("body", ""),
+                client_id=request.data.get("client_id"),
+                reply_to=_reply_to(request),
+            )
+            return Response(message_to_dict(message), status=201 if created else 200)
         if is_multipart(request) and "image" in request.data:
             message, created = services.message_send_image(
                 sender=request.user,

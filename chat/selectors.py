@@ -332,6 +332,12 @@ def message_image_may_read(*, user, name: str) -> bool:
     return message is not None and room_may_read(user=user, room=message.room)
 
 
+def message_file_for_reader(*, user, name: str) -> Message | None:
+    """The live `file` message whose stored file is `name`, if `user` may read its room."""
+    message = Message.objects.select_related("room").filter(file=name, deleted=False, recalled=False).first()
+    return message if message is not None and room_may_read(user=user, room=message.room) else None
+
+
 def dm_key(user, other) -> str:
     """Room.dm_key of the pair: the same whichever of them asks."""
     low, high = sorted((user.pk, other.pk))

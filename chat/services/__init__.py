@@ -10,6 +10,7 @@ from chat.services.announcements import announcement_set
 from chat.services.blocks import block_add, block_remove
 from chat.services.conversations import conversation_room_create, dm_get_or_create
 from chat.services.edits import message_edit
+from chat.services.files import message_send_file
 from chat.services.images import message_send_image, preset_post
 from chat.services.messages import message_delete, message_recall, message_send
 from chat.services.moderation import (
@@ -58,6 +59,7 @@ __all__ = [
     "message_edit",
     "message_recall",
     "message_send",
+    "message_send_file",
     "message_send_image",
     "preset_post",
     "reaction_add",

@@ -18,7 +18,7 @@ from core.validation import clean_text, require_user
 
 def message_send(
     *, sender, room: Room, body="", client_id=None, kind=Message.Kind.TEXT, image=None, allowance_taken=False,
-    reply_to=None,
+    reply_to=None, attachment: dict | None = None,
 ) -> tuple[Message, bool]:
     """Store a message as the room's next seq and announce it after commit.
 
@@ -29,13 +29,14 @@ def message_send(
     NotFound when the sender may not read the room, InvalidInput/TooLarge for bad input,
     RateLimited past the sender's allowance (nothing is stored); `allowance_taken`: the
     caller already called take_send_allowance for this message (image sends, which check
-    before decoding).
+    before decoding). `attachment`: the stored file of a `file` message (chat.services.files).
     Sending moves the sender's own read marker to the new message.
     """
     require_user(sender)
     client_id = clean_client_id(client_id)
     body = clean_text(
-        body, field="body", max_length=settings.PARLEY_MAX_BODY, required=image is None, too_long=TooLarge
+        body, field="body", max_length=settings.PARLEY_MAX_BODY, required=image is None and attachment is None,
+        too_long=TooLarge,
     )
     if not selectors.room_may_read(user=sender, room=room):
         raise NotFound("No such room.")
@@ -55,7 +56,7 @@ def message_send(
                 raise NotFound("No such room.")
             message = Message.objects.create(
                 room=room, seq=seq, rev=rev, sender=sender, kind=kind, body=body, html=render(body), image=image,
-                client_id=client_id or "", reply_to=original,
+                client_id=client_id or "", reply_to=original, **(attachment or {}),
             )
             message.reaction_list = []  # a new message has none: spares the serializer a query
             Membership.objects.filter(room=room, user=sender, last_read_seq__lt=seq).update(last_read_seq=seq)
