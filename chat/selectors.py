@@ -518,6 +518,12 @@ def blocked_ids(*, user) -> set[int]:
     return set(Block.objects.filter(blocker=user).values_list("blocked_id", flat=True))
 
 
+def blocked_usernames(*, user) -> set[str]:
+    if not _is_user(user):
+        return set()
+    return set(Block.objects.filter(blocker=user).values_list("blocked__username", flat=True))
+
+
 def block_list(*, user) -> QuerySet:
     return Block.objects.filter(blocker=user).select_related("blocked__profile").order_by("blocked__username")
 

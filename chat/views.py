@@ -82,6 +82,8 @@ def room(request, slug):
     history = selectors.message_history(room=room)
     membership = selectors.membership_get(user=request.user, room=room)
     peer = selectors.room_peers(user=request.user, rooms=[room]).get(room.id)
+    blocked = selectors.blocked_ids(user=request.user)
+    blocked_names = selectors.blocked_usernames(user=request.user)
     return render(
         request,
         "chat/room.html",
@@ -91,7 +93,10 @@ def room(request, slug):
             "peer": peer,
             "membership": membership,
             "can_moderate": selectors.room_may_moderate(user=request.user, membership=membership),
-            "history": [message_to_dict(m, room_slug=room.slug) for m in history],
+            "history": [{**message_to_dict(m, room_slug=room.slug), "blocked": m.sender_id in blocked} for m in history],
+            "blocked_users": sorted(blocked_names),
+            "peer_blocked": peer is not None and peer.username in blocked_names,
+            "moderation": selectors.moderation_state(user=request.user, room=room),
             "has_older": bool(history) and history[0].seq > 1,
             "recall_seconds": settings.PARLEY_RECALL_SECONDS,
             "edit_seconds": settings.PARLEY_EDIT_SECONDS,
