@@ -402,3 +402,34 @@ def test_a_blocked_users_messages_in_shared_rooms_are_collapsed_for_you_only(cas
 
     assert [(m["body"], m["blocked"]) for m in for_tom if m["kind"] == "text"] == [("spam spam", True), ("hello", False)]
     assert [m["blocked"] for m in for_mia] == [False] * len(for_mia)
+
+
+# The same matrix over the socket, where a frame exists ----------------------------------------------------
+
+SOCKET_CASES = [
+    # (persona, in the DM?, frame, expected error code or None for done)
+    ("owner", False, "message.delete", None),
+    ("admin", False, "message.delete", None),
+    ("member", False, "message.delete", "forbidden"),
+    ("peer", True, "message.delete", "forbidden"),
+    ("member", False, "muted send", "muted"),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("who, in_dm, frame, code", SOCKET_CASES)
+async def test_permission_matrix_over_the_socket(cast, secret, who, in_dm, frame, code):
+    room = cast["dm"] if in_dm else secret
+    message = await db(said)(cast["tom"], room, "target")
+    sock, _ = await open_room(room.slug, user=cast[who])
+    if frame == "muted send":
+        await db(services.room_mute)(by=cast["owner"], room=room, username=cast[who].username, minutes=10)
+        await sock.send({"type": "message.send", "body": "hi", "client_id": "m1"})
+    else:
+        await sock.send({"type": "message.delete", "id": message.id})
+    if code is None:
+        assert (await sock.receive_type("message.deleted"))["id"] == message.id
+    else:
+        assert (await sock.receive_type("error"))["code"] == code
+        assert not (await db(Message.objects.get)(pk=message.id)).deleted
+    await sock.close()
