@@ -256,7 +256,7 @@ def report_resolve(*, by, report_id) -> Report:
         raise NotAllowed("Only staff resolve reports.")
     if not isinstance(report_id, int) or isinstance(report_id, bool):
         raise InvalidInput("id must be a report id.")
-    report = Report.objects.select_for_update().filter(pk=report_id).select_related("message").first()
+    report = Report.objects.select_for_update(of=("self",)).filter(pk=report_id).select_related("message").first()
     if report is None:
         raise NotFound("No such report.")
     if report.resolved:
