@@ -69,7 +69,13 @@ def sidebar_context(*, user, active=None, q: str = "") -> dict:
 
 def home(request):
     q = request.GET.get("q", "").replace("\x00", "").strip()[:80]
-    return render(request, "chat/home.html", {"sidebar": sidebar_context(user=request.user, q=q)})
+    from accounts.services import setup_needed
+
+    return render(
+        request,
+        "chat/home.html",
+        {"sidebar": sidebar_context(user=request.user, q=q), "setup_needed": setup_needed()},
+    )
 
 
 def room(request, slug):

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from accounts import views as accounts_views
 from chat import media
 from core.views import healthz
 
@@ -13,6 +14,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include("config.api_urls")),
     path("accounts/", include("accounts.urls")),
+    path("setup/", accounts_views.setup, name="setup"),
     # Uploads are served only here, behind the access check (chat/media.py).
     path(f"{settings.MEDIA_URL.strip('/')}/<str:folder>/<str:filename>", media.serve, name="media"),
     path("projects/", include("projects.urls")),

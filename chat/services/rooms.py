@@ -34,6 +34,24 @@ def clean_room_slug(slug) -> str:
     return slug
 
 
+def room_slug_suggest(name) -> str:
+    """A free slug for a room called `name`: its ASCII letters and digits (slugified), or
+    for a name without any (a Chinese-only name) `room-` and a few random characters;
+    a number is added when that slug is taken."""
+    import secrets
+
+    from django.utils.text import slugify
+
+    base = slugify(name if isinstance(name, str) else "")[:40].strip("-_")
+    if not base or base.startswith(RESERVED_SLUG_PREFIXES):
+        base = f"room-{secrets.token_hex(3)}"
+    slug, n = base, 1
+    while Room.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
 def room_create(*, creator, slug, name, kind=Room.Kind.PUBLIC) -> Room:
     """Create a public or private room owned by `creator`. A malformed, reserved
     (clean_room_slug) or taken slug is InvalidInput; past PARLEY_ROOM_CREATE_PER_HOUR,
