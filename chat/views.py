@@ -27,6 +27,17 @@ def _shown_name(user) -> str:
     return profile.shown_name if profile is not None else user.username
 
 
+def room_label(room, peer) -> str:
+    """What a room is called on screen: a DM by the other person; a project conversation
+    by the project and the other person (an owner may talk to the same visitor about two
+    projects and in a DM); any other room by its name."""
+    if peer is None:
+        return room.name
+    if room.kind == "project":
+        return f"{room.name} · {_shown_name(peer)}"
+    return _shown_name(peer)
+
+
 def sidebar_context(*, user, active=None, q: str = "") -> dict:
     """The sidebar: the user's own rooms grouped as they think of them, with unread
     counts, in full (they joined each one); and a bounded sample of the public rooms they
@@ -43,7 +54,7 @@ def sidebar_context(*, user, active=None, q: str = "") -> dict:
         sections.setdefault(room.kind, []).append(
             {
                 "room": room,
-                "label": _shown_name(peer) if peer is not None else room.name,
+                "label": room_label(room, peer),
                 "peer": peer,
                 "unread": membership.unread_count,
                 "member": True,
@@ -64,7 +75,17 @@ def sidebar_context(*, user, active=None, q: str = "") -> dict:
         "q": q,
         "people": selectors.user_directory(user=user),
         "active_slug": active_slug,
+        "my_projects": _my_projects(user),
     }
+
+
+def _my_projects(user) -> list:
+    """The projects `user` owns, for the links to their inboxes."""
+    if not user.is_authenticated:
+        return []
+    from projects.selectors import project_list
+
+    return list(project_list().filter(owner=user).select_related(None).only("slug", "title")[:20])
 
 
 def home(request):
@@ -93,7 +114,7 @@ def room(request, slug):
         "chat/room.html",
         {
             "room": room,
-            "label": _shown_name(peer) if peer is not None else room.name,
+            "label": room_label(room, peer),
             "peer": peer,
             "membership": membership,
             "can_moderate": selectors.room_may_moderate(user=request.user, membership=membership),

@@ -82,3 +82,40 @@ def test_first_run_to_the_first_message(server, open_page):
     assert other.goto("/setup/").status == 404
     other.goto("/")
     expect(other.locator("#setup-hint")).to_have_count(0)
+
+
+def test_a_project_and_its_visitor_conversation_appear_live_in_the_owner_inbox(server, open_page):
+    owner, visitor = new_user(server, "olga"), new_user(server, "vic")
+    visitor.api("PATCH", "/api/me/", {"display_name": "Victor"})
+    mine = open_page(owner)
+    mine.goto("/")
+    mine.locator("#projects-link").click()
+    mine.get_by_role("link", name="New project").click()
+    form = mine.locator("#project-form")
+    form.get_by_label("Title").fill("Corner Bakery")
+    slug = f"bakery-{secrets.token_hex(3)}"
+    form.get_by_label("Address").fill(slug)
+    form.get_by_label("Description").fill("Bread every morning")
+    form.get_by_role("button", name="Save").click()
+    expect(mine).to_have_url(f"{server.base}/projects/{slug}/")
+    mine.get_by_role("link", name="Conversations about this project").click()
+    expect(mine.locator("#inbox")).to_contain_text("No conversations yet.")
+    expect(mine.locator("body")).to_have_attribute("data-stream", "connected")
+
+    theirs = open_page(visitor)
+    theirs.goto("/projects/")
+    theirs.get_by_role("link", name="Corner Bakery").click()
+    theirs.get_by_role("button", name="Chat with the owner").click()
+    expect(theirs.locator(".room-head h1")).to_have_text(re.compile(r"^Corner Bakery · "))
+    connected(theirs)
+
+    row = mine.locator("#inbox .inbox-row")
+    expect(row).to_have_count(1)  # without a reload
+    expect(row.locator(".room-name")).to_have_text("Victor")
+    send(theirs, "Do you have rye bread?")
+    expect(row.locator(".badge")).to_have_text("1")
+    expect(row.locator("time")).not_to_have_text(re.compile(r"^\d{4}-"))  # a date people read
+    expect(mine.locator('#sidebar .room-link[data-kind="project"] .room-name')).to_have_text("Corner Bakery · Victor")
+    row.locator("a").click()
+    expect(mine.locator(".room-head h1")).to_have_text("Corner Bakery · Victor")
+    expect(bubble(mine, "rye bread")).to_be_visible()

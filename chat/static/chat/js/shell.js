@@ -164,6 +164,12 @@ export function setUnread(slug, count) {
   }
 }
 
+// As chat/views.py room_label: a DM by the person, a project conversation by project and person.
+export function roomLabel(room) {
+  if (!room.peer) return room.name;
+  return room.kind === "project" ? `${room.name} · ${room.peer.display_name}` : room.peer.display_name;
+}
+
 function roomItem(room) {
   const icon = room.peer
     ? avatar(room.peer, "sm")
@@ -173,7 +179,7 @@ function roomItem(room) {
     "a",
     { class: "room-link", href: `/rooms/${encodeURIComponent(room.slug)}/`, dataset: { room: room.slug, kind: room.kind } },
     icon,
-    h("span", { class: "room-name" }, room.peer ? room.peer.display_name : room.name),
+    h("span", { class: "room-name" }, roomLabel(room)),
     badge,
   );
   return h("li", {}, link);
@@ -272,6 +278,10 @@ if (loggedIn && sidebar) {
       }
       else if (frame.type === "room.added") showRoom(frame.room);
       else if (frame.type === "announcement") showAnnouncement(frame);
+      // Pages that list rooms of their own (a project's inbox) follow the same stream.
+      if (frame.type === "unread" || frame.type === "room.added") {
+        document.dispatchEvent(new CustomEvent("parley:activity", { detail: frame }));
+      }
     },
     onOpen() {
       // Rooms added while the stream was down arrive as unread frames of unknown rooms.
