@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat import selectors, services
@@ -109,6 +110,10 @@ def room(request, slug):
     history = selectors.message_history(room=room)
     membership = selectors.membership_get(user=request.user, room=room)
     peer = selectors.room_peers(user=request.user, rooms=[room]).get(room.id)
+    can_moderate = selectors.room_may_moderate(user=request.user, membership=membership)
+    everyone = selectors.room_members(room=room)
+    member_count = everyone.count()
+    members = list(everyone[:MEMBERS_SHOWN])
     return render(
         request,
         "chat/room.html",
@@ -117,7 +122,11 @@ def room(request, slug):
             "label": room_label(room, peer),
             "peer": peer,
             "membership": membership,
-            "can_moderate": selectors.room_may_moderate(user=request.user, membership=membership),
+            "can_moderate": can_moderate,
+            "members": members,
+            "more_members": member_count - len(members),
+            "retention_ages": [(key, RETENTION_LABELS[key]) for key in RETENTION_AGES],
+            "retention_age": retention_choice(room),
             "history": [message_to_dict(m, room_slug=room.slug) for m in history],
             "has_older": bool(history) and history[0].seq > 1,
             "recall_seconds": settings.PARLEY_RECALL_SECONDS,
@@ -206,3 +215,94 @@ def dm_start(request):
         return redirect(reverse("dm", args=[username]))
     except NoReverseMatch:  # "a/b": no username has a slash, and no URL can hold one
         return _notice(request, "No such user.", status=404)
+
+
+# The room panel (members, invite, remove, leave, name, retention): plain forms that post
+# here, each calling one service and coming back to the room with what happened.
+
+MEMBERS_SHOWN = 200
+RETENTION_AGES = {"": None, "1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "365d": 365 * 86400}
+RETENTION_LABELS = {
+    "": gettext_lazy("No age limit"), "1h": gettext_lazy("1 hour"), "24h": gettext_lazy("24 hours"),
+    "7d": gettext_lazy("7 days"), "30d": gettext_lazy("30 days"), "365d": gettext_lazy("1 year"),
+}
+
+
+def _room_action(request, slug, action, *, done: str, back_to_room: bool = True):
+    """Run `action(room)`; errors become a flash message. Back to the room (its panel open)."""
+    try:
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+    except NotFound:
+        raise Http404("No such room.") from None
+    try:
+        action(room)
+    except AppError as error:
+        messages.error(request, _(error.detail))
+    else:
+        messages.success(request, done)
+        if not back_to_room:
+            return redirect("home")
+    return redirect(reverse("room", args=[slug]) + "#room-panel")
+
+
+@login_required
+@require_POST
+def room_invite(request, slug):
+    username = request.POST.get("username", "").strip()
+    return _room_action(
+        request, slug, lambda room: services.room_invite(by=request.user, room=room, username=username),
+        done=_("%(name)s was added.") % {"name": username},
+    )
+
+
+@login_required
+@require_POST
+def room_remove(request, slug, username):
+    return _room_action(
+        request, slug, lambda room: services.room_remove_member(by=request.user, room=room, username=username),
+        done=_("%(name)s was removed.") % {"name": username},
+    )
+
+
+@login_required
+@require_POST
+def room_leave(request, slug):
+    return _room_action(
+        request, slug, lambda room: services.room_leave(user=request.user, room=room),
+        done=_("You left the room."), back_to_room=False,
+    )
+
+
+@login_required
+@require_POST
+def room_settings(request, slug):
+    """Name and retention ("24 h", "the last 100 messages"), from the room panel."""
+    import datetime
+
+    age = request.POST.get("max_age", "")
+    count = request.POST.get("max_count", "").strip()
+
+    def change(room):
+        if age not in RETENTION_AGES:
+            raise InvalidInput(_("Choose how long messages are kept from the list."))
+        if count and not count.isdigit():
+            raise InvalidInput(_("The number of messages kept must be a whole number."))
+        name = request.POST.get("name")
+        if name is not None and name.strip() != room.name:
+            services.room_update(by=request.user, room=room, name=name.strip())
+        seconds = RETENTION_AGES[age]
+        services.room_set_retention(
+            by=request.user, room=room,
+            max_age=datetime.timedelta(seconds=seconds) if seconds else None,
+            max_count=int(count) if count else None,
+        )
+
+    return _room_action(request, slug, change, done=_("Room settings saved."))
+
+
+def retention_choice(room) -> str:
+    """The RETENTION_AGES key of the room's max age ("" when none, or one set otherwise)."""
+    if room.retention_max_age is None:
+        return ""
+    seconds = int(room.retention_max_age.total_seconds())
+    return next((key for key, value in RETENTION_AGES.items() if value == seconds), "")

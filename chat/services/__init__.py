@@ -21,6 +21,7 @@ from chat.services.rooms import (
     room_leave,
     room_mark_read,
     room_remove_member,
+    room_set_retention,
     room_slug_suggest,
     room_update,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "room_mark_read",
     "room_purge",
     "room_remove_member",
+    "room_set_retention",
     "room_slug_suggest",
     "room_update",
     "rooms_with_retention",

@@ -261,3 +261,31 @@ def room_mark_read(*, user, room: Room, seq) -> int:
             ),
         )
     return row.count
+
+
+RETENTION_MAX_COUNT = 1_000_000
+
+
+@transaction.atomic
+def room_set_retention(*, by, room: Room, max_age=None, max_count=None) -> Room:
+    """How long the room keeps messages: `max_age` (a timedelta, or None: no age limit) and
+    `max_count` (the newest N, or None). Its owner/admins or staff; enforced by the
+    periodic purge (chat.retention). Conversations keep everything."""
+    import datetime
+
+    require_user(by)
+    room = lock_room(room.id)
+    actor = _moderator(by, room)
+    if not selectors.room_may_moderate(user=by, membership=actor):
+        raise NotAllowed("Only the room's owner or admins may change it.")
+    if room.kind not in CREATABLE_KINDS:
+        raise InvalidInput("Direct and project conversations cannot be changed.")
+    if max_age is not None and (not isinstance(max_age, datetime.timedelta) or max_age.total_seconds() < 60):
+        raise InvalidInput("max_age must be at least a minute.")
+    if max_count is not None and (
+        not isinstance(max_count, int) or isinstance(max_count, bool) or not 1 <= max_count <= RETENTION_MAX_COUNT
+    ):
+        raise InvalidInput(f"max_count must be 1-{RETENTION_MAX_COUNT}.")
+    Room.objects.filter(pk=room.pk).update(retention_max_age=max_age, retention_max_count=max_count)
+    room.retention_max_age, room.retention_max_count = max_age, max_count
+    return room

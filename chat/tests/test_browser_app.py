@@ -119,3 +119,53 @@ def test_a_project_and_its_visitor_conversation_appear_live_in_the_owner_inbox(s
     row.locator("a").click()
     expect(mine.locator(".room-head h1")).to_have_text("Corner Bakery · Victor")
     expect(bubble(mine, "rye bread")).to_be_visible()
+
+
+def test_inviting_listing_removing_and_leaving_members_of_a_private_room(server, open_page):
+    owner, ben, cal = new_user(server, "own"), new_user(server, "ben"), new_user(server, "cal")
+    ben.api("PATCH", "/api/me/", {"display_name": "Ben Wu"})
+    slug = owner.room(kind="private", name="Kitchen")
+    mine = open_page(owner)
+    mine.goto(f"/rooms/{slug}/")
+    connected(mine)
+    mine.locator("#room-panel-open").click()
+    panel = mine.locator("#room-panel")
+    expect(panel.locator(".member")).to_have_count(1)
+    panel.get_by_placeholder("Invite by name…").fill(ben.username)
+    panel.get_by_role("button", name="Invite").click()
+    expect(panel.locator(f'.member[data-username="{ben.username}"] .member-name')).to_contain_text("Ben Wu")
+    expect(panel.locator(f'.member[data-username="{ben.username}"] .role')).to_have_text("member")
+    panel.get_by_placeholder("Invite by name…").fill(cal.username)
+    panel.get_by_role("button", name="Invite").click()
+    expect(panel.locator(".member")).to_have_count(3)
+
+    # ben sees the room and who is online, by display name.
+    bens = open_page(ben)
+    bens.goto(f"/rooms/{slug}/")
+    connected(bens)
+    expect(mine.locator("#online")).to_contain_text("Ben Wu")
+    expect(bens.locator(f'#sidebar .room-link[data-room="{slug}"]')).to_have_count(1)
+
+    # Removed: the room leaves ben's sidebar, the composer is disabled, nobody shows online.
+    remove = mine.locator(f'.member[data-username="{ben.username}"]').get_by_role("button", name="Remove")
+    remove.click()  # asks first; the page fixture answers "no"
+    assert mine.dialogs == ["Remove Ben Wu from this room?"]
+    expect(panel.locator(f'.member[data-username="{ben.username}"]')).to_have_count(1)
+    mine.evaluate("window.confirm = () => true")
+    remove.click()
+    expect(mine.locator(f'#members .member[data-username="{ben.username}"]')).to_have_count(0)
+    expect(bens.locator(f'#sidebar .room-link[data-room="{slug}"]')).to_have_count(0)
+    expect(bens.locator("#composer textarea[name=body]")).to_be_disabled()
+    expect(bens.locator("#online")).to_have_text("")
+    expect(mine.locator("#online")).not_to_contain_text("Ben Wu")
+
+    # cal leaves by the panel's button, after saying yes.
+    cals = open_page(cal)
+    cals.goto(f"/rooms/{slug}/")
+    connected(cals)
+    cals.locator("#room-panel-open").click()
+    cals.evaluate("window.confirm = (text) => { window.asked = text; return true; }")
+    cals.get_by_role("button", name="Leave room").click()
+    expect(cals).to_have_url(f"{server.base}/")
+    expect(cals.locator(f'#sidebar .room-link[data-room="{slug}"]')).to_have_count(0)
+    assert cals.goto(f"/rooms/{slug}/").status == 404

@@ -88,6 +88,7 @@ const socket = new LiveSocket(`/ws/chat/${encodeURIComponent(slug)}/`, {
   },
   onFinal(code) {
     stopPolling();
+    if (code === 4403) loseAccess();
     const reasons = { 4401: gettext("You have been logged out."), 4403: gettext("You no longer have access to this room."), 4404: gettext("This room does not exist.") };
     setNote(reasons[code] || gettext("Disconnected."));
   },
@@ -164,10 +165,50 @@ async function poll() {
 
 // Presence and typing --------------------------------------------------------------------
 
+// Display names where the member list knows them (the room panel), usernames otherwise.
+function shownName(username) {
+  const member = document.querySelector(`#members .member[data-username="${CSS.escape(username)}"]`);
+  return (member && member.dataset.name) || view.nameOf(username);
+}
+
 function setOnline(usernames) {
   const unique = [...new Set(usernames)];
-  onlineEl.textContent = unique.length ? tf(gettext("%(count)s online: %(names)s"), { count: unique.length, names: unique.join(", ") }) : "";
-  onlineEl.title = unique.join(", ");
+  const names = unique.map(shownName);
+  onlineEl.textContent = unique.length ? tf(gettext("%(count)s online: %(names)s"), { count: unique.length, names: names.join(", ") }) : "";
+  onlineEl.title = names.join(", ");
+  for (const member of document.querySelectorAll("#members .member")) {
+    const dot = member.querySelector(".presence-dot");
+    const on = unique.includes(member.dataset.username);
+    member.classList.toggle("online", on);
+    if (dot) dot.hidden = !on;
+  }
+}
+
+// Removed from the room (or it went private): it leaves the sidebar, nothing more can be
+// sent, and nobody is shown online any more.
+function loseAccess() {
+  setOnline([]);
+  for (const link of document.querySelectorAll(`.room-link[data-room="${CSS.escape(slug)}"]`)) {
+    link.closest("li").remove();
+  }
+  const form = document.getElementById("composer");
+  if (form) {
+    form.classList.add("disabled");
+    for (const control of form.querySelectorAll("textarea, button, input")) control.disabled = true;
+  }
+  const panelOpen = document.getElementById("room-panel-open");
+  if (panelOpen) panelOpen.hidden = true;
+}
+
+// The room panel: members, invitations, settings, leaving.
+const panel = document.getElementById("room-panel");
+const panelOpen = document.getElementById("room-panel-open");
+if (panel && panelOpen) {
+  panelOpen.addEventListener("click", () => panel.showModal());
+  if (location.hash === "#room-panel") panel.showModal();
+  panel.addEventListener("close", () => {
+    if (location.hash === "#room-panel") history.replaceState(null, "", location.pathname + location.search);
+  });
 }
 
 const typers = new Map();

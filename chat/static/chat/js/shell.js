@@ -213,6 +213,18 @@ async function showRoom(room) {
   }
 }
 
+// Forms that change something for good ask first (leave a room, remove someone).
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) event.preventDefault();
+});
+
+// A room taken from the user (removed, left elsewhere, made private) leaves the sidebar.
+function dropRoomLink(slug) {
+  const link = ownLink(slug);
+  if (link) link.closest("li").remove();
+}
+
 // Room search ----------------------------------------------------------------------------
 // The sidebar shows a sample of the public rooms not joined; typing asks GET /api/rooms/?q=.
 
@@ -277,9 +289,10 @@ if (loggedIn && sidebar) {
         applyUnread(frame.room, frame.count, frame.last_seq);
       }
       else if (frame.type === "room.added") showRoom(frame.room);
+      else if (frame.type === "room.removed") dropRoomLink(frame.room);
       else if (frame.type === "announcement") showAnnouncement(frame);
       // Pages that list rooms of their own (a project's inbox) follow the same stream.
-      if (frame.type === "unread" || frame.type === "room.added") {
+      if (frame.type === "unread" || frame.type === "room.added" || frame.type === "room.removed") {
         document.dispatchEvent(new CustomEvent("parley:activity", { detail: frame }));
       }
     },
