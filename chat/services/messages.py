@@ -10,7 +10,15 @@ from django.utils import timezone
 from chat import selectors
 from chat.formatting import render
 from chat.models import Membership, Message, Room
-from chat.services.changes import announce, clean_client_id, erase, lock_room, take_numbers
+from chat.services.changes import (
+    announce,
+    append,
+    clean_client_id,
+    erase,
+    lock_room,
+    take_numbers,
+    tell_room_added,
+)
 from core.errors import InvalidInput, NotAllowed, NotFound, RateLimited, RecallWindowPassed, TooLarge
 from core.ratelimit import check_send_rate
 from core.validation import clean_text, require_user
@@ -30,7 +38,8 @@ def message_send(
     RateLimited past the sender's allowance (nothing is stored); `allowance_taken`: the
     caller already called take_send_allowance for this message (image sends, which check
     before decoding).
-    Sending moves the sender's own read marker to the new message.
+    Sending moves the sender's own read marker to the new message; into a public room
+    the sender has not joined, it joins them first (_join_by_sending).
     """
     require_user(sender)
     client_id = clean_client_id(client_id)
@@ -47,6 +56,8 @@ def message_send(
     try:
         with transaction.atomic():
             kind_seen = room.kind
+            if kind in (Message.Kind.TEXT, Message.Kind.IMAGE):  # people, not staff presets
+                _join_by_sending(sender, room)
             seq, rev = take_numbers(room, new_message=True)
             if room.kind != kind_seen and not selectors.room_may_read(user=sender, room=room):
                 # It went private after the check above (a socket holds the room from its
@@ -67,6 +78,19 @@ def message_send(
             raise
         return existing, False
     return message, True
+
+
+def _join_by_sending(sender, room: Room) -> None:
+    """Sending into a public room one has not joined joins it (docs/api.md "Joining"):
+    the "joined" system message first, then the membership (badge, unread, sidebar)."""
+    if not room.is_public or Membership.objects.filter(room=room, user=sender).exists():
+        return
+    joined = append(room, kind=Message.Kind.SYSTEM, body=f"{sender.username} joined")  # locks the room
+    if not room.is_public:  # it went private before the lock: no outsider joins (rolled back)
+        raise NotFound("No such room.")
+    announce(room, joined)
+    Membership.objects.create(room=room, user=sender, last_read_seq=joined.seq)
+    tell_room_added(sender.id, room)
 
 
 def reply_target(*, room: Room, reply_to) -> Message | None:

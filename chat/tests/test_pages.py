@@ -67,3 +67,21 @@ def test_staff_set_retention_anywhere_and_it_refuses_nonsense(lobby, stan):
     response = logged_in(stan).post("/rooms/lobby/settings/", {"name": "Lobby", "max_age": "2y", "max_count": "-1"})
     assert response.status_code == 302
     assert Room.objects.get(pk=lobby.pk).retention_max_count == 5
+
+
+# Joining ---------------------------------------------------------------------------------------
+
+
+def test_sending_into_a_public_room_joins_it_with_a_system_message(lobby, olivia, oscar, api):
+    client = api(oscar)
+    assert client.post("/api/rooms/lobby/messages/", {"body": "hello", "client_id": "j-1"}, format="json").status_code == 201
+    assert Membership.objects.filter(room=lobby, user=oscar).exists()
+    kinds = list(lobby.messages.order_by("seq").values_list("kind", "body"))
+    assert kinds[-2:] == [("system", "oscar joined"), ("text", "hello")]
+    services.message_send(sender=olivia, room=lobby, body="welcome")
+    assert client.get("/api/unread/").json()["lobby"] == 1  # counted as a member's room
+    page = logged_in(oscar).get("/rooms/lobby/").content.decode()
+    assert 'id="join-room"' not in page and 'data-member="true"' in page
+    # The second message does not join again.
+    client.post("/api/rooms/lobby/messages/", {"body": "again", "client_id": "j-2"}, format="json")
+    assert lobby.messages.filter(kind="system", body="oscar joined").count() == 1

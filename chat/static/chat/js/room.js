@@ -200,6 +200,17 @@ function loseAccess() {
   if (panelOpen) panelOpen.hidden = true;
 }
 
+// Sending into a public room joins it (docs/api.md, "Joining"): when the user stream says
+// the room is ours, the Join button goes.
+document.addEventListener("parley:activity", (event) => {
+  const frame = event.detail;
+  if (frame.type !== "room.added" || !frame.room || frame.room.slug !== slug) return;
+  view.isMember = true;
+  root.dataset.member = "true";
+  const join = document.getElementById("join-room");
+  if (join) join.closest("form").remove();
+});
+
 // The room panel: members, invitations, settings, leaving.
 const panel = document.getElementById("room-panel");
 const panelOpen = document.getElementById("room-panel-open");
