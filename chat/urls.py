@@ -13,6 +13,7 @@ urlpatterns = [
     path("rooms/<str:slug>/members/", views.room_invite, name="room-invite"),
     path("rooms/<str:slug>/members/<str:username>/remove/", views.room_remove, name="room-remove"),
     path("dm/", views.dm_start, name="dm-start"),
+    path("people/", views.people, name="people"),
     path("dm/<str:username>/", views.dm, name="dm"),
     # Language switching (POST /i18n/setlang/) and the JavaScript translation catalog,
     # loaded as an ordinary script: the CSP allows no inline scripts.

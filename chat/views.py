@@ -101,6 +101,11 @@ def home(request):
 
 
 def room(request, slug):
+    """A room's page; a direct conversation's is shown at /dm/<the other person>/."""
+    return room_page(request, slug, canonical=True)
+
+
+def room_page(request, slug, *, canonical=False):
     try:
         room = selectors.room_get_for_user(user=request.user, slug=slug)
     except AuthRequired:
@@ -110,6 +115,8 @@ def room(request, slug):
     history = selectors.message_history(room=room)
     membership = selectors.membership_get(user=request.user, room=room)
     peer = selectors.room_peers(user=request.user, rooms=[room]).get(room.id)
+    if canonical and room.kind == "dm" and peer is not None and request.method == "GET":
+        return redirect("dm", username=peer.username)
     can_moderate = selectors.room_may_moderate(user=request.user, membership=membership)
     everyone = selectors.room_members(room=room)
     member_count = everyone.count()
@@ -194,13 +201,13 @@ def dm(request, username):
     """
     try:
         if request.method == "POST":
-            room, _ = services.dm_get_or_create(user=request.user, other_username=username)
-            return redirect("room", slug=room.slug)
+            services.dm_get_or_create(user=request.user, other_username=username)
+            return redirect("dm", username=username)
         other, room = selectors.dm_find(user=request.user, username=username)
     except (NotFound, InvalidInput) as error:
-        return _notice(request, error.detail, status=404)
+        return _notice(request, _(error.detail), status=404)
     if room is not None:
-        return redirect("room", slug=room.slug)
+        return room_page(request, room.slug)  # the address names the person, not dm-1-2
     return render(request, "chat/dm_start.html", {"other": other, "sidebar": sidebar_context(user=request.user)})
 
 
@@ -306,3 +313,31 @@ def retention_choice(room) -> str:
         return ""
     seconds = int(room.retention_max_age.total_seconds())
     return next((key for key, value in RETENTION_AGES.items() if value == seconds), "")
+
+
+@login_required
+@require_GET
+def people(request):
+    """The people directory: find someone by name or username, then message them."""
+    q = request.GET.get("q", "").replace("\x00", "").strip()[:80]
+    return render(
+        request,
+        "chat/people.html",
+        {"people": selectors.people_search(user=request.user, q=q), "q": q, "sidebar": sidebar_context(user=request.user)},
+    )
+
+
+# Error pages in the app's frame (config/urls.py handler404/handler403/handler500).
+
+
+def page_not_found(request, exception=None):
+    return _notice(request, _("There is nothing here: the page or room does not exist, or you cannot see it."), status=404)
+
+
+def permission_denied(request, exception=None):
+    return _notice(request, _("You are not allowed to see this page."), status=403)
+
+
+def server_error(request):
+    """No database here: it may be what failed."""
+    return render(request, "500.html", status=500)

@@ -22,3 +22,7 @@ urlpatterns = [
     path("projects/", include("projects.urls")),
     path("", include("chat.urls")),
 ]
+
+handler404 = "chat.views.page_not_found"
+handler403 = "chat.views.permission_denied"
+handler500 = "chat.views.server_error"

@@ -169,3 +169,80 @@ def test_inviting_listing_removing_and_leaving_members_of_a_private_room(server,
     expect(cals).to_have_url(f"{server.base}/")
     expect(cals.locator(f'#sidebar .room-link[data-room="{slug}"]')).to_have_count(0)
     assert cals.goto(f"/rooms/{slug}/").status == 404
+
+
+def test_people_directory_starts_a_dm_at_the_persons_address(server, open_page):
+    ann, zoe = new_user(server, "ann"), new_user(server, "zoe")
+    zoe.api("PATCH", "/api/me/", {"display_name": "Zoe Lin"})
+    page = open_page(ann)
+    page.goto("/")
+    page.locator("#people-link").click()
+    page.get_by_placeholder("Name or username…").fill("zoe lin")
+    page.get_by_role("button", name="Find").click()
+    person = page.locator(f'#people-list .person[data-username="{zoe.username}"]')
+    expect(page.locator("#people-list .person")).to_have_count(1)
+    person.get_by_text("Message").click()
+    page.locator("#dm-start").get_by_role("button", name="Start conversation").click()
+    expect(page).to_have_url(f"{server.base}/dm/{zoe.username}/")  # the person, not dm-1-2
+    expect(page.locator(".room-head h1")).to_have_text("Zoe Lin")
+    connected(page)
+    send(page, "hi Zoe")
+    expect(bubble(page, "hi Zoe")).to_be_visible()
+    expect(page.locator('#sidebar .room-link[data-kind="dm"]')).to_have_attribute("href", f"/dm/{zoe.username}/")
+
+    page.goto("/dm/no-such-person/")
+    expect(page.locator("#notice h1")).to_have_text("No such user.")
+    expect(page.locator("#sidebar")).to_be_attached()
+
+
+def test_polling_shows_a_recall_and_a_delete(server, open_page):
+    """Without WebSockets the page polls ?since_rev=: a recall and a deletion show too."""
+    ann, bob = new_user(server, "ann"), new_user(server, "bob")
+    slug = ann.room()
+    bob.api("POST", f"/api/rooms/{slug}/join/")
+    oops, spam = bob.say(slug, "wrong room, sorry"), bob.say(slug, "buy cheap watches")
+    page = open_page(ann)
+    page.add_init_script("delete window.WebSocket")
+    page.goto(f"/rooms/{slug}/")
+    expect(page.locator("#connection-status")).to_have_attribute("data-state", "polling")
+    expect(bubble(page, "buy cheap watches")).to_be_visible()
+    bob.api("POST", f"/api/messages/{oops['id']}/recall/")
+    ann.api("DELETE", f"/api/messages/{spam['id']}/")
+    recalled = page.locator(f'#messages > [data-id="{oops["id"]}"]')
+    expect(recalled).to_have_class(re.compile(r"\brecalled\b"), timeout=12_000)
+    expect(recalled).to_contain_text("recalled a message")
+    expect(page.locator(f'#messages > [data-id="{spam["id"]}"]')).to_have_count(0, timeout=12_000)
+    expect(bubble(page, "wrong room")).to_have_count(0)
+
+
+def test_404_page_is_in_the_apps_frame(server, open_page):
+    page = open_page(new_user(server, "ann"))
+    response = page.goto("/no/such/page/")
+    assert response.status == 404
+    expect(page.locator("#notice h1")).to_contain_text("nothing here")
+    expect(page.locator("#sidebar .room-nav")).to_be_visible()
+    page.locator("#notice").get_by_role("link", name="Back to the chat").click()
+    expect(page).to_have_url(f"{server.base}/")
+
+
+def test_every_page_fits_360_px_without_horizontal_scroll(server, open_page):
+    ann, bob = new_user(server, "ann"), new_user(server, "bob")
+    slug = ann.room(kind="private", name="A fairly long private room name for a phone")
+    ann.api("POST", f"/api/rooms/{slug}/members/", {"username": bob.username})
+    project = f"p-{secrets.token_hex(3)}"
+    ann.api("POST", "/api/projects/", {"title": "Bakery " + "very " * 10 + "long", "slug": project})
+    bob.api("POST", f"/api/projects/{project}/chat/")
+    bob.api("POST", f"/api/dm/{ann.username}/")
+    anonymous, page = open_page(**PHONE), open_page(ann, **PHONE)
+    for path in ("/", "/accounts/login/", "/accounts/register/", "/projects/", f"/projects/{project}/"):
+        anonymous.goto(path)
+        no_horizontal_scroll(anonymous)
+    for path in ("/", f"/rooms/{slug}/", f"/rooms/{slug}/#room-panel", "/people/", "/projects/", "/projects/new/",
+                 f"/projects/{project}/", f"/projects/{project}/edit/", f"/projects/{project}/chats/",
+                 f"/dm/{bob.username}/", "/accounts/profile/", "/no/such/page/"):
+        page.goto(path)
+        no_horizontal_scroll(page)
+    page.goto(f"/rooms/{slug}/")
+    page.locator("#room-panel-open").click()
+    expect(page.locator("#room-panel")).to_be_visible()
+    assert page.evaluate("document.getElementById('room-panel').scrollWidth <= 360")

@@ -85,3 +85,46 @@ def test_sending_into_a_public_room_joins_it_with_a_system_message(lobby, olivia
     # The second message does not join again.
     client.post("/api/rooms/lobby/messages/", {"body": "again", "client_id": "j-2"}, format="json")
     assert lobby.messages.filter(kind="system", body="oscar joined").count() == 1
+
+
+# People ----------------------------------------------------------------------------------------
+
+
+def test_the_people_directory_finds_by_name_or_username_and_leaves_me_out(olivia, mia, oscar):
+    mia.profile.display_name = "Mia Zhang"
+    mia.profile.save()
+    page = logged_in(olivia).get("/people/").content.decode()
+    assert 'data-username="mia"' in page and 'data-username="oscar"' in page and 'data-username="olivia"' not in page
+    page = logged_in(olivia).get("/people/?q=zhang").content.decode()
+    assert 'data-username="mia"' in page and 'data-username="oscar"' not in page and 'href="/dm/mia/"' in page
+    assert "Nobody matches." in logged_in(olivia).get("/people/?q=zzz").content.decode()
+    assert Client().get("/people/")["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.parametrize("username", ["nobody", "olivia"])
+def test_an_unknown_or_own_username_gets_a_page_that_says_so(olivia, username):
+    response = logged_in(olivia).get(f"/dm/{username}/")
+    page = response.content.decode()
+    assert response.status_code == 404 and 'id="notice"' in page and 'id="sidebar"' in page
+
+
+# Error pages -----------------------------------------------------------------------------------
+
+
+def test_404_and_403_pages_are_in_the_apps_frame(olivia, mia):
+    from projects import services as project_services
+
+    response = logged_in(olivia).get("/no/such/page/")
+    page = response.content.decode()
+    assert response.status_code == 404 and 'id="sidebar"' in page and 'id="notice"' in page
+    assert logged_in(olivia).get("/rooms/nowhere/").status_code == 404
+    project_services.project_create(owner=olivia, title="Bakery", slug="bakery")
+    response = logged_in(mia).get("/projects/bakery/chats/")
+    assert response.status_code == 403 and 'id="sidebar"' in response.content.decode()
+
+
+def test_the_500_page_is_styled(rf):
+    from chat.views import server_error
+
+    response = server_error(rf.get("/"))
+    assert response.status_code == 500 and b'id="notice"' in response.content

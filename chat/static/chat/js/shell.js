@@ -177,7 +177,7 @@ function roomItem(room) {
   const badge = h("span", { class: "badge", "aria-label": gettext("unread messages"), hidden: true, dataset: { count: "0" } }, "0");
   const link = h(
     "a",
-    { class: "room-link", href: `/rooms/${encodeURIComponent(room.slug)}/`, dataset: { room: room.slug, kind: room.kind } },
+    { class: "room-link", href: room.kind === "dm" && room.peer ? `/dm/${encodeURIComponent(room.peer.username)}/` : `/rooms/${encodeURIComponent(room.slug)}/`, dataset: { room: room.slug, kind: room.kind } },
     icon,
     h("span", { class: "room-name" }, roomLabel(room)),
     badge,
