@@ -13,6 +13,7 @@ import pytest
 from chat.tests.test_browser import (  # noqa: F401 (fixtures and the skip marks)
     PASSWORD,
     browser,
+    screenshot,
     bubble,
     connected,
     expect,
@@ -52,7 +53,7 @@ def no_horizontal_scroll(page) -> None:
     assert page.evaluate("document.scrollingElement.scrollWidth") <= page.viewport_size["width"], page.url
 
 
-def test_first_run_to_the_first_message(server, open_page):
+def test_first_run_to_the_first_message(server, open_page, tmp_path):
     """A fresh instance points its first visitor to /setup/; the code `make run` printed
     makes the administrator and leads to the first room, where a message goes out."""
     printed = manage(server.env, "setup_code", "--url", server.base)
@@ -69,6 +70,7 @@ def test_first_run_to_the_first_message(server, open_page):
     expect(page.locator(".form-errors")).to_contain_text("not the setup code")
     page.get_by_label("Setup code").fill(code)
     page.get_by_label("Password").fill(PASSWORD)
+    screenshot(page, "setup-desktop.png", tmp_path)
     page.get_by_role("button", name="Create the administrator").click()
     expect(page.locator(".room-head h1")).to_have_text("General")
     connected(page)
@@ -246,3 +248,49 @@ def test_every_page_fits_360_px_without_horizontal_scroll(server, open_page):
     page.locator("#room-panel-open").click()
     expect(page.locator("#room-panel")).to_be_visible()
     assert page.evaluate("document.getElementById('room-panel').scrollWidth <= 360")
+
+
+def test_screenshots_of_the_main_screens(server, open_page, tmp_path):
+    """For the README: the room with its members panel and the people directory (English),
+    a project inbox and a room at phone width (简体中文)."""
+    ann, bob, carol = new_user(server, "ann"), new_user(server, "bob"), new_user(server, "carol")
+    for user, name in ((ann, "Ann Lee"), (bob, "Bob Chen"), (carol, "王芳")):
+        user.api("PATCH", "/api/me/", {"display_name": name})
+    slug = ann.room(kind="private", name="Design team")
+    for user in (bob, carol):
+        ann.api("POST", f"/api/rooms/{slug}/members/", {"username": user.username})
+    bob.say(slug, "Morning! The new **onboarding** mockups are up.")
+    carol.say(slug, "看起来很棒！手机上的按钮可以再大一点吗？")
+    project = f"bakery-{secrets.token_hex(2)}"
+    ann.api("POST", "/api/projects/", {"title": "Corner Bakery", "slug": project, "description": "Bread every morning"})
+    for user, text in ((bob, "Do you deliver on Sundays?"), (carol, "请问有无麸质面包吗？")):
+        room = user.api("POST", f"/api/projects/{project}/chat/")["slug"]
+        user.say(room, text)
+
+    desktop = open_page(ann)
+    bobs = open_page(bob)
+    bobs.goto(f"/rooms/{slug}/")
+    connected(bobs)
+    desktop.goto(f"/rooms/{slug}/")
+    connected(desktop)
+    desktop.locator("#room-panel-open").click()
+    expect(desktop.locator("#room-panel .presence-dot:visible")).to_have_count(2)
+    screenshot(desktop, "members-desktop.png", tmp_path)
+    desktop.goto("/people/")
+    screenshot(desktop, "people-desktop.png", tmp_path)
+
+    chinese = open_page(ann, locale="zh-CN")
+    chinese.goto(f"/projects/{project}/chats/")
+    expect(chinese.locator("#inbox .inbox-row")).to_have_count(2)
+    screenshot(chinese, "inbox-desktop-zh.png", tmp_path)
+    phone = open_page(ann, locale="zh-CN", **PHONE)
+    phone.goto(f"/rooms/{slug}/")
+    connected(phone)
+    expect(bubble(phone, "看起来很棒")).to_be_visible()
+    screenshot(phone, "room-phone-zh.png", tmp_path)
+    phone.goto(f"/projects/{project}/chats/")
+    screenshot(phone, "inbox-phone-zh.png", tmp_path)
+    english_phone = open_page(ann, **PHONE)
+    english_phone.goto(f"/rooms/{slug}/#room-panel")
+    expect(english_phone.locator("#room-panel")).to_be_visible()
+    screenshot(english_phone, "members-phone.png", tmp_path)
