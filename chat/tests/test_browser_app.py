@@ -13,13 +13,13 @@ import pytest
 from chat.tests.test_browser import (  # noqa: F401 (fixtures and the skip marks)
     PASSWORD,
     browser,
-    screenshot,
     bubble,
     connected,
     expect,
     new_user,
     open_page,
     pytestmark,
+    screenshot,
     send,
 )
 from testkit.servers import Uvicorn, clean_env, manage, migrate_and_collectstatic, running
@@ -287,6 +287,7 @@ def test_screenshots_of_the_main_screens(server, open_page, tmp_path):
     phone.goto(f"/rooms/{slug}/")
     connected(phone)
     expect(bubble(phone, "看起来很棒")).to_be_visible()
+    expect(phone.locator("#messages .system-text").first).to_have_text("Ann Lee 添加了 Bob Chen")  # the reader's language
     screenshot(phone, "room-phone-zh.png", tmp_path)
     phone.goto(f"/projects/{project}/chats/")
     screenshot(phone, "inbox-phone-zh.png", tmp_path)

@@ -128,3 +128,22 @@ def test_the_500_page_is_styled(rf):
 
     response = server_error(rf.get("/"))
     assert response.status_code == 500 and b'id="notice"' in response.content
+
+
+# System messages -------------------------------------------------------------------------------
+
+
+def test_system_messages_carry_their_event_for_the_readers_language(secret, olivia, mia, oscar, api):
+    services.room_invite(by=olivia, room=secret, username="oscar")
+    services.room_update(by=olivia, room=secret, name="Tea & Co")
+    services.room_remove_member(by=olivia, room=secret, username="oscar")
+    services.room_leave(user=mia, room=secret)
+    listed = api(olivia).get("/api/rooms/secret/messages/").json()
+    assert [m["system"] for m in listed if m["kind"] == "system"] == [
+        {"event": "added", "by": "olivia", "user": "mia"},
+        {"event": "added", "by": "olivia", "user": "oscar"},
+        {"event": "changed", "by": "olivia", "name": "Tea & Co"},
+        {"event": "removed", "user": "oscar"},
+        {"event": "left", "user": "mia"},
+    ]
+    assert listed[0]["body"] == "olivia added mia"  # the English fallback stays

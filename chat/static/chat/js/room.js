@@ -35,7 +35,7 @@ const view = {
   editMs: Number(root.dataset.editSeconds || 0) * 1000,
   maxBody: Number(root.dataset.maxBody) || 4000,
   decorators: [], // (li, message) after each render: the open editor goes back in
-  nameOf: (username) => names.get(username) || username,
+  nameOf: (username) => names.get(username) || memberName(username) || username,
   openLightbox,
   onImageLoad: () => stickIfNeeded(),
   live: () => state.socketOpen && state.resumed,
@@ -165,10 +165,14 @@ async function poll() {
 
 // Presence and typing --------------------------------------------------------------------
 
-// Display names where the member list knows them (the room panel), usernames otherwise.
-function shownName(username) {
+// Display names where the member list (the room panel) or the messages know them.
+function memberName(username) {
   const member = document.querySelector(`#members .member[data-username="${CSS.escape(username)}"]`);
-  return (member && member.dataset.name) || view.nameOf(username);
+  return member ? member.dataset.name : "";
+}
+
+function shownName(username) {
+  return view.nameOf(username);
 }
 
 function setOnline(usernames) {
