@@ -139,6 +139,7 @@ def room_page(request, slug, *, canonical=False):
             "recall_seconds": settings.PARLEY_RECALL_SECONDS,
             "edit_seconds": settings.PARLEY_EDIT_SECONDS,
             "max_body": settings.PARLEY_MAX_BODY,
+            "max_upload": settings.PARLEY_UPLOAD_MAX_BYTES,
             "sidebar": sidebar_context(user=request.user, active=room),
         },
     )

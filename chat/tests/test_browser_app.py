@@ -295,3 +295,49 @@ def test_screenshots_of_the_main_screens(server, open_page, tmp_path):
     english_phone.goto(f"/rooms/{slug}/#room-panel")
     expect(english_phone.locator("#room-panel")).to_be_visible()
     screenshot(english_phone, "members-phone.png", tmp_path)
+
+
+def test_composer_warns_before_cutting_refuses_big_images_and_asks_before_deleting(server, open_page):
+    ann, bob = new_user(server, "ann"), new_user(server, "bob")
+    bob.api("PATCH", "/api/me/", {"display_name": "Bob Chen"})
+    slug = ann.room()
+    bob.api("POST", f"/api/rooms/{slug}/join/")
+    mine, theirs = open_page(ann), open_page(bob)
+    for page in (mine, theirs):
+        page.goto(f"/rooms/{slug}/")
+        connected(page)
+
+    # "X is typing…" ends when X's message arrives, not seconds later.
+    theirs.locator("#composer textarea[name=body]").type("on my way")
+    expect(mine.locator("#typing")).to_have_text("Bob Chen is typing…")
+    theirs.locator("#composer textarea[name=body]").press("Enter")
+    expect(bubble(mine, "on my way")).to_be_visible()
+    expect(mine.locator("#typing")).to_have_text("", timeout=2_000)
+
+    # Overlong text: said, and not sent, before anything is cut.
+    limit = int(mine.locator("#room").get_attribute("data-max-body"))
+    box = mine.locator("#composer textarea[name=body]")
+    box.fill("x" * (limit + 5))
+    expect(mine.locator("#composer-note")).to_have_text(f"5 characters too long (at most {limit}).")
+    expect(mine.locator("#send-button")).to_be_disabled()
+    assert len(box.input_value()) == limit + 5  # nothing cut
+    box.fill("fine")
+    expect(mine.locator("#send-button")).to_be_enabled()
+    box.fill("")
+
+    # An image over the limit is refused in the browser: nothing is uploaded.
+    uploads = []
+    mine.on("request", lambda request: uploads.append(request.url) if request.method == "POST" else None)
+    mine.locator("#image-input").set_input_files(
+        {"name": "huge.png", "mimeType": "image/png", "buffer": b"\0" * (10 * 1024 * 1024 + 1)}
+    )
+    expect(mine.locator("#composer-note")).to_have_text("Images are limited to 10 MB.")
+    expect(mine.locator("#attachment")).to_be_hidden()
+    assert not [url for url in uploads if "/messages/" in url]
+
+    # Deleting someone's message asks first (the page fixture answers "no").
+    item = mine.locator("#messages > [data-seq]", has=mine.locator(".message-text", has_text="on my way"))
+    item.hover()
+    item.locator('[data-action="delete"]').click()
+    assert mine.dialogs == ["Delete this message for everyone?"]
+    expect(bubble(theirs, "on my way")).to_be_visible()

@@ -34,6 +34,7 @@ const view = {
   recallMs: Number(root.dataset.recallSeconds || 30) * 1000,
   editMs: Number(root.dataset.editSeconds || 0) * 1000,
   maxBody: Number(root.dataset.maxBody) || 4000,
+  maxUpload: Number(root.dataset.maxUpload) || 0,
   decorators: [], // (li, message) after each render: the open editor goes back in
   nameOf: (username) => names.get(username) || memberName(username) || username,
   openLightbox,
@@ -101,6 +102,9 @@ function handleFrame(frame) {
       if (frame.room) setOnline(frame.room.online || []);
       break;
     case "message":
+      if (frame.sender) stopTyping(frame.sender.username);
+      ingest(frame);
+      break;
     case "message.edited":
     case "message.reactions":
     case "message.recalled":
@@ -237,8 +241,16 @@ function showTyping(user) {
   renderTyping();
 }
 
+// Their message has come: they are no longer typing it.
+function stopTyping(user) {
+  if (!typers.has(user)) return;
+  clearTimeout(typers.get(user));
+  typers.delete(user);
+  renderTyping();
+}
+
 function renderTyping() {
-  const typing = [...typers.keys()];
+  const typing = [...typers.keys()].map((user) => view.nameOf(user));
   typingEl.textContent = typing.length === 0 ? "" : typing.length === 1
     ? tf(gettext("%(name)s is typing…"), { name: typing[0] })
     : tf(gettext("%(names)s are typing…"), { names: typing.join(", ") });
@@ -293,6 +305,7 @@ list.addEventListener("click", async (event) => {
   if (action === "reply") return startReply(id);
   if (action === "react") return openPickerFor(id);
   if (action === "edit") return startEdit(id);
+  if (action === "delete" && !window.confirm(gettext("Delete this message for everyone?"))) return;
   button.disabled = true;
   try {
     if (action === "recall") {
