@@ -11,7 +11,6 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -149,24 +148,27 @@ def room_page(request, slug, *, canonical=False):
 @require_POST
 def room_create(request):
     """The sidebar's "new room" form."""
+    name = request.POST.get("name", "")
+    slug = request.POST.get("slug", "").strip().lower()
+    kind = request.POST.get("kind", "public")
     try:
         room = services.room_create(
             creator=request.user,
-            slug=request.POST.get("slug", "").strip().lower(),
-            name=request.POST.get("name", ""),
-            kind=request.POST.get("kind", "public"),
+            # Left empty (a name without a-z 0-9, e.g. Chinese): one is made from the name.
+            slug=slug or services.room_slug_suggest(name),
+            name=name,
+            kind=kind,
         )
     except AppError as error:
         if isinstance(error, RateLimited):
             detail = _("You have created many rooms lately: try again in %(seconds)s s.") % {"seconds": error.retry_after}
         else:
-            detail = error.detail
+            detail = _(error.detail)
         messages.error(request, detail)
-        back = request.POST.get("next") or ""
-        # Only back to one of our own pages: `next` comes from the client (open redirect).
-        if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-            back = "home"
-        return redirect(back)
+        # The form stays open with what was typed.
+        sidebar = sidebar_context(user=request.user)
+        sidebar.update(open_create=True, create={"name": name, "slug": slug, "kind": kind})
+        return render(request, "chat/home.html", {"sidebar": sidebar}, status=400)
     return redirect("room", slug=room.slug)
 
 

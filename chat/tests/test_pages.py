@@ -147,3 +147,18 @@ def test_system_messages_carry_their_event_for_the_readers_language(secret, oliv
         {"event": "left", "user": "mia"},
     ]
     assert listed[0]["body"] == "olivia added mia"  # the English fallback stays
+
+
+# The sidebar's new-room form -------------------------------------------------------------------
+
+
+def test_a_taken_slug_keeps_the_form_open_and_a_chinese_name_gets_a_slug(lobby, mia):
+    client = logged_in(mia)
+    response = client.post("/rooms/", {"name": "My lobby", "slug": "lobby", "kind": "private"})
+    page = response.content.decode()
+    assert response.status_code == 400 and "That slug is taken." in page
+    assert 'value="My lobby"' in page and 'value="lobby"' in page and '<option value="private" selected>' in page
+    assert '<details class="new-room" open>' in page
+    response = client.post("/rooms/", {"name": "茶水间", "slug": "", "kind": "public"})
+    room = Room.objects.get(name="茶水间")
+    assert room.slug.startswith("room-") and response["Location"] == f"/rooms/{room.slug}/"
