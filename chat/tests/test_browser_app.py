@@ -12,6 +12,7 @@ import pytest
 
 from chat.tests.test_browser import (  # noqa: F401 (fixtures and the skip marks)
     PASSWORD,
+    PASTE_IMAGE,
     browser,
     bubble,
     connected,
@@ -341,3 +342,32 @@ def test_composer_warns_before_cutting_refuses_big_images_and_asks_before_deleti
     item.locator('[data-action="delete"]').click()
     assert mine.dialogs == ["Delete this message for everyone?"]
     expect(bubble(theirs, "on my way")).to_be_visible()
+
+
+def test_new_since_your_last_visit_and_image_bubbles_as_wide_as_the_image(server, open_page):
+    ann, bob = new_user(server, "ann"), new_user(server, "bob")
+    slug = ann.room()
+    bob.api("POST", f"/api/rooms/{slug}/join/")
+    ann.say(slug, "see you all tomorrow")
+    page = open_page(ann)
+    page.goto(f"/rooms/{slug}/")
+    connected(page)
+    page.goto("/")  # read up to here, then away
+    bob.say(slug, "first while you were away")
+    bob.say(slug, "second while you were away")
+    page.goto(f"/rooms/{slug}/")
+    connected(page)
+    divider = page.locator("#messages > .first-unread")
+    expect(divider).to_have_count(1)
+    expect(divider.locator(".message-text")).to_have_text("first while you were away")
+    expect(divider).to_have_attribute("data-new-label", "New since your last visit")
+    send(page, "back now")
+    expect(bubble(page, "back now")).to_be_visible()
+    expect(divider).to_have_count(1)  # what arrives live gets none
+
+    page.locator("#composer textarea[name=body]").evaluate(PASTE_IMAGE)
+    page.locator("#composer textarea[name=body]").press("Enter")
+    image = page.locator("#messages img.message-image")
+    expect(image).to_have_js_property("complete", True)
+    widths = image.evaluate("img => [img.getBoundingClientRect().width, img.closest('.bubble').getBoundingClientRect().width]")
+    assert widths[1] - widths[0] <= 10, widths  # the bubble hugs the picture

@@ -208,6 +208,20 @@ function loseAccess() {
   if (panelOpen) panelOpen.hidden = true;
 }
 
+// "New since your last visit": above the first message, among those there when the page
+// loaded, that came after the member last read the room (not for what arrives live).
+const lastReadAtLoad = root.dataset.lastRead === "" ? null : Number(root.dataset.lastRead);
+const lastSeqAtLoad = Number(root.dataset.lastSeq || 0);
+let dividerSeq = null;
+view.decorators.push((li, message) => {
+  if (lastReadAtLoad === null || message.kind === "system" || (message.sender && message.sender.username === view.me)) return;
+  if (dividerSeq === null && message.seq > lastReadAtLoad && message.seq <= lastSeqAtLoad) dividerSeq = message.seq;
+  if (message.seq === dividerSeq) {
+    li.classList.add("first-unread");
+    li.dataset.newLabel = gettext("New since your last visit");
+  }
+});
+
 // Sending into a public room joins it (docs/api.md, "Joining"): when the user stream says
 // the room is ours, the Join button goes.
 document.addEventListener("parley:activity", (event) => {

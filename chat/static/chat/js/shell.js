@@ -89,7 +89,13 @@ export function showAnnouncement(frame) {
     return;
   }
   banner.classList.toggle("has-image", Boolean(frame.image));
-  if (frame.image) banner.append(h("img", { class: "announcement-image", src: frame.image, alt: "" }));
+  // The picture as itself (not a faint background): a thumbnail that opens full size.
+  if (frame.image) {
+    banner.append(
+      h("a", { class: "announcement-image-link", href: frame.image, target: "_blank", rel: "noopener", title: gettext("Open the image") },
+        h("img", { class: "announcement-image", src: frame.image, alt: gettext("Announcement image") })),
+    );
+  }
   banner.append(h("p", { class: "announcement-text" }, text));
   const close = h("button", { type: "button", class: "icon-button announcement-close", "aria-label": gettext("Hide announcement") }, "✕");
   close.addEventListener("click", () => {
