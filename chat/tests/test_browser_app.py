@@ -371,3 +371,25 @@ def test_new_since_your_last_visit_and_image_bubbles_as_wide_as_the_image(server
     expect(image).to_have_js_property("complete", True)
     widths = image.evaluate("img => [img.getBoundingClientRect().width, img.closest('.bubble').getBoundingClientRect().width]")
     assert widths[1] - widths[0] <= 10, widths  # the bubble hugs the picture
+
+
+def test_the_action_chip_never_covers_the_text_at_phone_width(server, open_page):
+    ann, bob = new_user(server, "ann"), new_user(server, "bob")
+    slug = ann.room()
+    bob.api("POST", f"/api/rooms/{slug}/join/")
+    bob.say(slug, "first")
+    # A follow-up: no name line above its bubble for the chip to sit on.
+    bob.say(slug, "A long message that fills the whole width of the bubble on a phone screen, line after line.")
+    page = open_page(ann, **PHONE)
+    page.goto(f"/rooms/{slug}/")
+    connected(page)
+    text = page.locator("#messages .message-text", has_text="A long message")
+    text.tap()
+    chip = page.locator("#messages > .show-actions .message-actions")
+    expect(chip).to_be_visible()
+    expect(chip.locator('[data-action="delete"]')).to_be_visible()
+    a, b = text.bounding_box(), chip.bounding_box()
+    overlap = not (b["y"] >= a["y"] + a["height"] or b["y"] + b["height"] <= a["y"]
+                   or b["x"] >= a["x"] + a["width"] or b["x"] + b["width"] <= a["x"])
+    assert not overlap, (a, b)
+    no_horizontal_scroll(page)
