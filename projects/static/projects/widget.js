@@ -49,9 +49,16 @@
   button.setAttribute("aria-controls", "parley-panel");
   button.setAttribute("aria-label", labels.open);
   button.title = labels.open;
-  button.innerHTML =
-    '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 ' +
-    '2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/></svg>';
+  // Built node by node: a host page may enforce Trusted Types, which refuses innerHTML.
+  var svgNs = "http://www.w3.org/2000/svg";
+  var icon = document.createElementNS(svgNs, "svg");
+  icon.setAttribute("viewBox", "0 0 24 24");
+  icon.setAttribute("aria-hidden", "true");
+  icon.setAttribute("focusable", "false");
+  var bubble = document.createElementNS(svgNs, "path");
+  bubble.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
+  icon.appendChild(bubble);
+  button.appendChild(icon);
   var frame = null;
 
   function toggle(open) {
