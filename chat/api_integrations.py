@@ -72,6 +72,9 @@ def webhook_receive(request, token):
     """The incoming-webhook URL: answers as Slack does (`ok`, or a short plain reason)."""
     if request.method != "POST":
         return _plain("invalid_method", 405)
+    # A dead or guessed URL costs one indexed look-up, never the reading or parsing of its body.
+    if not _token_live(token):
+        return _plain("no_service", 404)
     try:
         body = request.body
         form = request.POST if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data") else None
@@ -81,10 +84,6 @@ def webhook_receive(request, token):
         post = parse_payload(content_type=request.content_type or "", body=body, form=form)
         services.webhook_post(token=token, payload=post)
     except PayloadError as error:
-        # An unknown token is checked first when the payload is fine; a bad payload to a
-        # dead URL is still 404 (no_service), so nobody learns anything from the reason.
-        if not _token_live(token):
-            return _plain("no_service", 404)
         return _plain(error.reason, error.status)
     except NotFound:
         return _plain("no_service", 404)
