@@ -87,10 +87,11 @@ bench: install $(BENCH_STAMP) $(LOADGEN_STAMP)
 bench-smoke: install $(BENCH_STAMP) $(LOADGEN_STAMP)
 	$(BIN)/python -m benchmark.run --smoke $(BENCH_ARGS)
 
-# Parley only, 1 against 2 worker processes on PostgreSQL + Redis (a fresh database per run,
-# dropped after), workers pinned to the server core and unpinned; N = 200 and 1000 (~12 min).
+# Parley only, side by side in one run: 1 worker on SQLite, then 1 and 2 worker processes on
+# PostgreSQL + Redis (a fresh database per run, dropped after), pinned to the server core and
+# unpinned; N = 200 and 1000, 1,000 idle sockets; prints the ratios of issue 19 (~15 min).
 bench-scale: install $(BENCH_STAMP) $(LOADGEN_STAMP)
-	$(BIN)/python -m benchmark.run --servers parley --workers 1 2 --workers-unpinned --receivers 200 1000 --idle $(BENCH_ARGS)
+	$(BIN)/python -m benchmark.run --servers parley --sqlite --workers 1 2 --workers-unpinned --receivers 200 1000 --idle 1000 $(BENCH_ARGS)
 
 # Search speed (benchmark/search.py): 300k messages of mixed Chinese, English and code on
 # SQLite and on PostgreSQL (a fresh database, dropped after), p50/p95 per query class.

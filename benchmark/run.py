@@ -10,12 +10,14 @@ results.md, results.json and p99.png under benchmark/results/<timestamp>/.
 Everything listens on 127.0.0.1; every wait has a time limit. Settings: --help, or the
 BENCH_* environment variables (benchmark/README.md).
 
-    python -m benchmark.run --servers parley --workers 1 2 --workers-unpinned   # `make bench-scale`
+    python -m benchmark.run --servers parley --sqlite --workers 1 2 --workers-unpinned   # `make bench-scale`
 
 With --workers other than the default 1, every Parley run uses the scaled configuration
 (a fresh PostgreSQL database per run, dropped afterwards, and the Redis channel layer
 under a unique prefix), W uvicorn processes on W ports, the sockets spread round-robin
-over them; results.md gets a "Scaling with workers" section.
+over them; results.md gets a "Scaling with workers" section. --sqlite adds the embedded
+single worker (SQLite, in-memory layer) to the same run, and a "Ratios" section compares
+them all.
 """
 
 import argparse
@@ -153,6 +155,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="with --workers: also run each worker count unpinned (free to use every core), "
         "besides pinned to the server core",
     )
+    p.add_argument(
+        "--sqlite",
+        action="store_true",
+        default=e("BENCH_SQLITE", "") not in ("", "0"),
+        help="with --workers: also run 1 worker on SQLite (the embedded configuration) in the same run, "
+        "as the reference of the ratios section",
+    )
     args = p.parse_args(argv)
     if any(w < 1 for w in args.workers) or len(args.workers) > 8 or max(args.workers) > 8:
         p.error("--workers: between 1 and 8 processes, at most 8 values")
@@ -247,6 +256,38 @@ def clear_redis_prefix(prefix: str) -> None:
         client.close()
     except Exception as error:  # noqa: BLE001
         print(f"warning: could not clear Redis prefix {prefix}: {error}", file=sys.stderr)
+
+
+class RedisMemory:
+    """Redis `used_memory` sampled while a scenario runs: its peak above the level at start."""
+
+    def __init__(self):
+        import threading
+
+        import redis
+
+        self.client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+        self.base = self.read()
+        self.peak = self.base
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+        self.thread.start()
+
+    def read(self) -> int:
+        return int(self.client.info("memory")["used_memory"])
+
+    def poll(self) -> None:
+        while not self.stop.wait(0.25):
+            try:
+                self.peak = max(self.peak, self.read())
+            except Exception:  # noqa: BLE001 - a missed sample only lowers the peak
+                pass
+
+    def grown_kib(self) -> float:
+        self.stop.set()
+        self.thread.join(2)
+        self.client.close()
+        return (self.peak - self.base) / 1024
 
 
 def check_scaled_backend() -> None:
@@ -360,6 +401,20 @@ def fanout_runs(result: dict, args, servers: list[ServerProcess], tokens: dict |
                 result["errors"].append(f"N={n}: {event['message']}")
 
 
+def idle_run(result: dict, args, servers: list, tokens: dict | None, loadgen_pin: list, out: Path) -> None:
+    """The idle-connection scenario; on Redis also what the sockets cost there (presence)."""
+    print(f"-- {label(result)}: idle connections up to {max(args.idle)}", file=sys.stderr, flush=True)
+    config = loadgen_config(args, servers, tokens, mode="idle", idle=max(args.idle), idleCounts=args.idle)
+    redis_memory = RedisMemory() if result.get("backend") == "postgresql+redis" else None
+    for event in run_loadgen(config, loadgen_pin, out, f"{result.get('tag', result['server'])}-idle"):
+        if event["event"] == "idle":
+            result["idle"] = event["checkpoints"]
+        elif event["event"] == "error":
+            result["errors"].append(f"idle: {event['message']}")
+    if redis_memory:
+        result["redis_kib_per_1000"] = round(1000 * redis_memory.grown_kib() / max(args.idle), 1)
+
+
 def bench_parley_workers(workers: int, pinned: bool, args, tmp: Path, pins: tuple, out: Path, stamp: str) -> dict:
     """Parley on PostgreSQL + Redis with `workers` processes, pinned to the server core or not."""
     server_pin, loadgen_pin = pins
@@ -389,6 +444,8 @@ def bench_parley_workers(workers: int, pinned: bool, args, tmp: Path, pins: tupl
         result["pids"] = [s.pid for s in servers]
         result["ports"] = [s.port for s in servers]
         try:
+            if args.idle and workers == 1 and pinned:
+                idle_run(result, args, servers, tokens, loadgen_pin, out)
             fanout_runs(result, args, servers, tokens, loadgen_pin, out)
         finally:
             for server in servers:
@@ -414,17 +471,13 @@ def bench_server(name: str, args, tmp: Path, pins: tuple, out: Path) -> dict:
     else:
         server = start_raw(server_pin, out)
     result = {"server": name, "pid": server.pid, "fanout": [], "steps": [], "idle": None, "errors": []}
+    if name == "parley" and args.workers != [1]:
+        result.update(label="Parley ×1, SQLite", tag="parley-sqlite", backend="sqlite")
     try:
         # Idle connections first, while the server is fresh: its baseline is not a heap
         # already grown (and freed) by the fan-out runs.
         if args.idle and name in args.idle_servers:
-            print(f"-- {LABELS[name]}: idle connections up to {max(args.idle)}", file=sys.stderr, flush=True)
-            config = loadgen_config(args, server, tokens, mode="idle", idle=max(args.idle), idleCounts=args.idle)
-            for event in run_loadgen(config, loadgen_pin, out, f"{name}-idle"):
-                if event["event"] == "idle":
-                    result["idle"] = event["checkpoints"]
-                elif event["event"] == "error":
-                    result["errors"].append(f"idle: {event['message']}")
+            idle_run(result, args, [server], tokens, loadgen_pin, out)
         fanout_runs(result, args, [server], tokens, loadgen_pin, out)
     finally:
         server.stop()
@@ -552,6 +605,7 @@ def markdown(results: list[dict], args, info: dict, started: str, seconds: float
                 cells.append(f"{ca / cb:.2f}×" if ca and cb else "–")
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
     lines += scaling_section(results, args)
+    lines += ratios_section(results, args)
     idle = [r for r in results if r["idle"]]
     if idle:
         lines += [
@@ -639,6 +693,94 @@ def scaling_section(results: list[dict], args) -> list[str]:
                     f"{cpu} | {fmt(best['server_rss_mib'])} | {fmt(cpu_us_per_delivery(best))} | "
                     f"{fmt(best['loadgen_cpu_pct'])} | {' / '.join(fmt(x, 0) for x in cores) if cores else '–'} | {why} |"
                 )
+    return lines
+
+
+# What issue 19 asks of one run: the SQLite worker's msg/s at N = 200 on a quiet machine
+# before that work (commit 017a54c), the reference of "≥ 1.3× today's".
+SQLITE_N200_BEFORE = 380.6
+
+
+def p99_near_half(result: dict, n: int, best: dict) -> dict | None:
+    """The passing step whose rate is nearest half the max sustainable rate."""
+    half = best["offered_msgs_per_s"] / 2
+    passed = [s for s in result["steps"] if s["receivers"] == n and s["pass"]]
+    return min(passed, key=lambda s: abs(s["offered_msgs_per_s"] - half), default=None)
+
+
+def ratios_section(results: list[dict], args) -> list[str]:
+    """The side-by-side ratios: PostgreSQL + Redis against SQLite, 2 workers against 1."""
+    sqlite = next((r for r in results if r.get("backend") == "sqlite"), None)
+    scaled = {(r["workers"], r["pinned"]): r for r in results if r.get("workers")}
+    if not scaled:
+        return []
+
+    def best(result, n):
+        return ((row_for(result, n) or {}).get("best")) if result else None
+
+    def ratio(a, b, digits=2):
+        return f"{a / b:.{digits}f}×" if a and b else "–"
+
+    def mark(ok):
+        return "" if ok is None else (" ✓" if ok else " ✗")
+
+    lines = [
+        "",
+        "## Ratios",
+        "",
+        "From this run only (same machine, same minutes). Bars: PostgreSQL + Redis ×1 ≥ 0.90× SQLite ×1 msg/s "
+        "and CPU-bound at its edge (server ≥ 90 % busy at the max or the failed step above it); 2 workers "
+        "pinned ≤ 1.10× the CPU µs per delivery of 1 pinned; 2 unpinned > 1× the msg/s of 1 unpinned.",
+        "",
+        "| N | PG ×1 / SQLite ×1 msg/s | PG ×1 server CPU % at max / failed step | "
+        "2 / 1 pinned CPU µs/delivery | 2 / 1 pinned msg/s | 2 / 1 unpinned msg/s |",
+        "|---:|---:|---|---:|---:|---:|",
+    ]
+    for n in args.receivers:
+        s1, p1, p2 = best(sqlite, n), best(scaled.get((1, True)), n), best(scaled.get((2, True)), n)
+        u1, u2 = best(scaled.get((1, False)), n), best(scaled.get((2, False)), n)
+        edge = "–"
+        if p1:
+            fail = nearest_failure(scaled[(1, True)], n, p1)
+            busy = max(p1["server_cpu_pct"], fail["server_cpu_pct"] if fail else 0)
+            edge = f"{fmt(p1['server_cpu_pct'])} / {fmt(fail['server_cpu_pct']) if fail else '–'}{mark(busy >= 90)}"
+        pg_sqlite = ratio(p1 and p1["offered_msgs_per_s"], s1 and s1["offered_msgs_per_s"])
+        if p1 and s1:
+            pg_sqlite += mark(p1["offered_msgs_per_s"] >= 0.9 * s1["offered_msgs_per_s"])
+        cost = ratio(cpu_us_per_delivery(p2), cpu_us_per_delivery(p1))
+        if p1 and p2 and cpu_us_per_delivery(p1) and cpu_us_per_delivery(p2):
+            cost += mark(cpu_us_per_delivery(p2) <= 1.1 * cpu_us_per_delivery(p1))
+        unpinned = ratio(u2 and u2["offered_msgs_per_s"], u1 and u1["offered_msgs_per_s"])
+        if u1 and u2:
+            unpinned += mark(u2["offered_msgs_per_s"] > u1["offered_msgs_per_s"])
+        pinned = ratio(p2 and p2["offered_msgs_per_s"], p1 and p1["offered_msgs_per_s"])
+        lines.append(f"| {n} | {pg_sqlite} | {edge} | {cost} | {pinned} | {unpinned} |")
+    if sqlite:
+        lines += ["", "SQLite ×1:", ""]
+        for n in args.receivers:
+            b = best(sqlite, n)
+            if not b:
+                continue
+            half = p99_near_half(sqlite, n, b)
+            text = f"- N = {n}: {fmt(b['offered_msgs_per_s'])} msg/s"
+            if n == 200:
+                text += f" = {b['offered_msgs_per_s'] / SQLITE_N200_BEFORE:.2f}× the {SQLITE_N200_BEFORE} msg/s before issue 19 (bar ≥ 1.3×)"
+            if half:
+                text += (
+                    f"; p99 at {fmt(half['offered_msgs_per_s'])} msg/s (the passing step nearest half the max): "
+                    f"{fmt(half['p99_ms'])} ms{mark(half['p99_ms'] <= 20)} (bar ≤ 20 ms)"
+                )
+            lines.append(text)
+    for result in [sqlite, scaled.get((1, True))]:
+        if result and result.get("idle"):
+            last = result["idle"][-1]
+            text = (
+                f"- Idle, {label(result)}: {last['kib_per_connection']} KiB per authenticated connection "
+                f"at {last['connections']:,}{mark(last['kib_per_connection'] <= 20)} (bar ≤ 20 KiB)"
+            )
+            if result.get("redis_kib_per_1000") is not None:
+                text += f"; Redis used_memory +{result['redis_kib_per_1000']:,} KiB per 1,000 sockets"
+            lines.append(text)
     return lines
 
 
@@ -737,6 +879,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
         for name in args.servers:
             if name == "parley" and scaled:
+                if args.sqlite:
+                    results.append(bench_server("parley", args, Path(tmp), pins, out))
                 # Same backend for every worker count, so 1 against W compares the processes only.
                 for pinned in (True, False) if args.workers_unpinned else (True,):
                     for workers in sorted(set(args.workers)):
