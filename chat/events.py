@@ -14,10 +14,10 @@ import logging
 from contextvars import ContextVar
 
 from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from chat.dbpool import run_in_pool
 from chat.models import Message
 from chat.serializers import message_reactions, message_to_dict
 from core.errors import AppError
@@ -257,11 +257,12 @@ def _run_collecting(function, kwargs: dict):
         _deferred.reset(token)
 
 
-_run_in_database_thread = database_sync_to_async(_run_collecting)
+_run_in_database_thread = run_in_pool(_run_collecting)
 
 
 async def run_service(function, /, **kwargs):
-    """Call a service from async code: in the database thread, its events published from here.
+    """Call a service from async code: on a database thread (chat/dbpool.py), its events
+    published from here.
 
     Events of transactions that committed go out even when the service then raises.
     """

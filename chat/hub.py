@@ -36,6 +36,7 @@ from chat import events, presence, selectors
 log = logging.getLogger(__name__)
 
 FILL_PAGE = 500
+GAP_GRACE_SECONDS = 0.05
 
 
 class Subscriber(Protocol):
@@ -81,6 +82,7 @@ class RoomStream:
         self.pending: list[dict] = []
         self.busy = True  # until the starting revision is known
         self.ready = asyncio.Event()
+        self.gap_timer: asyncio.TimerHandle | None = None
 
     def start(self, *, slug: str, public: bool, rev: int) -> None:
         self.slug, self.public, self.rev = slug, public, rev
@@ -101,8 +103,20 @@ class RoomStream:
             return  # already delivered, from the database or an earlier copy
         if rev == self.rev + 1:
             self._deliver(event)
-        else:
-            self.pending.append(event)
+            if self.pending and not self._drain_pending() and self.gap_timer is not None:
+                self.gap_timer.cancel()
+                self.gap_timer = None
+            return
+        self.pending.append(event)
+        if self.gap_timer is None:
+            # Services commit on several threads (chat/dbpool.py) and workers publish
+            # independently: the missing event is usually a moment behind. Only if it is
+            # still missing after GAP_GRACE_SECONDS is it read from the database.
+            self.gap_timer = asyncio.get_running_loop().call_later(GAP_GRACE_SECONDS, self._gap_expired)
+
+    def _gap_expired(self) -> None:
+        self.gap_timer = None
+        if self.pending:
             self.hub.spawn(self.fill())
 
     def _deliver(self, event: dict) -> None:

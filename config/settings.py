@@ -155,6 +155,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", _setting("CONN_MAX_AGE", 60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# PostgreSQL: threads per process that run services from sockets, each with its own
+# connection (chat/dbpool.py), so commits overlap instead of queueing. A process holds up
+# to this many connections plus one (Channels' database thread); SQLite always uses one.
+PARLEY_DB_THREADS = _positive("PARLEY_DB_THREADS", 4)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,0 +1,73 @@
+"""Where services run when called from the event loop (chat.events.run_service).
+
+Channels runs every `database_sync_to_async` call of a process on one thread, so on
+PostgreSQL each send waited for the commit (WAL flush included) of the one before it,
+and one worker stalled long before it ran out of CPU. On PostgreSQL, services therefore
+run on a small pool of PARLEY_DB_THREADS threads, each with its own persistent
+connection (CONN_MAX_AGE, CONN_HEALTH_CHECKS): commits overlap, while `seq` and `rev`
+still follow commit order without gaps, because each is taken by an `UPDATE … RETURNING`
+that keeps the room row locked until commit (chat/services/changes.py). Each send is
+still answered only after its own commit.
+
+SQLite allows one writer at a time, and its connections are best kept to one thread
+(closing one checkpoints the WAL): there every call stays on Channels' database thread.
+"""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
+from django.conf import settings
+from django.db import connections
+
+_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+
+
+def threads() -> int:
+    """How many threads services run on in this process: 1 unless on PostgreSQL."""
+    if connections["default"].vendor != "postgresql":
+        return 1
+    return settings.PARLEY_DB_THREADS
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        with _lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(max_workers=threads(), thread_name_prefix="parley-db")
+    return _executor
+
+
+def run_in_pool(function):
+    """`function` as a coroutine function, run like `database_sync_to_async(function)`
+    (old connections closed around it), on the pool when there is one."""
+    single = database_sync_to_async(function)
+
+    async def call(*args, **kwargs):
+        if threads() == 1:
+            return await single(*args, **kwargs)
+        return await DatabaseSyncToAsync(function, thread_sensitive=False, executor=_pool())(*args, **kwargs)
+
+    return call
+
+
+def shutdown() -> None:
+    """Close the pool's connections and stop its threads (tests, before dropping a database)."""
+    global _executor
+    with _lock:
+        executor, _executor = _executor, None
+    if executor is None:
+        return
+    # Each task holds its thread until all are running: one close per thread.
+    count = executor._max_workers
+    barrier = threading.Barrier(count)
+
+    def close():
+        connections.close_all()
+        barrier.wait(timeout=5)
+
+    for future in [executor.submit(close) for _ in range(count)]:
+        future.result()
+    executor.shutdown(wait=True)

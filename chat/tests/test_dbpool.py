@@ -1,0 +1,95 @@
+"""Services called from sockets run on several database threads on PostgreSQL
+(chat/dbpool.py) and on one on SQLite; either way numbering stays gap-free."""
+
+import asyncio
+import threading
+
+import pytest
+from channels.db import database_sync_to_async
+
+from chat import dbpool, events, services
+from chat.models import Message
+
+SENDERS = 8
+PER_SENDER = 25
+
+
+@pytest.fixture
+def busy(make_user, olivia):
+    room = services.room_create(creator=olivia, slug="busy", name="Busy")
+    users = [make_user(f"sender{i}") for i in range(SENDERS)]
+    for user in users:
+        services.room_join(user=user, room=room)
+    return room, users
+
+
+def recording_threads():
+    """Which threads message_send ran on, and how many ran at the same moment at most."""
+    seen = {"threads": set(), "running": 0, "most": 0}
+    lock = threading.Lock()
+    real = services.message_send
+
+    def send(**kwargs):
+        with lock:
+            seen["threads"].add(threading.current_thread().name)
+            seen["running"] += 1
+            seen["most"] = max(seen["most"], seen["running"])
+        try:
+            return real(**kwargs)
+        finally:
+            with lock:
+                seen["running"] -= 1
+
+    return send, seen
+
+
+async def send_all(send, room, users):
+    async def sender(i):
+        seqs = []
+        for n in range(PER_SENDER):
+            message, _ = await events.run_service(
+                send, sender=users[i], room=room, body=f"{i}:{n}", client_id=f"{i}-{n}"
+            )
+            seqs.append(message.seq)  # the answer comes after the commit
+        return seqs
+
+    return await asyncio.gather(*(sender(i) for i in range(SENDERS)))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+async def test_eight_concurrent_senders_on_postgres_overlap_and_get_seq_1_to_n_without_gaps(busy):
+    room, users = busy
+    send, seen = recording_threads()
+    try:
+        returned = await send_all(send, room, users)
+    finally:
+        await database_sync_to_async(dbpool.shutdown)()
+    total = SENDERS * PER_SENDER
+    assert sorted(seq for seqs in returned for seq in seqs) == list(range(1, total + 1))
+    for seqs in returned:  # each sender's own messages keep their order
+        assert seqs == sorted(seqs)
+    rows = await database_sync_to_async(lambda: list(Message.objects.filter(room=room).values_list("seq", "body")))()
+    assert sorted(seq for seq, _ in rows) == list(range(1, total + 1))
+    # Commit order is seq order: within one sender, a later body has a later seq.
+    last = {}
+    for _seq, body in sorted(rows):
+        sender, n = map(int, body.split(":"))
+        assert n > last.get(sender, -1)
+        last[sender] = n
+    # The sends did not queue behind one thread.
+    assert dbpool.threads() == 4
+    assert all(name.startswith("parley-db") for name in seen["threads"])
+    assert seen["most"] > 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_on_sqlite_every_service_call_stays_on_one_thread(busy):
+    if dbpool.connections["default"].vendor != "sqlite":
+        pytest.skip("the SQLite configuration")
+    room, users = busy
+    send, seen = recording_threads()
+    returned = await send_all(send, room, users)
+    assert sorted(seq for seqs in returned for seq in seqs) == list(range(1, SENDERS * PER_SENDER + 1))
+    assert dbpool.threads() == 1
+    assert len(seen["threads"]) == 1 and seen["most"] == 1
