@@ -92,6 +92,8 @@ class RoomStream:
 
     def push(self, event: dict) -> None:
         if event.get("ephemeral"):
+            if "presence_version" in event:
+                presence.remember(self.room_id, event)
             for subscriber in tuple(self.subscribers):
                 _notify(subscriber.room_event, self, event)
             return

@@ -9,8 +9,9 @@ goodbye drops out within a TTL or so: some surviving process's sweep removes its
 entries and tells the room.
 
 With REDIS_URL the entries live in one sorted set per room
-(`<PARLEY_REDIS_PREFIX>:presence:<room id>`), changed in MULTI/EXEC blocks so that of
-several processes sweeping at once exactly one sees (and announces) a given change.
+(`<PARLEY_REDIS_PREFIX>:online:<room id>`) beside a hash of each user's socket count,
+changed by Lua scripts so that of several processes sweeping at once exactly one sees
+(and announces) a given change, and a join or a leave costs O(1) however big the room.
 Without Redis (one process) a dict does the same job.
 
 A change of a room's online set is sent to the room as an ephemeral `presence` event
@@ -53,6 +54,10 @@ def new_socket_id() -> str:
 
 def _member(username: str, socket_id: str) -> str:
     return f"{username}|{socket_id}"
+
+
+def _names(users) -> list[str]:
+    return sorted(user.decode() if isinstance(user, bytes) else user for user in users)
 
 
 def _usernames(members) -> list[str]:
@@ -114,12 +119,14 @@ class MemoryPresence:
         self._stamp(room_id, username, socket_id, at)
         return self._live(room_id, at), not was_online, self._bump(room_id)
 
-    async def leave(self, room_id: int, username: str, socket_id: str) -> tuple[list[str], bool, int]:
+    async def leave(self, room_id: int, username: str, socket_id: str) -> tuple[bool, int]:
         at = now()
         before = self._live(room_id, at)
         self._drop(room_id, username, [socket_id])
-        after = self._live(room_id, at)
-        return after, after != before, self._bump(room_id)
+        return self._live(room_id, at) != before, self._bump(room_id)
+
+    def remember(self, room_id: int, version: int, online: list[str]) -> None:
+        """Nothing to learn: this dict is the whole truth."""
 
     async def refresh(self, local: dict[int, set[str]]) -> dict[int, tuple[list[str], int]]:
         at = now()
@@ -139,9 +146,85 @@ class MemoryPresence:
         return changed
 
 
+# Lua run inside Redis, so that a change and what it changed are one atomic step. Every
+# script first expires the entries whose heartbeat is older than the cutoff (each entry
+# expires once: O(1) amortized), keeping the per-user socket count exact.
+_LUA_EXPIRE = """
+local function user_of(member) return string.match(member, '^(.*)|[^|]*$') end
+local dropped = 0
+local function expire(cutoff)
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)) do
+    redis.call('ZREM', KEYS[1], member)
+    local user = user_of(member)
+    if redis.call('HINCRBY', KEYS[2], user, -1) <= 0 then
+      redis.call('HDEL', KEYS[2], user)
+      dropped = 1
+    end
+  end
+end
+local function stamp(at, member)
+  if redis.call('ZADD', KEYS[1], at, member) == 1 then
+    return redis.call('HINCRBY', KEYS[2], user_of(member), 1) == 1 and 1 or 0
+  end
+  return 0
+end
+local function finish(keep)
+  redis.call('EXPIRE', KEYS[1], keep)
+  redis.call('EXPIRE', KEYS[2], keep)
+  local version = redis.call('INCR', KEYS[3])
+  redis.call('EXPIRE', KEYS[3], 86400)
+  return version
+end
+"""
+# ARGV: member, cutoff, at, keep, want the list (1/0) → {came online, someone dropped, version, users}
+_LUA_JOIN = _LUA_EXPIRE + """
+expire(ARGV[2])
+local came = stamp(ARGV[3], ARGV[1])
+local version = finish(ARGV[4])
+local users = {}
+if ARGV[5] == '1' or dropped == 1 then users = redis.call('HKEYS', KEYS[2]) end
+return {came, dropped, version, users}
+"""
+# ARGV: member, cutoff, keep → {went offline, someone dropped, version}
+_LUA_LEAVE = _LUA_EXPIRE + """
+expire(ARGV[2])
+local gone = 0
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  local user = user_of(ARGV[1])
+  if redis.call('HINCRBY', KEYS[2], user, -1) <= 0 then
+    redis.call('HDEL', KEYS[2], user)
+    gone = 1
+  end
+end
+return {gone, dropped, finish(ARGV[3])}
+"""
+# ARGV: cutoff, at, keep, members... → {changed, version, users (when changed)}. The
+# process's own sockets are stamped before anything expires: a late sweep brings its
+# sockets back rather than dropping and re-adding them.
+_LUA_REFRESH = _LUA_EXPIRE + """
+local came = 0
+for i = 4, #ARGV do came = math.max(came, stamp(ARGV[2], ARGV[i])) end
+expire(ARGV[1])
+local version = finish(ARGV[3])
+local changed = math.max(came, dropped)
+local users = {}
+if changed == 1 then users = redis.call('HKEYS', KEYS[2]) end
+return {changed, version, users}
+"""
+
+
 class RedisPresence:
-    """Presence shared by every process through one Redis sorted set per room, plus a
-    counter per room that numbers the snapshots (so a socket can drop an older one)."""
+    """Presence shared by every process through Redis: per room a sorted set of socket
+    entries scored by heartbeat, a hash of each online user's socket count, and a counter
+    that numbers the snapshots (so a socket can drop an older one).
+
+    A join or a leave costs O(1) in Redis whatever the room's size: it touches its own
+    entry and its user's count, and learns from the count whether the user came or went.
+    A socket's hello still needs the online list: it comes from the last snapshot this
+    process saw of the room (`remember`: read, or relayed by the hub from the room's
+    presence events) plus this process's own changes since, and is read whole at most
+    once per PARLEY_SWEEP_SECONDS per room and process.
+    """
 
     def __init__(self, url: str, prefix: str):
         import redis.asyncio as redis
@@ -151,74 +234,97 @@ class RedisPresence:
         pool = redis.BlockingConnectionPool.from_url(url, max_connections=2, timeout=10)
         self.redis = redis.Redis(connection_pool=pool)
         self.prefix = prefix
+        self._join = self.redis.register_script(_LUA_JOIN)
+        self._leave = self.redis.register_script(_LUA_LEAVE)
+        self._refresh = self.redis.register_script(_LUA_REFRESH)
+        # room id → (version, online, loop time it was learnt)
+        self.snapshots: dict[int, tuple[int, list[str], float]] = {}
 
     def key(self, room_id: int) -> str:
-        return f"{self.prefix}:presence:{room_id}"
+        return f"{self.prefix}:online:{room_id}"
+
+    def keys(self, room_id: int) -> list[str]:
+        key = self.key(room_id)
+        return [key, f"{key}:users", f"{key}:v"]
 
     def _keep(self) -> int:
         # An abandoned set (every process gone) disappears by itself.
         return max(10, int(ttl() * 4))
 
-    def _version(self, pipe, key: str) -> None:
-        pipe.incr(f"{key}:v")
-        pipe.expire(f"{key}:v", 86_400)
+    def remember(self, room_id: int, version: int, online: list[str]) -> None:
+        """A snapshot of the room seen by this process (read, or relayed by the hub)."""
+        known = self.snapshots.get(room_id)
+        if known is None or version > known[0]:
+            self.snapshots[room_id] = (version, online, asyncio.get_running_loop().time())
+
+    def _recent(self, room_id: int) -> tuple[int, list[str], float] | None:
+        known = self.snapshots.get(room_id)
+        if known is not None and asyncio.get_running_loop().time() - known[2] < settings.PARLEY_SWEEP_SECONDS:
+            return known
+        self.snapshots.pop(room_id, None)
+        return None
 
     async def online(self, room_id: int) -> tuple[list[str], int]:
-        key = self.key(room_id)
+        key, _, version_key = self.keys(room_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zrangebyscore(key, now() - ttl(), "+inf")
-            pipe.get(f"{key}:v")
+            pipe.get(version_key)
             members, version = await pipe.execute()
-        return _usernames(members), int(version or 0)
+        online, version = _usernames(members), int(version or 0)
+        self.remember(room_id, version, online)
+        return online, version
 
     async def join(self, room_id: int, username: str, socket_id: str) -> tuple[list[str], bool, int]:
-        at, key = now(), self.key(room_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrangebyscore(key, at - ttl(), "+inf")
-            pipe.zadd(key, {_member(username, socket_id): at})
-            pipe.zrangebyscore(key, at - ttl(), "+inf")
-            pipe.expire(key, self._keep())
-            self._version(pipe, key)
-            before, _, after, _, version, _ = await pipe.execute()
-        before, after = _usernames(before), _usernames(after)
-        return after, after != before, version
+        at = now()
+        known = self._recent(room_id)
+        came, dropped, version, users = await self._join(
+            keys=self.keys(room_id),
+            args=[_member(username, socket_id), at - ttl(), at, self._keep(), 0 if known else 1],
+        )
+        if known is None or dropped:
+            online = _names(users)
+            self.snapshots.pop(room_id, None)
+            self.remember(room_id, version, online)
+            return online, bool(came or dropped), version
+        # The last snapshot this process saw, with this user (and this process's own
+        # changes since): the announcements of any other change since carry newer
+        # versions, so the socket still takes them.
+        known_version, known_online, learnt = known
+        online = known_online if username in known_online else sorted([*known_online, username])
+        self.snapshots[room_id] = (known_version, online, learnt)
+        return online, bool(came), known_version
 
-    async def leave(self, room_id: int, username: str, socket_id: str) -> tuple[list[str], bool, int]:
-        at, key = now(), self.key(room_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrangebyscore(key, at - ttl(), "+inf")
-            pipe.zrem(key, _member(username, socket_id))
-            pipe.zrangebyscore(key, at - ttl(), "+inf")
-            self._version(pipe, key)
-            before, _, after, version, _ = await pipe.execute()
-        before, after = _usernames(before), _usernames(after)
-        return after, after != before, version
+    async def leave(self, room_id: int, username: str, socket_id: str) -> tuple[bool, int]:
+        at = now()
+        gone, dropped, version = await self._leave(
+            keys=self.keys(room_id), args=[_member(username, socket_id), at - ttl(), self._keep()]
+        )
+        known = self.snapshots.get(room_id)
+        if dropped:
+            self.snapshots.pop(room_id, None)  # who expired, only a read would say
+        elif gone and known is not None and username in known[1]:
+            self.snapshots[room_id] = (known[0], [u for u in known[1] if u != username], known[2])
+        return bool(gone or dropped), version
 
     async def refresh(self, local: dict[int, set[str]]) -> dict[int, tuple[list[str], int]]:
         """Re-stamp this process's sockets and drop expired entries, in the rooms this
-        process serves; returns the rooms whose online set this sweep changed."""
+        process serves; returns the rooms whose online set this sweep changed. Costs the
+        number of local sockets and expired entries, not the room's size."""
         if not local:
             return {}
-        at, room_ids = now(), list(local)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for room_id in room_ids:
-                key = self.key(room_id)
-                pipe.zrange(key, 0, -1)
-                if local[room_id]:
-                    pipe.zadd(key, dict.fromkeys(local[room_id], at))
-                else:
-                    pipe.zcard(key)  # same number of replies per room
-                pipe.zremrangebyscore(key, "-inf", at - ttl())
-                pipe.zrange(key, 0, -1)
-                pipe.expire(key, self._keep())
-                self._version(pipe, key)
+        at = now()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room_id, members in local.items():
+                await self._refresh(
+                    keys=self.keys(room_id), args=[at - ttl(), at, self._keep(), *sorted(members)], client=pipe
+                )
             replies = await pipe.execute()
         changed = {}
-        for index, room_id in enumerate(room_ids):
-            before, _, _, after, _, version, _ = replies[index * 7 : index * 7 + 7]
-            before, after = _usernames(before), _usernames(after)
-            if after != before:
-                changed[room_id] = (after, version)
+        for room_id, (was_changed, version, users) in zip(local, replies, strict=True):
+            if was_changed:
+                changed[room_id] = (_names(users), version)
+                self.snapshots.pop(room_id, None)
+                self.remember(room_id, version, changed[room_id][0])
         return changed
 
 
@@ -331,6 +437,12 @@ async def online(room_id: int) -> tuple[list[str], int]:
     return await backend().online(room_id)
 
 
+def remember(room_id: int, event: dict) -> None:
+    """The hub relays a presence snapshot of one of its rooms: later joins start from it."""
+    if settings.REDIS_URL:
+        backend().remember(room_id, event["presence_version"], event["presence_online"])
+
+
 async def join(room_id: int, username: str, socket_id: str) -> tuple[list[str], bool, int]:
     """Register a socket; returns who is online now (its user included), whether that
     changed, and the snapshot's version. The caller announces a change with `tell_room`,
@@ -341,7 +453,7 @@ async def join(room_id: int, username: str, socket_id: str) -> tuple[list[str], 
 async def leave(room_id: int, slug: str, username: str, socket_id: str, *, user_id: int) -> None:
     """Unregister a socket and tell the room if its user is gone now."""
     try:
-        _, changed, _ = await backend().leave(room_id, username, socket_id)
+        changed, _ = await backend().leave(room_id, username, socket_id)
         if changed:
             tell_room(room_id, slug)
     except Exception:
