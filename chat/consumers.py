@@ -3,9 +3,10 @@
 chat/consumers_user.py.
 
 Consumers parse frames, call one service each and answer; what happens to a message is
-decided in chat.services. Outgoing frames go through one bounded outbox per socket, written
-by one task: frames keep their order, and a client that stops reading is closed (4408)
-instead of growing the server's memory.
+decided in chat.services. Outgoing frames are written straight to the socket where the
+server allows it (chat/wire.py), else through one bounded outbox per socket, written by one
+task made at first need (an idle socket costs neither): frames keep their order, and a
+client that stops reading is closed (4408) instead of growing the server's memory.
 """
 
 import asyncio
@@ -94,7 +95,8 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         self.username = self.user.username if self.user_id else None
         self.credential = _credential(self.scope, self.user_id)
         self.hub = get_hub()
-        self.outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=OUTBOX_FRAMES)
+        self.outbox: asyncio.Queue[str | None] | None = None
+        self.writer: asyncio.Task | None = None
         self.closing = False
         self.topics: list[str] = []
         address = limits.client_address(self.scope)
@@ -115,7 +117,6 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             raise
         self.direct = wire.direct_writer(self.scope.get("parley.asgi_send"))
         self.sending = False
-        self.writer = asyncio.ensure_future(self._write_forever())
         try:
             if self.user_id is not None and account_selectors.is_guest(self.user):
                 # A widget guest's token opens its own socket only (chat/consumers_widget.py).
@@ -162,7 +163,8 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         direct = self.direct
-        if direct is not None and not self.sending and self.outbox.empty():
+        outbox = self.outbox
+        if direct is not None and (outbox is None or (not self.sending and outbox.empty())):
             if not direct.open():
                 return  # closing: the disconnect that follows cleans up
             if direct.backlog() > wire.MAX_BUFFERED_BYTES:
@@ -171,7 +173,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             direct.write(wire.event_frame(event) if event is not None else wire.text_frame(text))
             return
         try:
-            self.outbox.put_nowait(text)
+            (outbox or self._open_outbox()).put_nowait(text)
         except asyncio.QueueFull:
             log.info("closing a socket of user %s that stopped reading", self.user_id)
             self.close_with(CLOSE_TOO_SLOW)
@@ -185,6 +187,11 @@ class ParleyConsumer(AsyncWebsocketConsumer):
 
     def send_error(self, error: AppError, *, client_id=None) -> None:
         self.send_frame(events.error(error, client_id=client_id))
+
+    def _open_outbox(self) -> asyncio.Queue:
+        self.outbox = asyncio.Queue(maxsize=OUTBOX_FRAMES)
+        self.writer = asyncio.ensure_future(self._write_forever())
+        return self.outbox
 
     async def _write_forever(self) -> None:
         while True:
@@ -206,7 +213,9 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         asyncio.ensure_future(self._close_after_outbox(code))
 
     async def _close_after_outbox(self, code: int) -> None:
-        if self.outbox.full():
+        if self.outbox is None:
+            pass  # nothing ever queued: everything went straight to the socket
+        elif self.outbox.full():
             self.writer.cancel()  # a reader this slow gets no more frames, just the close
         else:
             self.outbox.put_nowait(None)

@@ -117,7 +117,8 @@ CLOSE_TOO_SLOW = 4408
 
 
 def _unsent(socket) -> tuple[int, int]:
-    return (socket.direct.backlog() if socket.direct is not None else 0), socket.outbox.qsize()
+    direct, outbox = socket.direct, socket.outbox  # the outbox exists once a frame needed it
+    return (direct.backlog() if direct is not None else 0), (outbox.qsize() if outbox is not None else 0)
 
 
 async def reader_caught_up(socket) -> bool:
