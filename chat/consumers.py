@@ -223,6 +223,9 @@ class ParleyConsumer(AsyncWebsocketConsumer):
                 await asyncio.wait_for(asyncio.shield(self.writer), timeout=5)
             except (TimeoutError, asyncio.CancelledError):
                 self.writer.cancel()
+        direct = getattr(self, "direct", None)
+        if direct is not None:
+            direct.flush()  # the frames of this turn go before the close frame
         await self.close(code)
 
     # Hub callbacks --------------------------------------------------------------------

@@ -8,6 +8,11 @@ serialized once per event and written straight to each socket's transport — wh
 compressed connection takes the ordinary ASGI path; so does everything while a socket
 has ASGI sends queued, so frames never overtake each other.
 
+Frames due to the same socket in the same turn of the event loop (a burst of events that
+queued while the loop was busy) go out as one write, one send syscall: writes are
+collected per socket and flushed together when the turn's callbacks have run, before
+any ASGI send of the socket (`flush`).
+
 What it reads of uvicorn's protocol object is not uvicorn's public API: direct_writer
 checks at connect that every piece is there, of the type expected, and otherwise logs
 once and leaves the socket to the ASGI path (chat/tests/test_wire.py turns red when the
@@ -16,6 +21,7 @@ pinned uvicorn no longer passes the check).
 
 import asyncio
 import logging
+import weakref
 
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import Protocol, State
@@ -46,10 +52,42 @@ def event_frame(event: dict) -> bytes:
     return data
 
 
+class _Turn:
+    """The writers with frames waiting in this turn of one event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.writers: list[DirectWriter] = []
+
+    def add(self, writer: "DirectWriter") -> None:
+        if not self.writers:
+            self.loop.call_soon(self.flush)
+        self.writers.append(writer)
+
+    def flush(self) -> None:
+        writers, self.writers = self.writers, []
+        for writer in writers:
+            writer.flush()
+
+
+_turns: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turn]" = weakref.WeakKeyDictionary()
+
+
+def _turn() -> _Turn:
+    loop = asyncio.get_running_loop()
+    turn = _turns.get(loop)
+    if turn is None:
+        turn = _turns[loop] = _Turn(loop)
+    return turn
+
+
 class DirectWriter:
     def __init__(self, protocol):
         self._protocol = protocol
         self._transport = protocol.transport
+        self._turn = _turn()
+        self._waiting: list[bytes] | None = None
+        self._waiting_bytes = 0
 
     def open(self) -> bool:
         protocol = self._protocol
@@ -62,10 +100,25 @@ class DirectWriter:
         )
 
     def backlog(self) -> int:
-        return self._transport.get_write_buffer_size()
+        """Bytes written but not yet taken by the kernel: the transport's buffer and what
+        waits for the end of this turn."""
+        return self._transport.get_write_buffer_size() + self._waiting_bytes
 
     def write(self, frame: bytes) -> None:
-        self._transport.write(frame)
+        waiting = self._waiting
+        if waiting is None:
+            self._waiting = [frame]
+            self._turn.add(self)
+        else:
+            waiting.append(frame)
+        self._waiting_bytes += len(frame)
+
+    def flush(self) -> None:
+        """Write what waits now (the turn's end, or before an ASGI send or close)."""
+        waiting, self._waiting = self._waiting, None
+        self._waiting_bytes = 0
+        if waiting and self.open():  # after a close frame, nothing more
+            self._transport.write(waiting[0] if len(waiting) == 1 else b"".join(waiting))
 
     def hang_up(self, code: int) -> None:
         """Close at once a connection whose client floods. After an ASGI close uvicorn
@@ -73,6 +126,7 @@ class DirectWriter:
         the close frame goes out, reading stops, and the connection is dropped a second
         later (dropping it at once, with the flood unread, would reset it and could lose
         the close frame). The app hears websocket.disconnect as usual."""
+        self.flush()
         protocol = self._protocol
         protocol.close_sent = True  # uvicorn drops what it has already read
         self._transport.write(Frame(Opcode.CLOSE, Close(code, "").serialize()).serialize(mask=False))
