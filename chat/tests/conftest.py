@@ -75,3 +75,17 @@ def published():
 
     with mock.patch("chat.events.publish", side_effect=record):
         yield sent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database_threads_closed(django_db_setup):
+    """The database threads' connections (chat/dbpool.py's and Channels' one) are closed
+    before the test database is dropped: PostgreSQL refuses to drop a database in use."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    from chat import dbpool
+
+    dbpool.shutdown()
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)

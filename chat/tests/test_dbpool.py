@@ -64,7 +64,7 @@ async def test_eight_concurrent_senders_on_postgres_overlap_and_get_seq_1_to_n_w
     try:
         returned = await send_all(send, room, users)
     finally:
-        await database_sync_to_async(dbpool.shutdown)()
+        await database_sync_to_async(dbpool.shutdown)()  # the next test starts a fresh pool
     total = SENDERS * PER_SENDER
     assert sorted(seq for seqs in returned for seq in seqs) == list(range(1, total + 1))
     for seqs in returned:  # each sender's own messages keep their order
