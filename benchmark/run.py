@@ -539,6 +539,8 @@ def markdown(results: list[dict], args, info: dict, started: str, seconds: float
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}; Python {info['python']}, "
         f"Node {info['node']} (ws {info['ws']}), websockets {info['websockets']}. Commit {info['commit']}.",
+        f"Load average (1 min) at the start / end of the run: {info.get('load_start', '?')} / {info.get('load_end', '?')} "
+        f"on {info['cores']} cores: above ~1 something else was running, and the figures are noisy.",
         f"Server pinned to core {SERVER_CORE}, load generator to core {LOADGEN_CORE}. {args.senders} senders, "
         f"{args.step_seconds:g} s steps, payload {args.payload_bytes} B, pass = no loss/dup/reorder and p99 ≤ {args.p99_ms:g} ms. "
         f"Run took {seconds / 60:.1f} min.",
@@ -870,6 +872,7 @@ def main(argv=None) -> int:
     ensure_loadgen()
     pins = pinning()
     info = machine()
+    info["load_start"] = round(os.getloadavg()[0], 1)
     t0 = time.monotonic()
     print(f"benchmark: servers {args.servers}, N {args.receivers}, results in {out}", file=sys.stderr, flush=True)
     results = []
@@ -892,6 +895,7 @@ def main(argv=None) -> int:
                 print(f"{name}: {error}", file=sys.stderr)
                 results.append({"server": name, "fanout": [], "steps": [], "idle": None, "errors": [str(error)]})
     seconds = time.monotonic() - t0
+    info["load_end"] = round(os.getloadavg()[0], 1)
     saved = {"machine": info, "args": vars(args), "started": started, "seconds": seconds, "results": results}
     (out / "results.json").write_text(json.dumps(saved, indent=1))
     report = write_report(out, results, args, info, started, seconds)
