@@ -204,8 +204,11 @@ class UserConsumer(ParleyConsumer):
             return self.hub.local_users(room_id)
 
     def _drop_room(self, room_id: int) -> None:
-        if self.rooms.pop(room_id, None) is not None:
+        state = self.rooms.pop(room_id, None)
+        if state is not None:
             self.hub.leave_room(room_id, self)
+            if state.slug and not self.closing:
+                self.send_frame(events.room_removed(state.slug))  # the client drops it from its list
 
     def room_revoked(self, stream: RoomStream) -> None:
         self._drop_room(stream.room_id)

@@ -148,6 +148,11 @@ def room_added(room: dict) -> dict:
     return {"type": "room.added", "room": room}
 
 
+def room_removed(room_slug: str) -> dict:
+    """The user is no longer in the room (left, removed, or it went private without them)."""
+    return {"type": "room.removed", "room": room_slug}
+
+
 def unread(room_slug: str, *, count: int, last_seq: int, mentions: int = 0) -> dict:
     """A room's unread count as of the room's message `last_seq` (clients drop an `unread`
     whose last_seq is lower than one they applied)."""

@@ -416,7 +416,18 @@ def announcement_get() -> Announcement | None:
     return Announcement.objects.filter(pk=Announcement.SINGLETON_ID).first()
 
 
-def user_directory(*, user, limit: int = 500) -> QuerySet:
+def people_search(*, user, q: str = "", limit: int = 50) -> QuerySet:
+    """The people directory (/people/): active users other than `user` whose username or
+    display name contains `q` (any case), by name. One place to grow pinyin later."""
+    from django.db.models import Q
+
+    people = user_directory(user=user, limit=None)
+    if q:
+        people = people.filter(Q(username__icontains=q) | Q(profile__display_name__icontains=q))
+    return people[:limit]
+
+
+def user_directory(*, user, limit: int | None = 500) -> QuerySet:
     """People a logged-in user may start a direct conversation with (the web UI's picker)."""
     from django.contrib.auth import get_user_model
 

@@ -1,5 +1,7 @@
 """The one shape of users, rooms and messages that REST responses and socket frames share."""
 
+import re
+
 from accounts.selectors import GUEST_PREFIX
 from chat.models import Message, Room
 
@@ -35,6 +37,32 @@ def room_to_dict(room: Room, *, online: list[str] | None = None) -> dict:
     return data
 
 
+_SYSTEM_PATTERNS = (
+    (re.compile(r"^(?P<user>\S+) joined$"), "joined"),
+    (re.compile(r"^(?P<user>\S+) left$"), "left"),
+    (re.compile(r"^(?P<by>\S+) added (?P<user>\S+)$"), "added"),
+    (re.compile(r"^(?P<user>\S+) was removed$"), "removed"),
+    (
+        re.compile(r"^(?P<by>\S+) (?:renamed the room to “(?P<name>.*)”)?(?: and )?(?:made the room (?P<kind>public|private))?$"),
+        "changed",
+    ),
+)
+
+
+def system_event(body: str) -> dict | None:
+    """What a system message says, as data the client words in the reader's language:
+    {"event": joined|left|added|removed|changed, "user"/"by"/"name"/"kind": …}. The
+    services write these bodies in English (chat/services/rooms.py, messages.py); the body
+    stays the English fallback for clients that do not know the event."""
+    for pattern, event in _SYSTEM_PATTERNS:
+        match = pattern.match(body)
+        if match and any(match.groupdict().values()):
+            if event == "changed" and not (match["name"] is not None or match["kind"]):
+                continue
+            return {"event": event, **{k: v for k, v in match.groupdict().items() if v is not None}}
+    return None
+
+
 def message_to_dict(message: Message, *, room_slug: str | None = None) -> dict:
     """A message as clients see it: recalled ones without content, deleted ones as tombstones.
 
@@ -47,7 +75,7 @@ def message_to_dict(message: Message, *, room_slug: str | None = None) -> dict:
     created_at = message.created_at.isoformat()
     hidden = message.recalled or message.deleted
     body = "" if hidden else message.body
-    return {
+    data = {
         "id": message.id,
         "room": slug,
         "seq": message.seq,
@@ -70,6 +98,9 @@ def message_to_dict(message: Message, *, room_slug: str | None = None) -> dict:
         "user": sender["username"] if sender else None,
         "timestamp": created_at,
     }
+    if message.kind == Message.Kind.SYSTEM:
+        data["system"] = system_event(message.body)
+    return data
 
 
 DELETED_USER = "deleted user"

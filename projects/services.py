@@ -24,8 +24,6 @@ TITLE_MAX = 120
 DESCRIPTION_MAX = 4000
 WIDGET_ORIGINS_MAX = 20
 
-
-
 def project_create(*, owner, title, slug, description="") -> Project:
     """Publish a project owned by `owner`. A taken or malformed slug is InvalidInput."""
     require_user(owner)
@@ -38,6 +36,37 @@ def project_create(*, owner, title, slug, description="") -> Project:
             return Project.objects.create(owner=owner, title=title, slug=slug, description=description)
     except IntegrityError:
         raise InvalidInput("That slug is taken.") from None
+
+
+def project_slug_suggest(title) -> str:
+    """A free slug for a project called `title` (its ASCII letters and digits, or
+    `project-…` for a title without any, e.g. a Chinese one)."""
+    import secrets
+
+    from django.utils.text import slugify
+
+    base = slugify(title if isinstance(title, str) else "")[:40].strip("-_") or f"p-{secrets.token_hex(3)}"
+    slug, n = base, 1
+    while Project.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def project_update(*, by, project: Project, title=None, description=None) -> Project:
+    """The owner changes the title or description (the slug stays: links to it live on).
+    Others: NotAllowed."""
+    from core.errors import NotAllowed
+
+    require_user(by)
+    if by.pk != project.owner_id:
+        raise NotAllowed("Only the project's owner can change it.")
+    if title is not None:
+        project.title = clean_text(title, field="title", max_length=TITLE_MAX, required=True)
+    if description is not None:
+        project.description = clean_text(description, field="description", max_length=DESCRIPTION_MAX, required=False)
+    project.save(update_fields=["title", "description"])
+    return project
 
 
 def project_chat_open(*, visitor, project: Project) -> tuple[ProjectConversation, bool]:

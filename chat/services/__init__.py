@@ -21,7 +21,9 @@ from chat.services.rooms import (
     room_leave,
     room_mark_read,
     room_remove_member,
+    room_set_retention,
     room_settings_update,
+    room_slug_suggest,
     room_update,
 )
 from chat.services.webhooks import webhook_create, webhook_list, webhook_post, webhook_revoke
@@ -48,6 +50,8 @@ __all__ = [
     "room_purge",
     "room_remove_member",
     "room_settings_update",
+    "room_set_retention",
+    "room_slug_suggest",
     "room_update",
     "rooms_with_retention",
     "webhook_create",

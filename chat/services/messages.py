@@ -11,7 +11,15 @@ from django.utils import timezone
 from chat import search, selectors
 from chat.formatting import render
 from chat.models import Membership, Message, Room
-from chat.services.changes import announce, clean_client_id, erase, lock_room, take_numbers
+from chat.services.changes import (
+    announce,
+    append,
+    clean_client_id,
+    erase,
+    lock_room,
+    take_numbers,
+    tell_room_added,
+)
 from chat.services.mentions import mentions_for, store_mentions
 from chat.services.push import enqueue_for_message
 from core.errors import InvalidInput, NotAllowed, NotFound, RateLimited, RecallWindowPassed, TooLarge
@@ -39,7 +47,8 @@ def message_send(
     @room from a sender who may not mention everyone (chat.services.mentions); `allowance_taken`: the
     caller already called take_send_allowance for this message (image sends, which check
     before decoding).
-    Sending moves the sender's own read marker to the new message. `sender_name` and
+    Sending moves the sender's own read marker to the new message; into a public room
+    the sender has not joined, it joins them first (_join_by_sending). `sender_name` and
     `sender_icon` are a bot's name and icon URL for this message (incoming webhooks).
     """
     require_user(sender)
@@ -58,6 +67,8 @@ def message_send(
     try:
         with transaction.atomic():
             kind_seen = room.kind
+            if kind in (Message.Kind.TEXT, Message.Kind.IMAGE) and not sender_name:  # people, not presets or bots
+                _join_by_sending(sender, room)
             seq, rev = take_numbers(room, new_message=True)
             if room.kind != kind_seen and not selectors.room_may_read(user=sender, room=room):
                 # It went private after the check above (a socket holds the room from its
@@ -87,6 +98,19 @@ def message_send(
             raise
         return existing, False
     return message, True
+
+
+def _join_by_sending(sender, room: Room) -> None:
+    """Sending into a public room one has not joined joins it (docs/api.md "Joining"):
+    the "joined" system message first, then the membership (badge, unread, sidebar)."""
+    if not room.is_public or Membership.objects.filter(room=room, user=sender).exists():
+        return
+    joined = append(room, kind=Message.Kind.SYSTEM, body=f"{sender.username} joined")  # locks the room
+    if not room.is_public:  # it went private before the lock: no outsider joins (rolled back)
+        raise NotFound("No such room.")
+    announce(room, joined)
+    Membership.objects.create(room=room, user=sender, last_read_seq=joined.seq)
+    tell_room_added(sender.id, room)
 
 
 def reply_target(*, room: Room, reply_to) -> Message | None:

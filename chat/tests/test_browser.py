@@ -289,7 +289,7 @@ def test_pasted_image_reaches_the_other_user_and_recall_removes_it(server, open_
     expect(image).to_have_count(1)
     assert image.get_attribute("src").startswith("/media/messages/")
     expect(reader.locator("#messages .message-text", has_text="a cake")).to_be_visible()
-    assert image.evaluate("img => img.complete && img.naturalWidth") == 240
+    expect(image).to_have_js_property("naturalWidth", 240)  # loaded (it may still be on its way)
 
     # Click to enlarge, Escape to close.
     image.click()

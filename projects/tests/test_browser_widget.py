@@ -94,7 +94,7 @@ def test_a_visitor_of_the_owners_site_chats_with_the_owner_live(server, shop, op
 
     inbox = open_page(owner)
     inbox.goto("/projects/shop-widget/chats/")
-    guest_entry = inbox.locator("ul.rooms li", has=inbox.locator("[data-guest]"))
+    guest_entry = inbox.locator("#inbox li", has=inbox.locator("[data-guest]"))
     expect(guest_entry).to_contain_text("Ann")
     guest_entry.get_by_role("link").click()
     connected(inbox)

@@ -112,6 +112,12 @@ export function onSendError(frame) {
 let attachment = null;
 function attach(file) {
   if (!file || !file.type.startsWith("image/")) return;
+  // Refused here, before a byte is uploaded (the server checks Content-Length too).
+  if (view.maxUpload && file.size > view.maxUpload) {
+    view.setNote(tf(gettext("Images are limited to %(mb)s MB."), { mb: Math.floor(view.maxUpload / 1048576) }), "error");
+    document.getElementById("image-input").value = "";
+    return;
+  }
   attachment = file;
   const preview = document.getElementById("attachment-preview");
   if (preview.src.startsWith("blob:")) URL.revokeObjectURL(preview.src);
@@ -187,8 +193,23 @@ export function initComposer(roomView) {
   });
 
   let lastTyping = 0;
+  // Overlong text is said before anything is cut (the box has no maxlength to cut a paste).
+  const sendButton = document.getElementById("send-button");
+  const checkLength = () => {
+    const over = textarea.value.length - view.maxBody;
+    textarea.setAttribute("aria-invalid", over > 0 ? "true" : "false");
+    sendButton.disabled = over > 0;
+    if (over > 0) {
+      view.setNote(tf(gettext("%(over)s characters too long (at most %(max)s)."), { over, max: view.maxBody }), "error");
+      composer.dataset.overlong = "true";
+    } else if (composer.dataset.overlong) {
+      delete composer.dataset.overlong;
+      view.setNote("");
+    }
+  };
   textarea.addEventListener("input", () => {
     autosize();
+    checkLength();
     if (Date.now() - lastTyping > 2000 && textarea.value.trim()) {
       lastTyping = Date.now();
       view.sendFrame({ type: "typing", room: view.slug });
@@ -222,7 +243,7 @@ export function initComposer(roomView) {
       }
       return;
     }
-    if (!body) return;
+    if (!body || body.length > view.maxBody) return;
     textarea.value = "";
     autosize();
     sendText(body);

@@ -154,7 +154,7 @@ export function renderMessage(message, view) {
   });
   if (message.kind === "system") {
     li.classList.add("system");
-    li.append(h("span", { class: "system-text" }, message.body));
+    li.append(h("span", { class: "system-text" }, systemText(message, view)));
     return li;
   }
   const mine = isMine(message, view.me);
@@ -204,4 +204,32 @@ export function renderMessage(message, view) {
   if (actions.childElementCount) li.append(actions);
   for (const decorate of view.decorators) decorate(li, message);
   return li;
+}
+
+// A system message in the reader's language, from its `system` event (the English body
+// is the fallback), people by their display names where the page knows them.
+export function systemText(message, view) {
+  const event = message.system;
+  if (!event) return message.body;
+  const name = (username) => (username ? view.nameOf(username) : "");
+  const values = { user: name(event.user), by: name(event.by), name: event.name || "" };
+  switch (event.event) {
+    case "joined":
+      return tf(gettext("%(user)s joined"), values);
+    case "left":
+      return tf(gettext("%(user)s left"), values);
+    case "added":
+      return tf(gettext("%(by)s added %(user)s"), values);
+    case "removed":
+      return tf(gettext("%(user)s was removed"), values);
+    case "changed": {
+      const parts = [];
+      if (event.name !== undefined) parts.push(tf(gettext("%(by)s renamed the room to “%(name)s”"), values));
+      if (event.kind === "private") parts.push(tf(gettext("%(by)s made the room private"), values));
+      if (event.kind === "public") parts.push(tf(gettext("%(by)s made the room public"), values));
+      return parts.length ? parts.join(" · ") : message.body;
+    }
+    default:
+      return message.body;
+  }
 }

@@ -35,8 +35,9 @@ const view = {
   recallMs: Number(root.dataset.recallSeconds || 30) * 1000,
   editMs: Number(root.dataset.editSeconds || 0) * 1000,
   maxBody: Number(root.dataset.maxBody) || 4000,
+  maxUpload: Number(root.dataset.maxUpload) || 0,
   decorators: [], // (li, message) after each render: the open editor goes back in
-  nameOf: (username) => names.get(username) || username,
+  nameOf: (username) => names.get(username) || memberName(username) || username,
   openLightbox,
   onImageLoad: () => stickIfNeeded(),
   live: () => state.socketOpen && state.resumed,
@@ -89,6 +90,7 @@ const socket = new LiveSocket(`/ws/chat/${encodeURIComponent(slug)}/`, {
   },
   onFinal(code) {
     stopPolling();
+    if (code === 4403) loseAccess();
     const reasons = { 4401: gettext("You have been logged out."), 4403: gettext("You no longer have access to this room."), 4404: gettext("This room does not exist.") };
     setNote(reasons[code] || gettext("Disconnected."));
   },
@@ -101,6 +103,9 @@ function handleFrame(frame) {
       if (frame.room) setOnline(frame.room.online || []);
       break;
     case "message":
+      if (frame.sender) stopTyping(frame.sender.username);
+      ingest(frame);
+      break;
     case "message.edited":
     case "message.reactions":
     case "message.recalled":
@@ -165,10 +170,79 @@ async function poll() {
 
 // Presence and typing --------------------------------------------------------------------
 
+// Display names where the member list (the room panel) or the messages know them.
+function memberName(username) {
+  const member = document.querySelector(`#members .member[data-username="${CSS.escape(username)}"]`);
+  return member ? member.dataset.name : "";
+}
+
+function shownName(username) {
+  return view.nameOf(username);
+}
+
 function setOnline(usernames) {
   const unique = [...new Set(usernames)];
-  onlineEl.textContent = unique.length ? tf(gettext("%(count)s online: %(names)s"), { count: unique.length, names: unique.join(", ") }) : "";
-  onlineEl.title = unique.join(", ");
+  const names = unique.map(shownName);
+  onlineEl.textContent = unique.length ? tf(gettext("%(count)s online: %(names)s"), { count: unique.length, names: names.join(", ") }) : "";
+  onlineEl.title = names.join(", ");
+  for (const member of document.querySelectorAll("#members .member")) {
+    const dot = member.querySelector(".presence-dot");
+    const on = unique.includes(member.dataset.username);
+    member.classList.toggle("online", on);
+    if (dot) dot.hidden = !on;
+  }
+}
+
+// Removed from the room (or it went private): it leaves the sidebar, nothing more can be
+// sent, and nobody is shown online any more.
+function loseAccess() {
+  setOnline([]);
+  for (const link of document.querySelectorAll(`.room-link[data-room="${CSS.escape(slug)}"]`)) {
+    link.closest("li").remove();
+  }
+  const form = document.getElementById("composer");
+  if (form) {
+    form.classList.add("disabled");
+    for (const control of form.querySelectorAll("textarea, button, input")) control.disabled = true;
+  }
+  const panelOpen = document.getElementById("room-panel-open");
+  if (panelOpen) panelOpen.hidden = true;
+}
+
+// "New since your last visit": above the first message, among those there when the page
+// loaded, that came after the member last read the room (not for what arrives live).
+const lastReadAtLoad = root.dataset.lastRead === "" ? null : Number(root.dataset.lastRead);
+const lastSeqAtLoad = Number(root.dataset.lastSeq || 0);
+let dividerSeq = null;
+view.decorators.push((li, message) => {
+  if (lastReadAtLoad === null || message.kind === "system" || (message.sender && message.sender.username === view.me)) return;
+  if (dividerSeq === null && message.seq > lastReadAtLoad && message.seq <= lastSeqAtLoad) dividerSeq = message.seq;
+  if (message.seq === dividerSeq) {
+    li.classList.add("first-unread");
+    li.dataset.newLabel = gettext("New since your last visit");
+  }
+});
+
+// Sending into a public room joins it (docs/api.md, "Joining"): when the user stream says
+// the room is ours, the Join button goes.
+document.addEventListener("parley:activity", (event) => {
+  const frame = event.detail;
+  if (frame.type !== "room.added" || !frame.room || frame.room.slug !== slug) return;
+  view.isMember = true;
+  root.dataset.member = "true";
+  const join = document.getElementById("join-room");
+  if (join) join.closest("form").remove();
+});
+
+// The room panel: members, invitations, settings, leaving.
+const panel = document.getElementById("room-panel");
+const panelOpen = document.getElementById("room-panel-open");
+if (panel && panelOpen) {
+  panelOpen.addEventListener("click", () => panel.showModal());
+  if (location.hash === "#room-panel") panel.showModal();
+  panel.addEventListener("close", () => {
+    if (location.hash === "#room-panel") history.replaceState(null, "", location.pathname + location.search);
+  });
 }
 
 const typers = new Map();
@@ -182,8 +256,16 @@ function showTyping(user) {
   renderTyping();
 }
 
+// Their message has come: they are no longer typing it.
+function stopTyping(user) {
+  if (!typers.has(user)) return;
+  clearTimeout(typers.get(user));
+  typers.delete(user);
+  renderTyping();
+}
+
 function renderTyping() {
-  const typing = [...typers.keys()];
+  const typing = [...typers.keys()].map((user) => view.nameOf(user));
   typingEl.textContent = typing.length === 0 ? "" : typing.length === 1
     ? tf(gettext("%(name)s is typing…"), { name: typing[0] })
     : tf(gettext("%(names)s are typing…"), { names: typing.join(", ") });
@@ -238,6 +320,7 @@ list.addEventListener("click", async (event) => {
   if (action === "reply") return startReply(id);
   if (action === "react") return openPickerFor(id);
   if (action === "edit") return startEdit(id);
+  if (action === "delete" && !window.confirm(gettext("Delete this message for everyone?"))) return;
   button.disabled = true;
   try {
     if (action === "recall") {

@@ -103,7 +103,13 @@ export function showAnnouncement(frame) {
     return;
   }
   banner.classList.toggle("has-image", Boolean(frame.image));
-  if (frame.image) banner.append(h("img", { class: "announcement-image", src: frame.image, alt: "" }));
+  // The picture as itself (not a faint background): a thumbnail that opens full size.
+  if (frame.image) {
+    banner.append(
+      h("a", { class: "announcement-image-link", href: frame.image, target: "_blank", rel: "noopener", title: gettext("Open the image") },
+        h("img", { class: "announcement-image", src: frame.image, alt: gettext("Announcement image") })),
+    );
+  }
   banner.append(h("p", { class: "announcement-text" }, text));
   const close = h("button", { type: "button", class: "icon-button announcement-close", "aria-label": gettext("Hide announcement") }, "✕");
   close.addEventListener("click", () => {
@@ -246,6 +252,12 @@ for (const link of document.querySelectorAll(".room-link[data-notify]")) {
 }
 paintTitle();
 
+// As chat/views.py room_label: a DM by the person, a project conversation by project and person.
+export function roomLabel(room) {
+  if (!room.peer) return room.name;
+  return room.kind === "project" ? `${room.name} · ${room.peer.display_name}` : room.peer.display_name;
+}
+
 function roomItem(room) {
   const icon = room.peer
     ? avatar(room.peer, "sm")
@@ -256,9 +268,9 @@ function roomItem(room) {
   if (room.member) Object.assign(dataset, { notify: room.kind === "dm" || room.kind === "project" ? "all" : "mentions", mutedUntil: "" });
   const link = h(
     "a",
-    { class: "room-link", href: `/rooms/${encodeURIComponent(room.slug)}/`, dataset },
+    { class: "room-link", href: room.kind === "dm" && room.peer ? `/dm/${encodeURIComponent(room.peer.username)}/` : `/rooms/${encodeURIComponent(room.slug)}/`, dataset },
     icon,
-    h("span", { class: "room-name" }, room.peer ? room.peer.display_name : room.name),
+    h("span", { class: "room-name" }, roomLabel(room)),
     badge,
     mention,
   );
@@ -292,6 +304,20 @@ async function showRoom(room) {
   } catch {
     /* the next room.added or reload catches up */
   }
+}
+
+// Forms that change something for good ask first (leave a room, remove someone).
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) event.preventDefault();
+});
+
+// A room taken from the user (removed, left elsewhere, made private) leaves the sidebar.
+function dropRoomLink(slug) {
+  const link = ownLink(slug);
+  if (link) link.closest("li").remove();
+  counts.delete(slug); // its unread no longer counts in the tab title
+  paintTitle();
 }
 
 // Room search ----------------------------------------------------------------------------
@@ -426,7 +452,12 @@ if (loggedIn && sidebar) {
       }
       else if (frame.type === "room.settings") applySettings(frame);
       else if (frame.type === "room.added") showRoom(frame.room);
+      else if (frame.type === "room.removed") dropRoomLink(frame.room);
       else if (frame.type === "announcement") showAnnouncement(frame);
+      // Pages that list rooms of their own (a project's inbox) follow the same stream.
+      if (frame.type === "unread" || frame.type === "room.added" || frame.type === "room.removed") {
+        document.dispatchEvent(new CustomEvent("parley:activity", { detail: frame }));
+      }
     },
     onOpen() {
       // Rooms added while the stream was down arrive as unread frames of unknown rooms.
