@@ -104,7 +104,6 @@ def _conversation(project: Project, visitor) -> ProjectConversation | None:
     return ProjectConversation.objects.select_related("room").filter(project=project, visitor=visitor).first()
 
 
-
 # The website widget (SPEC §6.6) ------------------------------------------------------------
 
 

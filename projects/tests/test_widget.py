@@ -265,8 +265,15 @@ def test_the_inbox_marks_guests_and_offers_close_and_block(bakery, olivia, mia, 
     page = client.get("/projects/bakery/chats/").content.decode()
     assert page.count("data-guest>") == 1 and page.count('data-guest-action="close"') == 1
     assert f'data-room="{created["room"]}"' in page and 'data-guest-action="block"' in page
+    listed = {c["visitor"]["username"]: c for c in client_for(olivia).get("/api/projects/bakery/chats/").json()}
+    assert listed[created["user"]["username"]]["closed"] is False and listed[created["user"]["username"]]["blocked"] is False
+    assert "blocked" not in listed["mia"] and listed["mia"]["closed"] is False
     client_for(olivia).post(f"/api/rooms/{created['room']}/close/")
     assert 'data-guest-action="close" disabled' in client.get("/projects/bakery/chats/").content.decode()
+    client_for(olivia).post(f"/api/widget/bakery/guests/{created['user']['username']}/block/")
+    # The live inbox (inbox.js) redraws its rows from this: Closed and Blocked stay shown.
+    listed = {c["visitor"]["username"]: c for c in client_for(olivia).get("/api/projects/bakery/chats/").json()}
+    assert listed[created["user"]["username"]]["closed"] is True and listed[created["user"]["username"]]["blocked"] is True
 
 
 @pytest.mark.django_db

@@ -10,8 +10,23 @@ function localizeDates(root) {
   for (const time of root.querySelectorAll("time[datetime]")) time.textContent = formatDateTime(time.getAttribute("datetime"));
 }
 
+// A website-widget guest's conversation (SPEC §6.6): marked, with the owner's Close and
+// Block (projects/static/projects/guest-actions.js), as templates/projects/_guest_actions.html.
+function guestActions(conversation) {
+  const action = (name, done, label, doneLabel) =>
+    h("button", { type: "button", class: "link-button", dataset: { guestAction: name }, disabled: done }, done ? gettext(doneLabel) : gettext(label));
+  return h(
+    "span",
+    { class: "guest-actions", dataset: { project: list.dataset.project, room: conversation.room.slug, guestName: conversation.visitor.username } },
+    action("close", conversation.closed, "Close", "Closed"),
+    " ",
+    action("block", conversation.blocked, "Block", "Blocked"),
+  );
+}
+
 function row(conversation) {
   const count = conversation.unread_count || 0;
+  const guest = Boolean(conversation.visitor.guest);
   return h(
     "li",
     { class: "inbox-row", dataset: { room: conversation.room.slug } },
@@ -20,9 +35,11 @@ function row(conversation) {
       { class: "room-link", href: `/rooms/${encodeURIComponent(conversation.room.slug)}/` },
       avatar(conversation.visitor, "sm"),
       h("span", { class: "room-name" }, conversation.visitor.display_name),
+      guest ? h("span", { class: "guest-mark", dataset: { guest: "" } }, gettext("guest")) : null,
       h("time", { datetime: conversation.last_activity_at }, formatDateTime(conversation.last_activity_at)),
       h("span", { class: "badge", dataset: { count: String(count) }, hidden: count <= 0 }, count > 99 ? "99+" : String(count)),
     ),
+    guest ? guestActions(conversation) : null,
   );
 }
 
