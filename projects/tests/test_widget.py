@@ -138,6 +138,9 @@ def test_the_owner_closes_a_conversation_and_the_guest_can_no_longer_send(bakery
     assert Message.objects.count() == count
     system = Message.objects.filter(room__slug=created["room"], kind=Message.Kind.SYSTEM).values_list("body", flat=True)
     assert list(system) == ["olivia closed the conversation"]
+    listed = client_for(olivia).get(f"/api/rooms/{created['room']}/messages/").json()
+    # The web UI words it in the reader's language (chat/static/chat/js/messages.js).
+    assert [m["system"] for m in listed if m["kind"] == "system"] == [{"event": "closed", "by": "olivia"}]
     # Only project conversations close.
     dm, _ = chat_services.dm_get_or_create(user=olivia, other_username="mia")
     assert client_for(olivia).post(f"/api/rooms/{dm.slug}/close/").status_code == 403

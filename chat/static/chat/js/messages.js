@@ -222,6 +222,8 @@ export function systemText(message, view) {
       return tf(gettext("%(by)s added %(user)s"), values);
     case "removed":
       return tf(gettext("%(user)s was removed"), values);
+    case "closed":
+      return tf(gettext("%(by)s closed the conversation"), values);
     case "changed": {
       const parts = [];
       if (event.name !== undefined) parts.push(tf(gettext("%(by)s renamed the room to “%(name)s”"), values));
