@@ -416,20 +416,29 @@ def announcement_get() -> Announcement | None:
     return Announcement.objects.filter(pk=Announcement.SINGLETON_ID).first()
 
 
-def people_search(*, user, q: str = "", limit: int = 50) -> QuerySet:
-    """The people directory (/people/): active users other than `user` whose username or
-    display name contains `q` (any case), by name. One place to grow pinyin later."""
+def people_search(*, user, q: str = "", limit: int = 50) -> list:
+    """The people directory (/people/): active users other than `user` (guests never)
+    whose username or display name contains `q` (any case), or whose name's pinyin starts
+    with it (accounts.search: "zhangwei", "zw"), by username."""
     from django.db.models import Q
 
+    from accounts.search import users_matching
+
     people = user_directory(user=user, limit=None)
-    if q:
-        people = people.filter(Q(username__icontains=q) | Q(profile__display_name__icontains=q))
-    return people[:limit]
+    if not q:
+        return list(people[:limit])
+    found = {person.pk: person for person in users_matching(q, limit=limit) if person.pk != user.pk}
+    for person in people.filter(Q(username__icontains=q) | Q(profile__display_name__icontains=q))[:limit]:
+        found.setdefault(person.pk, person)
+    return sorted(found.values(), key=lambda person: person.username)[:limit]
 
 
 def user_directory(*, user, limit: int | None = 500) -> QuerySet:
-    """People a logged-in user may start a direct conversation with (the web UI's picker)."""
+    """People a logged-in user may start a direct conversation with (the web UI's picker);
+    website-widget guests talk only to a project's owner, so they are never listed."""
     from django.contrib.auth import get_user_model
+
+    from accounts.selectors import GUEST_PREFIX
 
     if not _is_user(user):
         return get_user_model().objects.none()
@@ -437,6 +446,7 @@ def user_directory(*, user, limit: int | None = 500) -> QuerySet:
         get_user_model()
         .objects.filter(is_active=True)
         .exclude(pk=user.pk)
+        .exclude(username__startswith=GUEST_PREFIX)
         .select_related("profile")
         .order_by("username")[:limit]
     )

@@ -106,6 +106,18 @@ def test_the_people_directory_finds_by_name_or_username_and_leaves_me_out(olivia
     assert Client().get("/people/")["Location"].startswith("/accounts/login/")
 
 
+def test_the_people_directory_finds_a_chinese_name_by_pinyin_and_never_lists_guests(olivia, mia, make_user):
+    mia.profile.display_name = "张伟"
+    mia.profile.save()
+    make_user("guest-0123abcd")  # a website-widget guest (SPEC §6.6)
+    for q in ("zhangwei", "zw", "张"):
+        page = logged_in(olivia).get(f"/people/?q={q}").content.decode()
+        assert 'data-username="mia"' in page, q
+    page = logged_in(olivia).get("/people/").content.decode()
+    assert 'data-username="mia"' in page and "guest-0123abcd" not in page
+    assert "guest-0123abcd" not in logged_in(olivia).get("/people/?q=guest").content.decode()
+
+
 @pytest.mark.parametrize("username", ["nobody", "olivia"])
 def test_an_unknown_or_own_username_gets_a_page_that_says_so(olivia, username):
     response = logged_in(olivia).get(f"/dm/{username}/")
