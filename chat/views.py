@@ -4,13 +4,14 @@ Pages are rendered on the server; the live parts (messages, unread badges, prese
 plain JavaScript modules under chat/static/chat/js/ talking to the REST API and sockets.
 """
 
+import logging
 from types import SimpleNamespace
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.dateparse import parse_datetime
@@ -400,14 +401,25 @@ def people(request):
 # Error pages in the app's frame (config/urls.py handler404/handler403/handler500).
 
 
+def _error_page(page, status: int):
+    """An error page must not fail in turn (a missing static manifest, the database down):
+    then a bare page with the status, as Django's own would be."""
+    try:
+        return page()
+    except Exception:
+        logging.getLogger(__name__).exception("the %s page failed; a bare one was sent", status)
+        return HttpResponse(f"<!doctype html><title>{status}</title><h1>{status}</h1>", status=status)
+
+
 def page_not_found(request, exception=None):
-    return _notice(request, _("There is nothing here: the page or room does not exist, or you cannot see it."), status=404)
+    detail = _("There is nothing here: the page or room does not exist, or you cannot see it.")
+    return _error_page(lambda: _notice(request, detail, status=404), 404)
 
 
 def permission_denied(request, exception=None):
-    return _notice(request, _("You are not allowed to see this page."), status=403)
+    return _error_page(lambda: _notice(request, _("You are not allowed to see this page."), status=403), 403)
 
 
 def server_error(request):
     """No database here: it may be what failed."""
-    return render(request, "500.html", status=500)
+    return _error_page(lambda: render(request, "500.html", status=500), 500)

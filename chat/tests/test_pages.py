@@ -2,6 +2,7 @@
 the app's frame, the people directory, joining by sending."""
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 
 from chat import services
@@ -145,6 +146,22 @@ def test_the_500_page_is_styled(rf):
 
     response = server_error(rf.get("/"))
     assert response.status_code == 500 and b'id="notice"' in response.content
+
+
+def test_an_error_page_that_cannot_render_falls_back_to_a_bare_one(rf, settings, tmp_path):
+    """Workers started without collectstatic (no manifest): a 404 stays a 404, not a 500."""
+    from chat.views import page_not_found, server_error
+
+    settings.STATIC_ROOT = tmp_path
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    }
+    request = rf.get("/media/messages/nope.png")
+    request.user = AnonymousUser()
+    response = page_not_found(request)
+    assert response.status_code == 404 and b"<h1>404</h1>" in response.content
+    assert server_error(rf.get("/")).status_code == 500
 
 
 # System messages -------------------------------------------------------------------------------
