@@ -105,9 +105,13 @@ def _join_by_sending(sender, room: Room) -> None:
     the "joined" system message first, then the membership (badge, unread, sidebar)."""
     if not room.is_public or Membership.objects.filter(room=room, user=sender).exists():
         return
-    joined = append(room, kind=Message.Kind.SYSTEM, body=f"{sender.username} joined")  # locks the room
-    if not room.is_public:  # it went private before the lock: no outsider joins (rolled back)
+    # Under the room's lock, asked again: a concurrent first send of the same person may
+    # have joined them meanwhile (one "joined", and no duplicate membership to fail on).
+    if not lock_room(room.id).is_public:  # it went private: no outsider joins (rolled back)
         raise NotFound("No such room.")
+    if Membership.objects.filter(room=room, user=sender).exists():
+        return
+    joined = append(room, kind=Message.Kind.SYSTEM, body=f"{sender.username} joined")
     announce(room, joined)
     Membership.objects.create(room=room, user=sender, last_read_seq=joined.seq)
     tell_room_added(sender.id, room)
