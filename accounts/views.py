@@ -21,7 +21,7 @@ def register(request):
         except AppError as error:
             form.add_error(None, error.detail)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user, backend="accounts.backends.ModelBackend")
             return redirect("/")
     return render(request, "accounts/register.html", {"form": form}, status=400 if form.errors else 200)
 

@@ -78,6 +78,18 @@ def message_reactions_changed(message: Message, *, room_slug: str) -> dict:
     }
 
 
+def message_pinned(message: Message, *, room_slug: str) -> dict:
+    """The frame of a pin or unpin (chat.services.message_pin)."""
+    return {
+        "type": "message.pinned",
+        "id": message.id,
+        "room": room_slug,
+        "seq": message.seq,
+        "rev": message.rev,
+        "pinned": message.pinned_at is not None,
+    }
+
+
 def room_change(
     message: Message,
     *,

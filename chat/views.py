@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from chat import selectors, services
 from chat.models import Room
 from chat.serializers import message_to_dict
-from core.errors import AppError, AuthRequired, InvalidInput, NotFound, RateLimited
+from core.errors import AppError, AuthRequired, InvalidInput, NotAllowed, NotFound, RateLimited
 
 SECTIONS = ("public", "private", "dm", "project")
 
@@ -89,6 +89,8 @@ def room(request, slug):
     history = selectors.message_history(room=room)
     membership = selectors.membership_get(user=request.user, room=room)
     peer = selectors.room_peers(user=request.user, rooms=[room]).get(room.id)
+    blocked = selectors.blocked_ids(user=request.user)
+    blocked_names = selectors.blocked_usernames(user=request.user)
     return render(
         request,
         "chat/room.html",
@@ -98,7 +100,10 @@ def room(request, slug):
             "peer": peer,
             "membership": membership,
             "can_moderate": selectors.room_may_moderate(user=request.user, membership=membership),
-            "history": [message_to_dict(m, room_slug=room.slug) for m in history],
+            "history": [{**message_to_dict(m, room_slug=room.slug), "blocked": m.sender_id in blocked} for m in history],
+            "blocked_users": sorted(blocked_names),
+            "peer_blocked": peer is not None and peer.username in blocked_names,
+            "moderation": selectors.moderation_state(user=request.user, room=room),
             "has_older": bool(history) and history[0].seq > 1,
             "recall_seconds": settings.PARLEY_RECALL_SECONDS,
             "edit_seconds": settings.PARLEY_EDIT_SECONDS,
@@ -190,6 +195,8 @@ def dm(request, username):
         other, room = selectors.dm_find(user=request.user, username=username)
     except (NotFound, InvalidInput) as error:
         return _notice(request, error.detail, status=404)
+    except NotAllowed as error:
+        return _notice(request, error.detail, status=403)
     if room is not None:
         return redirect("room", slug=room.slug)
     return render(request, "chat/dm_start.html", {"other": other, "sidebar": sidebar_context(user=request.user)})

@@ -12,6 +12,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from accounts.selectors import GUEST_PREFIX
+from chat import selectors as chat_selectors
 from chat import services as chat_services
 from chat.models import SLUG_PATTERN, Room
 from core.errors import InvalidInput, NotAllowed, NotFound
@@ -51,6 +52,8 @@ def project_chat_open(*, visitor, project: Project) -> tuple[ProjectConversation
     require_user(visitor)
     if visitor.pk == project.owner_id:
         raise InvalidInput("This is your own project.")
+    if chat_selectors.is_blocked_by(user=visitor, other=project.owner):
+        raise NotAllowed("You cannot open a conversation with this user.")
     existing = _conversation(project, visitor)
     if existing is not None:
         return existing, False

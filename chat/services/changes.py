@@ -83,12 +83,16 @@ def change(room: Room, message: Message, **fields) -> Message:
 
 def erase(room: Room, message: Message, **fields) -> Message:
     """Take a message's content away under the room's next rev (recall, deletion,
-    retention): body, html, image, edit time, earlier versions and reactions."""
+    retention): body, html, image or file, edit time, pin, earlier versions and reactions."""
     discard_image_after_commit(message)
     MessageVersion.objects.filter(message=message).delete()
     Reaction.objects.filter(message=message).delete()
     message.reaction_list = []
-    return change(room, message, body="", html="", image=None, edited_at=None, **fields)
+    discard_file_after_commit(message)
+    return change(
+        room, message, body="", html="", image=None, edited_at=None, pinned_at=None,
+        **({"file": None, "file_name": "", "file_size": 0, "file_type": ""} if message.file else {}), **fields,
+    )
 
 
 def announce(
@@ -135,4 +139,10 @@ def tell_room_left(user_id: int, room: Room) -> None:
 def discard_image_after_commit(message: Message) -> None:
     if message.image:
         storage, name = message.image.storage, message.image.name
+        transaction.on_commit(lambda: storage.delete(name))
+
+
+def discard_file_after_commit(message: Message) -> None:
+    if message.file:
+        storage, name = message.file.storage, message.file.name
         transaction.on_commit(lambda: storage.delete(name))

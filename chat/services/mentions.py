@@ -1,16 +1,18 @@
 """Who a message mentions (SPEC §6.2), decided once when it is sent.
 
-`@username` mentions that user when they may read the room (anyone else, or a name
-nobody has, mentions nobody); `@all` and `@room` mention every member and are allowed
+`@username` mentions that user when they may read the room and have not blocked the
+sender (anyone else, or a name nobody has, mentions nobody); `@all` and `@room` mention every member and are allowed
 only to the room's owner/admins and staff. Edits do not change who was mentioned.
 """
 
 import re
 
 from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.utils import timezone
 
 from chat import selectors
-from chat.models import Membership, Mention, Message, Room
+from chat.models import Membership, Mention, Message, Room, RoomBan
 from core.errors import NotAllowed
 
 # Django's usernames are word characters and . @ + - ; a mention is "@" not glued to a
@@ -45,7 +47,13 @@ def mentions_for(*, sender, room: Room, body: str) -> tuple[list, bool]:
             raise NotAllowed("Only the room's owner, its admins and staff may mention everyone.")
     if not names:
         return [], everyone
-    users = get_user_model().objects.filter(username__in=names, is_active=True)
+    users = (
+        get_user_model()
+        .objects.filter(username__in=names, is_active=True)
+        # Nobody banned from the room is told of it, nor anyone who blocked the sender (SPEC §6.4).
+        .exclude(pk__in=RoomBan.objects.filter(Q(until__isnull=True) | Q(until__gt=timezone.now()), room=room).values("user_id"))
+        .exclude(blocks__blocked_id=sender.pk)
+    )
     if not room.is_public:
         users = users.filter(pk__in=Membership.objects.filter(room=room).values("user_id"))
     found = {user.username: user for user in users}

@@ -133,6 +133,7 @@ def enqueue_for_message(room: Room, message: Message) -> int:
     memberships = list(
         Membership.objects.filter(room=room, user__push_subscriptions__isnull=False)
         .exclude(user_id=message.sender_id)
+        .exclude(user__blocks__blocked_id=message.sender_id)  # nothing from someone they blocked
         .select_related("user")
         .distinct()
     )
