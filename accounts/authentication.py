@@ -12,13 +12,19 @@ from accounts.suspensions import is_suspended
 from core.errors import NotAllowed, NotFound
 
 
-class TokenAuthentication(authentication.TokenAuthentication):
+class ActiveTokenAuthentication(authentication.TokenAuthentication):
+    """A token of a user who is not suspended, without the guests' fence: for doors that
+    check the room themselves (chat/media.py serves a guest the pictures and files of its
+    own conversation by room_may_read)."""
+
     def authenticate_credentials(self, key):
         user, token = super().authenticate_credentials(key)
         if is_suspended(user):
             raise exceptions.AuthenticationFailed("User suspended.")
         return user, token
 
+
+class TokenAuthentication(ActiveTokenAuthentication):
     def authenticate(self, request):
         result = super().authenticate(request)
         if result is not None and is_guest(result[0]):

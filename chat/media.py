@@ -25,7 +25,7 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_safe
 from rest_framework.exceptions import AuthenticationFailed
 
-from accounts.authentication import TokenAuthentication
+from accounts.authentication import ActiveTokenAuthentication
 from chat import selectors
 
 PUBLIC_FOLDERS = ("avatars", "announcement")
@@ -37,7 +37,7 @@ def _viewer(request):
     if request.user.is_authenticated:
         return request.user
     try:
-        found = TokenAuthentication().authenticate(request)
+        found = ActiveTokenAuthentication().authenticate(request)
     except AuthenticationFailed:
         found = None
     return found[0] if found else AnonymousUser()

@@ -3,6 +3,8 @@ website widget's guests (§6.6): a mute refuses before anything is stored, a ban
 keeps a user from being told, and a guest's token opens no moderation door."""
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from rest_framework.test import APIClient
 
 from chat import services
@@ -74,13 +76,18 @@ def test_search_leaves_out_a_room_while_its_searcher_is_banned(api, lobby, olivi
     assert found() == ["lobby"]
 
 
-@pytest.mark.django_db
-def test_a_widget_guest_opens_no_moderation_door(olivia, lobby):
-    project = project_services.project_create(owner=olivia, title="Bakery", slug="bakery")
-    project_services.widget_update(user=olivia, project=project, enabled=True, origins=["https://shop.example"])
+def new_guest(owner) -> tuple[dict, APIClient]:
+    project = project_services.project_create(owner=owner, title="Bakery", slug="bakery")
+    project_services.widget_update(user=owner, project=project, enabled=True, origins=["https://shop.example"])
     created = APIClient(REMOTE_ADDR="203.0.113.7").post("/api/widget/bakery/guests/", {}, format="json").json()
     guest = APIClient(REMOTE_ADDR="203.0.113.7")
     guest.credentials(HTTP_AUTHORIZATION=f"Token {created['token']}")
+    return created, guest
+
+
+@pytest.mark.django_db
+def test_a_widget_guest_opens_no_moderation_door(olivia, lobby):
+    created, guest = new_guest(olivia)
     sent = guest.post(f"/api/rooms/{created['room']}/messages/", {"body": "is it open?"}, format="json")
     assert sent.status_code == 201
     mine = sent.json()["id"]
@@ -115,3 +122,19 @@ def test_nobody_moderates_a_project_conversation(api, olivia, mia):
                               format="json")
         assert muted.status_code == 403 and muted.json()["code"] == "forbidden"
         assert api(who).get(f"/api/rooms/{slug}/audit/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_guests_token_fetches_the_files_of_its_own_conversation_only(olivia, mia, secret):
+    created, guest = new_guest(olivia)
+    token = {"HTTP_AUTHORIZATION": f"Token {created['token']}"}
+    sent = guest.post(
+        f"/api/rooms/{created['room']}/messages/", {"file": SimpleUploadedFile("order.txt", b"two loaves")}
+    )
+    assert sent.status_code == 201, sent.content
+    mine = Client().get(sent.json()["file"]["url"], **token)
+    assert mine.status_code == 200 and b"".join(mine.streaming_content) == b"two loaves"
+    other, _ = services.message_send_file(
+        sender=mia, room=secret, upload=SimpleUploadedFile("plans.txt", b"secret plans")
+    )
+    assert Client().get(other.file.url, **token).status_code == 404
