@@ -25,16 +25,26 @@ def _other(user, username):
 
 
 def block_add(*, user, username) -> Block:
-    """Block `username` (idempotent)."""
+    """Block `username` (idempotent). A widget guest of one of `user`'s projects also loses
+    its credential: blocking is all an owner can do against an account-less visitor."""
+    # Imported here: projects builds on chat.services, not the other way round.
+    from projects.services import guest_access_set
+
     other = _other(user, username)
     try:
         with transaction.atomic():
             block, _ = Block.objects.get_or_create(blocker=user, blocked=other)
+            guest_access_set(owner=user, guest_user=other, allowed=False)
     except IntegrityError:  # a concurrent identical block
         block = Block.objects.get(blocker=user, blocked=other)
     return block
 
 
 def block_remove(*, user, username) -> None:
+    """Unblock `username` (idempotent); a guest of `user`'s project gets its credential back."""
+    from projects.services import guest_access_set
+
     other = _other(user, username)
-    Block.objects.filter(blocker=user, blocked=other).delete()
+    with transaction.atomic():
+        Block.objects.filter(blocker=user, blocked=other).delete()
+        guest_access_set(owner=user, guest_user=other, allowed=True)
