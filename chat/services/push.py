@@ -195,7 +195,7 @@ def push_due(*, limit: int = BATCH, send=None) -> int:
         # Claimed: another worker will not take them for CLAIM_SECONDS.
         PushDelivery.objects.filter(pk__in=[d.pk for d in due]).update(next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS))
     present = _present({d.subscription.user_id for d in due})
-    key = webpush.vapid_private_key()
+    key = webpush.vapid()
     for delivery in due:
         subscription = delivery.subscription
         if subscription.user_id in present:

@@ -7,19 +7,34 @@ anywhere (UserPresence) means no push; failures are retried and shown.
 Personas: olivia owns `lobby` (public); mia is a member.
 """
 
+import base64
 import json
 import os
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import http_ece
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.utils import timezone
 
-from chat import services, webpush
+from chat import services
 from chat.models import PushDelivery, PushSubscription, UserPresence
 from chat.services.push import presence_stamp, push_due
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def public_point(key) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
 
 
 class PushService:
@@ -36,7 +51,8 @@ class PushService:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                service.received.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                service.received.append({"path": self.path, "headers": headers, "body": body})
                 if service.stall.is_set():
                     service.released.wait(30)
                 self.send_response(service.status)
@@ -67,12 +83,14 @@ class Browser:
         self.auth = os.urandom(16)
 
     def keys(self) -> dict:
-        return {"p256dh": webpush.b64url(webpush.public_point(self.private)), "auth": webpush.b64url(self.auth)}
+        return {"p256dh": b64url(public_point(self.private)), "auth": b64url(self.auth)}
 
     def read(self, push: dict) -> dict:
-        assert push["headers"]["Content-Encoding"] == "aes128gcm"
-        assert push["headers"]["Authorization"].startswith("vapid t=")
-        return json.loads(webpush.decrypt(push["body"], private_key=self.private, auth=self.auth))
+        """Decrypt as a browser does (RFC 8291, http_ece directly: not the sending code)."""
+        headers = push["headers"]
+        assert headers["content-encoding"] == "aes128gcm" and headers["authorization"].startswith("vapid t=")
+        assert headers["urgency"] == "high" and int(headers["ttl"]) > 0
+        return json.loads(http_ece.decrypt(push["body"], private_key=self.private, auth_secret=self.auth, version="aes128gcm"))
 
 
 @pytest.fixture
@@ -90,7 +108,7 @@ def subscribe(api, user, endpoint: str, browser: Browser):
 @pytest.mark.django_db
 def test_the_key_is_a_p256_point_made_once(api, mia, olivia):
     key = api(mia).get("/api/push/key/").json()["key"]
-    raw = webpush.b64url_decode(key)
+    raw = b64url_decode(key)
     assert len(raw) == 65 and raw[0] == 4
     assert api(olivia).get("/api/push/key/").json()["key"] == key
     assert api(None).get("/api/push/key/").status_code in (401, 403)
@@ -99,8 +117,11 @@ def test_the_key_is_a_p256_point_made_once(api, mia, olivia):
 @pytest.mark.django_db
 def test_the_configured_key_is_used(api, mia, settings):
     private = ec.generate_private_key(ec.SECP256R1())
-    settings.PARLEY_VAPID_PRIVATE_KEY = webpush.b64url(private.private_numbers().private_value.to_bytes(32, "big"))
-    assert api(mia).get("/api/push/key/").json()["key"] == webpush.b64url(webpush.public_point(private))
+    settings.PARLEY_VAPID_PRIVATE_KEY = b64url(private.private_numbers().private_value.to_bytes(32, "big"))
+    assert api(mia).get("/api/push/key/").json()["key"] == b64url(public_point(private))
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    settings.PARLEY_VAPID_PRIVATE_KEY = pem.decode()
+    assert api(mia).get("/api/push/key/").json()["key"] == b64url(public_point(private))
 
 
 @pytest.mark.django_db
