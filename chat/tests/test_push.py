@@ -7,22 +7,27 @@ anywhere (UserPresence) means no push; failures are retried and shown.
 Personas: olivia owns `lobby` (public); mia is a member.
 """
 
+import asyncio
 import base64
 import json
 import os
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import http_ece
 import pytest
+from channels.db import database_sync_to_async
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.utils import timezone
 
-from chat import services
+from chat import pushworker, services
+from chat.hub import get_hub
 from chat.models import PushDelivery, PushSubscription, UserPresence
-from chat.services.push import presence_stamp, push_due
+from chat.services.push import presence_write, push_due
+from chat.tests.helpers import open_room, open_socket
 
 
 def b64url(data: bytes) -> str:
@@ -205,11 +210,12 @@ def test_settings_and_presence_decide_who_is_pushed(api, lobby, olivia, mia, ser
     services.message_send(sender=olivia, room=lobby, body="@mia muted by settings")
     api(mia).put("/api/rooms/lobby/settings/", {"notify": "all"}, format="json")
     services.message_send(sender=olivia, room=lobby, body="everything now")
-    presence_stamp([mia.id])  # mia has a socket open somewhere: her page tells her
+    presence_write(process="elsewhere", here=[mia.id])  # mia has a socket open somewhere: her page tells her
     services.message_send(sender=olivia, room=lobby, body="while online")
     assert PushDelivery.objects.count() == 2
     assert push_due() == 2
     assert service.received == []
+    # A row not renewed for PARLEY_PUSH_AWAY_SECONDS is a dead process's: no longer counted.
     UserPresence.objects.update(last_seen=timezone.now() - timedelta(seconds=60))
     services.message_send(sender=olivia, room=lobby, body="away now")
     push_due()
@@ -218,3 +224,62 @@ def test_settings_and_presence_decide_who_is_pushed(api, lobby, olivia, mia, ser
     subscribe(api, olivia, service.endpoint("olivia"), Browser())
     services.message_send(sender=olivia, room=lobby, body="mine")
     assert {d.subscription.endpoint for d in PushDelivery.objects.select_related("subscription")} == {service.endpoint("mia")}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_user_is_pushed_to_as_soon_as_their_last_socket_closes(api, lobby, olivia, mia, service):
+    """With the push worker polling as it does (every IDLE_SECONDS): no push while mia has
+    a socket open; once her last one closes she counts as away at once, and the next
+    message reaches her push service within seconds, not after PARLEY_PUSH_AWAY_SECONDS.
+    (The worker's steps run on the test's database thread: SQLite's shared in-memory test
+    database locks tables against a second thread.)"""
+    db = database_sync_to_async
+    browser = Browser()
+    assert (await db(subscribe)(api, mia, service.endpoint("mia"), browser)).status_code == 201
+    await db(lambda: api(mia).put("/api/rooms/lobby/settings/", {"notify": "all"}, format="json"))()
+    rows = db(lambda: list(UserPresence.objects.filter(user=mia).values_list("process", flat=True)))
+    stream, accepted = await open_socket("/ws/", user=mia)
+    assert accepted
+    room, _ = await open_room("lobby", user=mia)
+    hub = get_hub()
+    await hub.users_changed(set())  # the writes the connects asked for are done
+    assert await rows() == [hub.process]
+
+    async def work():
+        while True:
+            if not await db(push_due)():
+                await asyncio.sleep(pushworker.IDLE_SECONDS)
+
+    worker = asyncio.ensure_future(work())
+    try:
+        await db(services.message_send)(sender=olivia, room=lobby, body="while mia reads")
+        await until(db(lambda: not PushDelivery.objects.exists()))  # handled: dropped, her page tells her
+        assert service.received == []
+
+        await room.close()
+        await hub.users_changed(set())
+        assert await rows() == [hub.process]  # the user stream is still open
+        await stream.close()
+        await hub.users_changed(set())
+        assert await rows() == []  # away now, not PARLEY_PUSH_AWAY_SECONDS from now
+
+        started = time.monotonic()
+        message, _ = await db(services.message_send)(sender=olivia, room=lobby, body="are you there?")
+        await until(lambda: service.received, timeout=5)
+        elapsed = time.monotonic() - started
+    finally:
+        worker.cancel()
+    assert [browser.read(p)["id"] for p in service.received] == [message.id]
+    assert elapsed < 5
+
+
+async def until(predicate, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
