@@ -396,10 +396,15 @@ if (search && found) {
 const lastNotified = new Map(); // slug → seq already looked at
 
 async function notifyGrowth(slug, before, frame) {
-  if (frame.count <= before.count || document.visibilityState !== "hidden") return;
+  if (document.visibilityState !== "hidden") return;
   if (!("Notification" in window) || Notification.permission !== "granted") return;
   const settings = roomSettings(slug);
   if (settings.notify === "none" || settings.muted) return;
+  if (frame.count <= before.count) {
+    // One more mention and no new message: an edit named me (chat/services/edits.py).
+    if (frame.mentions > before.mentions) notifyEditedMention(slug);
+    return;
+  }
   const wantsAll = settings.notify === "all";
   if (!wantsAll && frame.mentions <= before.mentions) return;
   const after = Math.max(lastNotified.get(slug) ?? 0, frame.last_seq - Math.min(20, frame.count - before.count));
@@ -415,6 +420,18 @@ async function notifyGrowth(slug, before, frame) {
     && (wantsAll || m.mentions_all || (m.mentions || []).includes(me)));
   const message = wanted[wanted.length - 1];
   if (message) showNotification(message);
+}
+
+async function notifyEditedMention(slug) {
+  let messages;
+  try {
+    messages = await api("/api/mentions/?limit=50");
+  } catch {
+    return;
+  }
+  const edited = messages.filter((m) => m.room === slug && m.edited_at)
+    .sort((a, b) => Date.parse(b.edited_at) - Date.parse(a.edited_at));
+  if (edited.length) showNotification(edited[0]);
 }
 
 function excerpt(message) {
