@@ -126,7 +126,7 @@ class Message(models.Model):
     # shown instead of the sender's profile. The icon is a URL the server never fetches.
     sender_name = models.CharField(max_length=80, blank=True, default="")
     sender_icon = models.URLField(max_length=500, blank=True, default="")
-    # Who the message mentions (SPEC §6.2), decided when it is sent: the usernames named
+    # Who the message mentions (SPEC §6.2), decided when it is sent and again by each edit: the usernames named
     # with @ that may read the room, and whether it said @all / @room (every member).
     mentions = models.JSONField(default=list, blank=True)
     mentions_all = models.BooleanField(default=False)
