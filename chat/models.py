@@ -140,7 +140,7 @@ class Message(models.Model):
     # shown instead of the sender's profile. The icon is a URL the server never fetches.
     sender_name = models.CharField(max_length=80, blank=True, default="")
     sender_icon = models.URLField(max_length=500, blank=True, default="")
-    # Who the message mentions (SPEC §6.2), decided when it is sent: the usernames named
+    # Who the message mentions (SPEC §6.2), decided when it is sent and again by each edit: the usernames named
     # with @ that may read the room, and whether it said @all / @room (every member).
     mentions = models.JSONField(default=list, blank=True)
     mentions_all = models.BooleanField(default=False)
@@ -359,14 +359,21 @@ class PushDelivery(models.Model):
 
 
 class UserPresence(models.Model):
-    """When a user last had an open socket, on any process (stamped by each process's
-    hub sweep): pushes go only to users with no socket open for PUSH_AWAY_SECONDS."""
+    """A user has a socket open on a server process (one row per user and process): Web
+    Push goes only to users with no row. A process writes its row when the user's first
+    socket there opens and deletes it when the last one closes, so a user who closes the
+    app is pushed to at once. Each hub sweep renews `last_seen`: the row of a process that
+    died without deleting it stops counting after PARLEY_PUSH_AWAY_SECONDS."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    process = models.CharField(max_length=32)
     last_seen = models.DateTimeField()
 
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "process"], name="userpresence_user_process_unique")]
+
     def __str__(self) -> str:
-        return f"user {self.user_id} seen {self.last_seen:%H:%M:%S}"
+        return f"user {self.user_id} on {self.process} seen {self.last_seen:%H:%M:%S}"
 
 
 # Moderation and safety (SPEC §6.4) ---------------------------------------------------------

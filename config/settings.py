@@ -354,7 +354,8 @@ PARLEY_SEARCH_PER_MINUTE = _positive("PARLEY_SEARCH_PER_MINUTE", 30)
 # Web Push (chat/webpush.py, chat/services/push.py): the VAPID key (empty: made once and
 # kept in the database), the contact sent with it, whether plain-http or private push
 # endpoints are accepted (tests' local push service), whether pushes carry message text,
-# how long a user must have had no open socket to be pushed to, and whether the push
+# how long a process's presence row counts unrenewed (a user whose last socket closes is
+# pushed to at once; this covers a process that died without saying so), and whether the push
 # worker runs inside the server process (the embedded default; `manage.py push_worker`
 # runs it on its own).
 PARLEY_VAPID_PRIVATE_KEY = env.str("PARLEY_VAPID_PRIVATE_KEY", default="")

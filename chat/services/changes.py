@@ -104,16 +104,19 @@ def announce(
     public: bool | None = None,
     keep: tuple[int, ...] | None = None,
     update: dict | None = None,
+    mentions_before: dict | None = None,
 ) -> None:
     """Queue the message's change for the room's subscribers, after commit. `revoke`
     names users whose sockets on the room close when they reach this change; `keep`,
     when the room has just become members-only, the only users whose sockets stay.
     `public` tells receivers the room's new kind with the change that made it. `update`
-    is the frame of an edit or reaction (chat.events), which never counts as unread."""
+    is the frame of an edit or reaction (chat.events), which never counts as unread;
+    `mentions_before` ({mentions, mentions_all}), an edit's mentions before it changed them."""
     events.publish_on_commit(
         events.room_group(room.id),
         events.room_change(
-            message, room_slug=room.slug, revoke=revoke, was_live=was_live, public=public, keep=keep, update=update
+            message, room_slug=room.slug, revoke=revoke, was_live=was_live, public=public, keep=keep, update=update,
+            mentions_before=mentions_before,
         ),
     )
 

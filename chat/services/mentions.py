@@ -1,8 +1,10 @@
 """Who a message mentions (SPEC §6.2), decided once when it is sent.
 
 `@username` mentions that user when they may read the room and have not blocked the
-sender (anyone else, or a name nobody has, mentions nobody); `@all` and `@room` mention every member and are allowed
-only to the room's owner/admins and staff. Edits do not change who was mentioned.
+sender (anyone else, or a name nobody has, mentions nobody); `@all` and `@room` mention
+every member and are allowed only to the room's owner/admins and staff. An edit decides
+again from the new body (chat.services.edits): added mentions count and notify like new
+ones, removed ones go.
 """
 
 import re
@@ -36,12 +38,13 @@ def names_in(body: str) -> tuple[list[str], bool]:
     return names, everyone
 
 
-def mentions_for(*, sender, room: Room, body: str) -> tuple[list, bool]:
+def mentions_for(*, sender, room: Room, body: str, everyone_kept: bool = False) -> tuple[list, bool]:
     """The users `body` mentions in `room` (those who may read it) and whether it
     mentions everyone. Raises NotAllowed for @all / @room from anyone but the room's
-    owner/admins and staff: nothing is stored then."""
+    owner/admins and staff: nothing is stored then. `everyone_kept`: an edit of a message
+    that already said @all, which may keep saying it."""
     names, everyone = names_in(body)
-    if everyone:
+    if everyone and not everyone_kept:
         membership = selectors.membership_get(user=sender, room=room)
         if not selectors.room_may_moderate(user=sender, membership=membership):
             raise NotAllowed("Only the room's owner, its admins and staff may mention everyone.")
@@ -62,3 +65,14 @@ def mentions_for(*, sender, room: Room, body: str) -> tuple[list, bool]:
 
 def store_mentions(message: Message, users) -> None:
     Mention.objects.bulk_create([Mention(message=message, user=user) for user in users], ignore_conflicts=True)
+
+
+def replace_mentions(message: Message, users) -> set[int]:
+    """Make the message's Mention rows those of `users`; returns the ids of the users
+    newly mentioned."""
+    wanted = {user.id for user in users}
+    had = set(Mention.objects.filter(message=message).values_list("user_id", flat=True))
+    if had - wanted:
+        Mention.objects.filter(message=message, user_id__in=had - wanted).delete()
+    store_mentions(message, [user for user in users if user.id not in had])
+    return wanted - had

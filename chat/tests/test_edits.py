@@ -44,6 +44,7 @@ def test_edit_stores_the_new_body_keeps_the_original_and_takes_the_next_rev(
     assert frame == {
         "type": "message.edited", "id": message.id, "room": "lobby", "seq": 1, "rev": 3,
         "body": "the **plan**", "html": "<p>the <strong>plan</strong></p>", "edited_at": row.edited_at.isoformat(),
+        "mentions": [], "mentions_all": False,
     }
     assert envelope["rev"] == 3
     assert envelope["meta"]["created"] is False and not envelope["meta"]["recalled"] and not envelope["meta"]["deleted"]
