@@ -44,6 +44,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="runs in the PostgreSQL + Redis pass (make test-postgres)"))
 
 
+def pytest_fixture_post_finalizer(fixturedef, request):
+    """After each fixture's teardown, and so before the test database's flush: let database
+    work queued by a test's sockets finish. Sockets still open when a test's event loop
+    closes are closed then, and the hub writes presence as a user's last socket goes. That
+    work runs on asgiref's one thread for thread-sensitive calls; on SQLite it would lock
+    the tables the flush empties."""
+    from asgiref.sync import SyncToAsync
+
+    SyncToAsync.single_thread_executor.submit(lambda: None).result(timeout=30)
+
+
 @pytest.fixture(autouse=True)
 def fresh_channel_layer(settings, tmp_path):
     """Each test gets its own channel layer (they hold loop-bound queues) and media folder."""

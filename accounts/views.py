@@ -22,7 +22,7 @@ def register(request):
         except AppError as error:
             form.add_error(None, error.detail)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user, backend="accounts.backends.ModelBackend")
             return redirect("/")
     return render(request, "accounts/register.html", {"form": form}, status=400 if form.errors else 200)
 
@@ -79,7 +79,7 @@ def setup(request):
         except AppError as error:
             form.add_error(None, _(error.detail))
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user, backend="accounts.backends.ModelBackend")
             name = data["room"].strip() or _("General")
             room = chat_services.room_create(
                 creator=user, slug=chat_services.room_slug_suggest(name), name=name

@@ -133,6 +133,12 @@ class UserConsumer(ParleyConsumer):
         meta = event["meta"]
         if meta["created"]:
             state.last_seq = max(state.last_seq, meta["seq"])
+        before = meta.get("mentions_before")
+        if before is not None and selectors.mentioned(before, username=self.username) != selectors.mentioned(
+            meta, username=self.username
+        ):
+            self._recount_soon(room_id)  # an edit added or took away a mention of this user
+            return
         if meta["from_database"] or meta["sender_id"] == self.user_id:
             # A filled gap may hide anything, and one's own change may move one's own read
             # marker (sending does): ask the database rather than guess.

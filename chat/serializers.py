@@ -95,6 +95,8 @@ def message_to_dict(message: Message, *, room_slug: str | None = None) -> dict:
         "reactions": [] if hidden else message_reactions(message),
         "mentions": [] if hidden else list(message.mentions),
         "mentions_all": False if hidden else message.mentions_all,
+        "pinned": message.pinned_at is not None,
+        "file": file_to_dict(message) if not hidden else None,
         "message": body,
         "user": sender["username"] if sender else None,
         "timestamp": created_at,
@@ -123,6 +125,14 @@ def sender_to_dict(message: Message) -> dict | None:
     if sender is None and message.kind != Message.Kind.SYSTEM:
         return {"username": None, "display_name": DELETED_USER, "avatar": None, "deleted": True}
     return sender
+
+
+def file_to_dict(message: Message) -> dict | None:
+    """A `file` message's attachment: the name, size and type it was sent with, and where
+    to download it (chat/media.py serves it to readers of the room only)."""
+    if not message.file:
+        return None
+    return {"name": message.file_name, "size": message.file_size, "type": message.file_type, "url": message.file.url}
 
 
 def reply_to_dict(message: Message) -> dict | None:

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from chat import selectors, services
 from chat.models import Room
 from chat.serializers import message_to_dict
-from core.errors import AppError, AuthRequired, InvalidInput, NotFound, RateLimited
+from core.errors import AppError, AuthRequired, InvalidInput, NotAllowed, NotFound, RateLimited
 
 SECTIONS = ("public", "private", "dm", "project")
 
@@ -128,6 +128,8 @@ def room_page(request, slug, *, canonical=False):
     everyone = selectors.room_members(room=room)
     member_count = everyone.count()
     members = list(everyone[:MEMBERS_SHOWN])
+    blocked = selectors.blocked_ids(user=request.user)
+    blocked_names = selectors.blocked_usernames(user=request.user)
     return render(
         request,
         "chat/room.html",
@@ -141,12 +143,16 @@ def room_page(request, slug, *, canonical=False):
             "more_members": member_count - len(members),
             "retention_ages": [(key, RETENTION_LABELS[key]) for key in RETENTION_AGES],
             "retention_age": retention_choice(room),
-            "history": [message_to_dict(m, room_slug=room.slug) for m in history],
+            "history": [{**message_to_dict(m, room_slug=room.slug), "blocked": m.sender_id in blocked} for m in history],
+            "blocked_users": sorted(blocked_names),
+            "peer_blocked": peer is not None and peer.username in blocked_names,
+            "moderation": selectors.moderation_state(user=request.user, room=room),
             "has_older": bool(history) and history[0].seq > 1,
             "recall_seconds": settings.PARLEY_RECALL_SECONDS,
             "edit_seconds": settings.PARLEY_EDIT_SECONDS,
             "max_body": settings.PARLEY_MAX_BODY,
             "max_upload": settings.PARLEY_UPLOAD_MAX_BYTES,
+            "max_file": settings.PARLEY_FILE_MAX_BYTES,
             "sidebar": sidebar_context(user=request.user, active=room),
         },
     )
@@ -237,6 +243,8 @@ def dm(request, username):
         other, room = selectors.dm_find(user=request.user, username=username)
     except (NotFound, InvalidInput) as error:
         return _notice(request, _(error.detail), status=404)
+    except NotAllowed as error:
+        return _notice(request, _(error.detail), status=403)
     if room is not None:
         return room_page(request, room.slug)  # the address names the person, not dm-1-2
     return render(request, "chat/dm_start.html", {"other": other, "sidebar": sidebar_context(user=request.user)})

@@ -12,6 +12,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from accounts.selectors import GUEST_PREFIX
+from chat import selectors as chat_selectors
 from chat import services as chat_services
 from chat.models import SLUG_PATTERN, Room
 from core.errors import InvalidInput, NotAllowed, NotFound
@@ -80,6 +81,8 @@ def project_chat_open(*, visitor, project: Project) -> tuple[ProjectConversation
     require_user(visitor)
     if visitor.pk == project.owner_id:
         raise InvalidInput("This is your own project.")
+    if chat_selectors.is_blocked_by(user=visitor, other=project.owner):
+        raise NotAllowed("You cannot open a conversation with this user.")
     existing = _conversation(project, visitor)
     if existing is not None:
         return existing, False
@@ -176,18 +179,29 @@ def guest_create(*, project: Project, address: str | None, display_name=None, em
 
 
 def guest_block(*, user, project: Project, username) -> Guest:
-    """The owner blocks a guest of their project: the guest's token stops working and its
-    open sockets are closed (4401, by the hub's credential sweep). Idempotent.
-    Raises NotAllowed for anyone but the owner, NotFound for someone not a guest of it."""
+    """The owner blocks a guest of their project, as `POST /api/blocks/` does: the guest's
+    token stops working and its open sockets are closed (4401, by the hub's credential
+    sweep). Idempotent. Raises NotAllowed for anyone but the owner, NotFound for someone
+    not a guest of it."""
     if not (user is not None and user.is_authenticated and user.pk == project.owner_id):
         raise NotAllowed("Only the project's owner can block its guests.")
     guest = Guest.objects.select_related("user").filter(project=project, user__username=username).first()
     if guest is None:
         raise NotFound("No such guest.")
-    if guest.blocked_at is None:
-        with transaction.atomic():
-            guest.blocked_at = timezone.now()
-            guest.save(update_fields=["blocked_at"])
-            guest.user.is_active = False
-            guest.user.save(update_fields=["is_active"])
+    chat_services.block_add(user=user, username=username)
+    guest.refresh_from_db()
     return guest
+
+
+def guest_access_set(*, owner, guest_user, allowed: bool) -> None:
+    """Take away (or give back) the credential of `guest_user` when it is a widget guest of
+    one of `owner`'s projects; anyone else is left as they are. Called by block_add and
+    block_remove, which own blocking."""
+    guests = Guest.objects.filter(user=guest_user, project__owner=owner)
+    if allowed:
+        changed = guests.exclude(blocked_at=None).update(blocked_at=None)
+    else:
+        changed = guests.filter(blocked_at=None).update(blocked_at=timezone.now())
+    if changed:
+        guest_user.is_active = allowed
+        guest_user.save(update_fields=["is_active"])

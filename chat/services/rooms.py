@@ -155,6 +155,8 @@ def room_invite(*, by, room: Room, username) -> Membership:
     invitee = User.objects.filter(username=username, is_active=True).first()
     if invitee is None:
         raise NotFound("No such user.")
+    if selectors.room_ban_get(user=invitee, room=room) is not None:
+        raise NotAllowed("That user is banned from this room.")
     membership, created = Membership.objects.get_or_create(
         room=room, user=invitee, defaults={"last_read_seq": room.last_seq}
     )

@@ -27,7 +27,7 @@ PROFILE_FIELDS = {"username", "display_name", "avatar"}
 MESSAGE_FIELDS = {
     "type", "id", "room", "seq", "rev", "sender", "kind", "body", "image", "created_at",
     "recalled", "deleted", "client_id", "message", "user", "timestamp",
-    "html", "edited_at", "reply_to", "reactions", "mentions", "mentions_all",
+    "html", "edited_at", "reply_to", "reactions", "mentions", "mentions_all", "pinned", "file",
 }
 
 

@@ -160,6 +160,33 @@ def test_the_owner_blocks_a_guest_whose_token_stops_working(bakery, olivia, mia)
 
 
 @pytest.mark.django_db
+def test_blocking_a_guest_through_api_blocks_takes_its_token_and_unblocking_gives_it_back(bakery, olivia, mia):
+    created = new_guest()
+    username = created["user"]["username"]
+    messages = f"/api/rooms/{created['room']}/messages/"
+    # Someone else's block only hides the guest from them: the guest keeps talking to olivia.
+    assert client_for(mia).post("/api/blocks/", {"username": username}, format="json").status_code == 201
+    assert client_for(token=created["token"]).get(messages).status_code == 200
+
+    assert client_for(olivia).post("/api/blocks/", {"username": username}, format="json").status_code == 201
+    assert client_for(token=created["token"]).get(messages).status_code == 401
+    assert username in [u["username"] for u in client_for(olivia).get("/api/blocks/").json()]
+    assert Guest.objects.get(user__username=username).blocked_at is not None
+
+    assert client_for(olivia).delete("/api/blocks/", {"username": username}, format="json").status_code == 204
+    assert client_for(token=created["token"]).get(messages).status_code == 200
+    assert Guest.objects.get(user__username=username).blocked_at is None
+
+
+@pytest.mark.django_db
+def test_the_widget_block_button_is_a_block_like_any_other(bakery, olivia):
+    created = new_guest()
+    username = created["user"]["username"]
+    assert client_for(olivia).post(f"/api/widget/bakery/guests/{username}/block/").status_code == 200
+    assert username in [u["username"] for u in client_for(olivia).get("/api/blocks/").json()]
+
+
+@pytest.mark.django_db
 def test_nobody_registers_a_guest_name(client):
     answer = APIClient().post("/api/auth/register/", {"username": "guest-abc", "password": "correct horse battery"})
     assert answer.status_code == 400
