@@ -5,6 +5,7 @@ A room someone may not read is answered exactly like a room that does not exist
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
@@ -54,6 +55,11 @@ def room_ban_get(*, user, room: Room) -> RoomBan | None:
     if not _is_user(user):
         return None
     return RoomBan.objects.filter(_until_open(), room=room, user=user).first()
+
+
+def room_mutes(*, room: Room) -> dict[int, datetime]:
+    """The mutes in `room` that still last, as {user id: until} (the members panel)."""
+    return dict(RoomMute.objects.filter(room=room, until__gt=timezone.now()).values_list("user_id", "until"))
 
 
 def room_mute_get(*, user, room: Room) -> RoomMute | None:

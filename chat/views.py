@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat import selectors, services
-from chat.models import Room
+from chat.models import Membership, Room
 from chat.serializers import message_to_dict
 from core.errors import AppError, AuthRequired, InvalidInput, NotAllowed, NotFound, RateLimited
 
@@ -128,6 +128,14 @@ def room_page(request, slug, *, canonical=False):
     everyone = selectors.room_members(room=room)
     member_count = everyone.count()
     members = list(everyone[:MEMBERS_SHOWN])
+    if can_moderate:
+        mutes = selectors.room_mutes(room=room)
+        for member in members:
+            member.mute_ends = mutes.get(member.user_id)
+    # Appointing admins: the owner and staff (chat.services.moderation.member_role_set).
+    may_appoint = room.kind in (Room.Kind.PUBLIC, Room.Kind.PRIVATE) and (
+        request.user.is_staff or (membership is not None and membership.role == Membership.Role.OWNER)
+    )
     blocked = selectors.blocked_ids(user=request.user)
     blocked_names = selectors.blocked_usernames(user=request.user)
     return render(
@@ -139,6 +147,7 @@ def room_page(request, slug, *, canonical=False):
             "peer": peer,
             "membership": membership,
             "can_moderate": can_moderate,
+            "may_appoint": may_appoint,
             "members": members,
             "more_members": member_count - len(members),
             "retention_ages": [(key, RETENTION_LABELS[key]) for key in RETENTION_AGES],

@@ -20,6 +20,7 @@ from chat.tests.test_browser import (  # noqa: F401 (fixtures and the skip marks
     new_user,
     open_page,
     pytestmark,
+    request,
     screenshot,
     send,
 )
@@ -122,6 +123,60 @@ def test_a_project_and_its_visitor_conversation_appear_live_in_the_owner_inbox(s
     row.locator("a").click()
     expect(mine.locator(".room-head h1")).to_have_text("Corner Bakery · Victor")
     expect(bubble(mine, "rye bread")).to_be_visible()
+
+
+def test_the_owner_mutes_appoints_and_bans_from_the_members_panel(server, open_page):
+    """The members panel's moderation (issue 16's REST endpoints): a timed mute the member
+    feels, an admin made and unmade, a ban after saying yes; and the buttons in 简体中文."""
+    owner, ben, cal = new_user(server, "mod"), new_user(server, "ben"), new_user(server, "cal")
+    ben.api("PATCH", "/api/me/", {"display_name": "Ben Wu"})
+    slug = owner.room(name="Town square")
+    for person in (ben, cal):
+        person.api("POST", f"/api/rooms/{slug}/join/")
+    mine = open_page(owner)
+    mine.goto(f"/rooms/{slug}/")
+    connected(mine)
+    mine.locator("#room-panel-open").click()
+    panel = mine.locator("#room-panel")
+    status = panel.locator("#members-status")
+    bens = panel.locator(f'.member[data-username="{ben.username}"]')
+
+    bens.get_by_label("Mute Ben Wu").select_option("10")
+    expect(status).to_contain_text("Ben Wu is muted until")
+    expect(bens.locator(".member-muted")).to_be_visible()
+    refused, answer = request(server, "POST", f"/api/rooms/{slug}/messages/", {"body": "hello?"}, token=ben.token)
+    assert refused == 403 and answer["code"] == "muted", answer
+    bens.get_by_role("button", name="Unmute").click()
+    expect(status).to_contain_text("Ben Wu may write again.")
+    expect(bens.locator(".member-muted")).to_be_hidden()
+    ben.say(slug, "back again")
+
+    bens.get_by_role("button", name="Make admin").click()
+    expect(bens.locator(".role")).to_have_text("admin")
+    expect(status).to_contain_text("Ben Wu is now an admin.")
+    assert ben.api("GET", f"/api/rooms/{slug}/audit/")  # an admin reads the moderation log
+    bens.get_by_role("button", name="Remove admin").click()
+    expect(bens.locator(".role")).to_have_text("member")
+
+    cals = panel.locator(f'.member[data-username="{cal.username}"]')
+    cals.get_by_role("button", name="Ban").click()  # asks first; the page fixture answers "no"
+    assert mine.dialogs[-1].startswith("Ban ")
+    expect(cals).to_have_count(1)
+    mine.evaluate("window.confirm = () => true")
+    cals.get_by_role("button", name="Ban").click()
+    expect(cals).to_have_count(0)
+    expect(status).to_contain_text("was banned.")
+    assert request(server, "GET", f"/api/rooms/{slug}/messages/", token=cal.token)[0] == 404
+    no_horizontal_scroll(mine)
+
+    chinese = open_page(owner, locale="zh-CN", **PHONE)
+    chinese.goto(f"/rooms/{slug}/")
+    chinese.locator("#room-panel-open").click()
+    row = chinese.locator(f'#room-panel .member[data-username="{ben.username}"]')
+    expect(row.get_by_role("button", name="封禁")).to_be_visible()
+    expect(row.get_by_role("button", name="设为管理员")).to_be_visible()
+    expect(chinese.locator("#messages")).to_contain_text("封禁")  # "… 已被封禁", the ban's system message
+    no_horizontal_scroll(chinese)
 
 
 def test_inviting_listing_removing_and_leaving_members_of_a_private_room(server, open_page):

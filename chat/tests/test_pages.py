@@ -183,6 +183,53 @@ def test_system_messages_carry_their_event_for_the_readers_language(secret, oliv
     assert listed[0]["body"] == "olivia added mia"  # the English fallback stays
 
 
+def test_moderation_system_messages_carry_their_event_too(lobby, olivia, mia, oscar, api):
+    services.room_join(user=oscar, room=lobby)
+    services.member_role_set(by=olivia, room=lobby, username="mia", role="admin")
+    services.member_role_set(by=olivia, room=lobby, username="mia", role="member")
+    services.room_ban(by=olivia, room=lobby, username="oscar", minutes=None)
+    listed = api(olivia).get("/api/rooms/lobby/messages/").json()
+    assert [m["system"] for m in listed if m["kind"] == "system"][-3:] == [
+        {"event": "admin", "by": "olivia", "user": "mia"},
+        {"event": "member", "by": "olivia", "user": "mia"},
+        {"event": "banned", "user": "oscar"},
+    ]
+
+
+def _member_row(page: str, username: str) -> str:
+    start = page.index(f'class="member" data-username="{username}"')
+    return page[start : page.index("</li>", start)]
+
+
+def test_the_members_panel_offers_mute_ban_and_roles_to_whom_may_use_them(lobby, olivia, mia, oscar, make_user):
+    """The buttons of members.js, as the moderation services allow them: admins act on
+    members, the owner (and staff) on admins too and appoint them; members on nobody."""
+    stan = make_user("stan")
+    for user in (oscar, stan):
+        services.room_join(user=user, room=lobby)
+    services.member_role_set(by=olivia, room=lobby, username="mia", role="admin")
+    services.room_mute(by=olivia, room=lobby, username="oscar", minutes=10)
+
+    owners = logged_in(olivia).get("/rooms/lobby/").content.decode()
+    assert "chat/js/members.js" in owners
+    oscar_row = _member_row(owners, "oscar")
+    assert 'data-member-action="mute"' in oscar_row and 'data-member-action="ban"' in oscar_row
+    assert "muted until" in oscar_row and '<span class="member-muted" hidden' not in oscar_row
+    assert 'data-member-action="unmute" hidden' not in oscar_row
+    assert 'data-role="admin">' in oscar_row  # "Make admin" shown for a member
+    mia_row = _member_row(owners, "mia")
+    assert 'data-member-action="ban"' in mia_row and 'data-role="member">' in mia_row  # "Remove admin"
+    assert 'data-member-action="unmute" hidden' in _member_row(owners, "stan")
+
+    admins = logged_in(mia).get("/rooms/lobby/").content.decode()
+    assert 'data-member-action="ban"' in _member_row(admins, "oscar")
+    assert 'data-member-action="role"' not in admins  # only the owner appoints
+    assert "data-member-action" not in _member_row(admins, "olivia")
+
+    members = logged_in(stan).get("/rooms/lobby/").content.decode()
+    assert "data-member-action" not in members and "chat/js/members.js" not in members
+
+
 # The sidebar's new-room form -------------------------------------------------------------------
 
 

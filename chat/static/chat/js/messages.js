@@ -268,6 +268,12 @@ export function systemText(message, view) {
       return tf(gettext("%(user)s was removed"), values);
     case "closed":
       return tf(gettext("%(by)s closed the conversation"), values);
+    case "admin":
+      return tf(gettext("%(by)s made %(user)s an admin"), values);
+    case "member":
+      return tf(gettext("%(by)s made %(user)s a member"), values);
+    case "banned":
+      return tf(gettext("%(user)s was banned"), values);
     case "changed": {
       const parts = [];
       if (event.name !== undefined) parts.push(tf(gettext("%(by)s renamed the room to “%(name)s”"), values));

@@ -433,7 +433,7 @@ if (blockButton) {
     try {
       await api("/api/blocks/", { method: blocking ? "POST" : "DELETE", json: { username } });
       blockButton.setAttribute("aria-pressed", String(blocking));
-      blockButton.textContent = blocking ? gettext("Unblock") : gettext("Block");
+      blockButton.querySelector(".tool-label").textContent = blocking ? gettext("Unblock") : gettext("Block");
       if (blocking) view.blocked.add(username);
       else view.blocked.delete(username);
       setNote(blocking ? gettext("Blocked: they can no longer write to you here.") : gettext("Unblocked."));
