@@ -43,7 +43,8 @@ test: lint test-sqlite test-postgres
 test-sqlite: install
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/pytest -m "not postgres and not services"
 
-# Scaled configuration: PostgreSQL + Redis, a fresh test database each run. Skips with a
+# Scaled configuration: PostgreSQL + Redis, a fresh test database each run, without the tests
+# marked dbless (they ran in test-sqlite; conftest.py deselects them here). Skips with a
 # reason when they are not reachable, unless PARLEY_REQUIRE_SERVICES=1 (CI), where it fails.
 test-postgres: install
 	PARLEY_TEST_PASS=postgres DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
