@@ -21,9 +21,16 @@ $(STAMP): requirements.lock
 
 install: $(STAMP)
 
+# Migrations quietly; the setup code while there is no staff account (SPEC §6.7); retention
+# enforced every PARLEY_PURGE_SECONDS beside the server (stopped with it). The lifespan
+# stays on: config/asgi.py answers it (the push worker starts there).
 run: install
-	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py collectstatic --noinput -v0
+	@$(BIN)/python manage.py setup_code --url http://$(HOST):$(PORT)
+	@echo "  Parley at http://$(HOST):$(PORT)/  (admin: /admin/, API docs: /api/docs/; Ctrl-C stops it)"
+	@$(BIN)/python manage.py purge_messages --every -v0 & PURGE=$$!; \
+	trap 'kill $$PURGE 2>/dev/null' EXIT INT TERM; \
 	EMAIL_BACKEND=$${EMAIL_BACKEND:-django.core.mail.backends.console.EmailBackend} $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --ws-max-size 65536 --ws-per-message-deflate false --proxy-headers --no-server-header
 
 lint: install
@@ -36,7 +43,8 @@ test: lint test-sqlite test-postgres
 test-sqlite: install
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/pytest -m "not postgres and not services"
 
-# Scaled configuration: PostgreSQL + Redis, a fresh test database each run. Skips with a
+# Scaled configuration: PostgreSQL + Redis, a fresh test database each run, without the tests
+# marked dbless (they ran in test-sqlite; conftest.py deselects them here). Skips with a
 # reason when they are not reachable, unless PARLEY_REQUIRE_SERVICES=1 (CI), where it fails.
 test-postgres: install
 	PARLEY_TEST_PASS=postgres DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \

@@ -36,12 +36,37 @@ def pytest_sessionstart(session):
     pytest.exit(f"skipped the PostgreSQL + Redis pass: {reason}", returncode=0)
 
 
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_setup", "django_db_reset_sequences", "live_server"}
+
+
 def pytest_collection_modifyitems(config, items):
     vendor = settings.DATABASES["default"]["ENGINE"]
     on_postgres = vendor.endswith("postgresql")
     for item in items:
         if not on_postgres and ("postgres" in item.keywords or "services" in item.keywords):
             item.add_marker(pytest.mark.skip(reason="runs in the PostgreSQL + Redis pass (make test-postgres)"))
+        if "dbless" in item.keywords and (
+            item.get_closest_marker("django_db") or DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        ):
+            raise pytest.UsageError(f"{item.nodeid} is marked dbless but uses the test database")
+    if on_postgres:
+        # The same code against the same inputs as in the SQLite pass: running it again
+        # here would prove nothing new about PostgreSQL or Redis.
+        once = [item for item in items if "dbless" in item.keywords]
+        if once:
+            config.hook.pytest_deselected(items=once)
+            items[:] = [item for item in items if "dbless" not in item.keywords]
+
+
+def pytest_fixture_post_finalizer(fixturedef, request):
+    """After each fixture's teardown, and so before the test database's flush: let database
+    work queued by a test's sockets finish. Sockets still open when a test's event loop
+    closes are closed then, and the hub writes presence as a user's last socket goes. That
+    work runs on asgiref's one thread for thread-sensitive calls; on SQLite it would lock
+    the tables the flush empties."""
+    from asgiref.sync import SyncToAsync
+
+    SyncToAsync.single_thread_executor.submit(lambda: None).result(timeout=30)
 
 
 @pytest.fixture(autouse=True)
@@ -89,3 +114,27 @@ def oscar(make_user):
 @pytest.fixture
 def stan(make_user):
     return make_user("stan", staff=True)
+
+
+@pytest.fixture(scope="session")
+def browser_server(tmp_path_factory):
+    """The server of the browser tests (chat/tests/test_browser.py), started once: migrating
+    and collecting static files for each module cost more than most of its tests."""
+    import secrets
+
+    from testkit.servers import Uvicorn, clean_env, migrate_and_collectstatic, running
+
+    folder = tmp_path_factory.mktemp("parley-browser")
+    env = clean_env(
+        DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
+        MEDIA_ROOT=folder / "media",
+        STATIC_ROOT=folder / "static",
+        SECRET_KEY="browser-tests-" + secrets.token_urlsafe(40),
+        PARLEY_RATE_BURST=1000,
+        PARLEY_SWEEP_SECONDS=1,
+        LOG_LEVEL="WARNING",
+    )
+    migrate_and_collectstatic(env)
+    worker = Uvicorn("browser", env, "--log-level", "warning", log=folder / "server.log")
+    with running([worker]):
+        yield worker.start()

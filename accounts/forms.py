@@ -17,3 +17,16 @@ class ProfileForm(forms.Form):
         required=False,
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/gif,image/webp"}),
     )
+
+
+class SetupForm(forms.Form):
+    code = forms.CharField(
+        label=_("Setup code"), max_length=40,
+        help_text=_("Printed by <code>make run</code> (or <code>manage.py setup_code</code>) on the server."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autofocus": True, "spellcheck": "false"}),
+    )
+    username = forms.CharField(
+        label=_("Username"), max_length=30, widget=forms.TextInput(attrs={"autocomplete": "username"})
+    )
+    password = forms.CharField(label=_("Password"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    room = forms.CharField(label=_("First room"), max_length=80, initial=_("General"))

@@ -23,7 +23,8 @@ def credentials_valid(credentials) -> set[Credential]:
     active, and the password hash the session was made with still matches the user's
     (HASH_SESSION_KEY, checked as django.contrib.auth.get_user does, SECRET_KEY_FALLBACKS
     included): changing the password ends every other session. A token: its row exists,
-    for the same user, who is active. At most three queries, however many sockets ask.
+    for the same user, who is active. Neither holds while the user is suspended
+    (accounts.suspensions). At most three queries, however many sockets ask.
     """
     from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
     from django.contrib.sessions.models import Session
@@ -31,11 +32,17 @@ def credentials_valid(credentials) -> set[Credential]:
     from django.utils.crypto import constant_time_compare
     from rest_framework.authtoken.models import Token
 
+    from accounts.suspensions import active_q
+
     credentials = set(credentials)
     valid: set[Credential] = set()
     tokens = {c.key for c in credentials if c.kind == "token"}
     if tokens:
-        rows = set(Token.objects.filter(key__in=tokens, user__is_active=True).values_list("key", "user_id"))
+        rows = set(
+            Token.objects.filter(key__in=tokens, user__is_active=True)
+            .exclude(active_q("user__"))
+            .values_list("key", "user_id")
+        )
         valid.update(c for c in credentials if c.kind == "token" and (c.key, c.user_id) in rows)
     sessions = {c for c in credentials if c.kind == "session"}
     if sessions:
@@ -45,7 +52,7 @@ def credentials_valid(credentials) -> set[Credential]:
         for key, data in rows.values_list("session_key", "session_data"):
             decoded = store.decode(data)
             hashes[key] = (str(decoded.get(SESSION_KEY, "")), decoded.get(HASH_SESSION_KEY) or "")
-        users = get_user_model().objects.filter(pk__in={c.user_id for c in sessions}, is_active=True)
+        users = get_user_model().objects.filter(pk__in={c.user_id for c in sessions}, is_active=True).exclude(active_q())
         by_id = {str(user.pk): user for user in users}
         for credential in sessions:
             user_id, session_hash = hashes.get(credential.key, ("", ""))

@@ -133,3 +133,43 @@ def account_delete(*, user, password) -> None:
     events.publish_on_commit(events.user_group(user_id), events.control("recheck"))
     for file_storage, name in leftovers:
         transaction.on_commit(lambda file_storage=file_storage, name=name: file_storage.delete(name))
+
+
+# First run (SPEC §6.7) ---------------------------------------------------------------------
+# An ordinary registration never becomes staff, so a fresh public instance cannot be taken
+# over by whoever registers first: the first staff account is made at /setup/, and only
+# with the setup code the operator sees (`make run` prints it; `manage.py setup_code`).
+
+
+def setup_code() -> str:
+    """The one-time setup code: derived from SECRET_KEY (the same in every process, never
+    stored), useful only while no staff account exists."""
+    from django.utils.crypto import salted_hmac
+
+    digest = salted_hmac("parley.setup", "first-staff-account", algorithm="sha256").hexdigest()
+    raw = digest[:16].upper()
+    return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+
+
+def setup_needed() -> bool:
+    """True while the instance has no staff account (then /setup/ is open)."""
+    return not User.objects.filter(is_staff=True, is_active=True).exists()
+
+
+def setup_create_staff(*, code, username, password) -> User:
+    """The first staff (and superuser) account. NotFound once any staff exists; a wrong
+    code is NotAllowed and changes nothing; name and password follow user_register's rules."""
+    import hmac
+
+    from core.errors import NotAllowed, NotFound
+
+    if not setup_needed():
+        raise NotFound("This Parley is already set up.")
+    given = (code or "").strip().upper().replace(" ", "") if isinstance(code, str) else ""
+    if not hmac.compare_digest(given.replace("-", ""), setup_code().replace("-", "")):
+        raise NotAllowed("That is not the setup code.")
+    with transaction.atomic():
+        user = user_register(username=username, password=password)
+        user.is_staff = user.is_superuser = True
+        user.save(update_fields=["is_staff", "is_superuser"])
+    return user

@@ -12,12 +12,16 @@ from django.forms.models import BaseInlineFormSet
 from chat import services
 from chat.models import (
     Announcement,
+    AuditEntry,
     Membership,
     Message,
     MessageVersion,
     Preset,
     Reaction,
+    Report,
     Room,
+    RoomBan,
+    RoomMute,
     Webhook,
     preset_image_path,
 )
@@ -365,3 +369,74 @@ class WebhookAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# Moderation (SPEC §6.4): the queue of reports, mutes and bans, and the audit log ---------------
+
+
+@admin.action(description="Resolve")
+def resolve_reports(modeladmin, request, queryset):
+    for report in queryset.filter(resolved=False):
+        services.report_resolve(by=request.user, report_id=report.pk)
+    messages.success(request, "Resolved.")
+
+
+@admin.register(Report)
+class ReportAdmin(admin.ModelAdmin):
+    """Staff's queue: open reports first; resolving one is written to the audit log."""
+
+    list_display = ["id", "created_at", "room", "message", "reporter", "reason", "resolved"]
+    list_filter = ["resolved"]
+    actions = [resolve_reports]
+    readonly_fields = ["message", "room", "reporter", "reason", "created_at", "resolved", "resolved_by", "resolved_at"]
+    ordering = ["resolved", "-id"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Every moderation action, never edited."""
+
+    list_display = ["at", "room", "actor", "action", "target", "message", "detail"]
+    list_filter = ["action"]
+    search_fields = ["actor__username", "target__username", "room__slug"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class _RestrictionAdmin(admin.ModelAdmin):
+    """Mutes and bans are made from the room (REST or the app); here staff see them and
+    lift them (deleting one lifts it through the services, audited)."""
+
+    list_display = ["room", "user", "until", "by", "created_at"]
+    readonly_fields = ["room", "user", "until", "by", "created_at"]
+    lift = None
+
+    def has_add_permission(self, request):
+        return False
+
+    def delete_model(self, request, obj):
+        type(self).lift(by=request.user, room=obj.room, username=obj.user.username)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset.select_related("room", "user"):
+            self.delete_model(request, obj)
+
+
+@admin.register(RoomMute)
+class RoomMuteAdmin(_RestrictionAdmin):
+    lift = services.room_unmute
+
+
+@admin.register(RoomBan)
+class RoomBanAdmin(_RestrictionAdmin):
+    lift = services.room_unban

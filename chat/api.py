@@ -43,7 +43,7 @@ _MESSAGE_FIELDS = (
         "seq": serializers.IntegerField(),
         "rev": serializers.IntegerField(),
         "sender": serializers.DictField(allow_null=True),
-        "kind": serializers.ChoiceField(choices=["text", "image", "system", "preset"]),
+        "kind": serializers.ChoiceField(choices=["text", "image", "system", "preset", "file"]),
         "body": serializers.CharField(),
         "image": serializers.CharField(allow_null=True),
         "created_at": serializers.DateTimeField(),
@@ -56,6 +56,11 @@ _MESSAGE_FIELDS = (
         "reactions": ReactionsOut,
         "mentions": serializers.ListField(child=serializers.CharField(), help_text="Usernames the message mentions."),
         "mentions_all": serializers.BooleanField(help_text="It mentions every member (@all / @room)."),
+        "pinned": serializers.BooleanField(),
+        "blocked": serializers.BooleanField(
+            required=False, help_text="In lists read over REST: the sender is someone you blocked (collapse it)."
+        ),
+        "file": serializers.DictField(allow_null=True, help_text="Kind `file`: {name, size, type, url}."),
         "message": serializers.CharField(),
         "user": serializers.CharField(allow_null=True),
         "timestamp": serializers.DateTimeField(),
@@ -240,6 +245,18 @@ class RoomMembersView(APIView):
 class RoomMemberView(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(
+        request=inline_serializer("RoleIn", {"role": serializers.ChoiceField(choices=["admin", "member"])}),
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def put(self, request, slug, username):
+        """The owner appoints or demotes an admin (SPEC §6.4)."""
+        room = selectors.room_get_for_moderation(user=request.user, slug=slug)
+        membership = services.member_role_set(
+            by=request.user, room=room, username=username, role=request.data.get("role")
+        )
+        return Response({**user_to_dict(membership.user), "role": membership.role})
+
     @extend_schema(responses={204: None})
     def delete(self, request, slug, username):
         room = selectors.room_get_for_user(user=request.user, slug=slug)
@@ -295,10 +312,15 @@ class MessageListView(APIView):
                 after_seq=_int_param(request, "after_seq"),
                 limit=limit,
             )
-        return Response([message_to_dict(m, room_slug=room.slug) for m in messages])
+        blocked = selectors.blocked_ids(user=request.user)
+        return Response(
+            [{**message_to_dict(m, room_slug=room.slug), "blocked": m.sender_id in blocked} for m in messages]
+        )
 
     @extend_schema(
         request={"application/json": SendIn, "multipart/form-data": SendImageIn},
+        description="Multipart: `image` (a picture, kind `image`) or `file` (any file up to PARLEY_FILE_MAX_BYTES, "
+        "kind `file`; 413 `too_large`, or `quota_exceeded` past PARLEY_USER_QUOTA_BYTES), optional `body`.",
         responses={201: MessageOut, 200: MessageOut},
     )
     def post(self, request, slug):
@@ -307,6 +329,16 @@ class MessageListView(APIView):
             check_guest_address_rate(request.META.get("REMOTE_ADDR"))
         if is_multipart(request):
             refuse_oversized_upload(request)  # before the body is read
+        if is_multipart(request) and "file" in request.data:
+            message, created = services.message_send_file(
+                sender=request.user,
+                room=room,
+                upload=request.FILES.get("file"),
+                body=request.data.get("body", ""),
+                client_id=request.data.get("client_id"),
+                reply_to=_reply_to(request),
+            )
+            return Response(message_to_dict(message), status=201 if created else 200)
         if is_multipart(request) and "image" in request.data:
             message, created = services.message_send_image(
                 sender=request.user,

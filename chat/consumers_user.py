@@ -133,6 +133,12 @@ class UserConsumer(ParleyConsumer):
         meta = event["meta"]
         if meta["created"]:
             state.last_seq = max(state.last_seq, meta["seq"])
+        before = meta.get("mentions_before")
+        if before is not None and selectors.mentioned(before, username=self.username) != selectors.mentioned(
+            meta, username=self.username
+        ):
+            self._recount_soon(room_id)  # an edit added or took away a mention of this user
+            return
         if meta["from_database"] or meta["sender_id"] == self.user_id:
             # A filled gap may hide anything, and one's own change may move one's own read
             # marker (sending does): ask the database rather than guess.
@@ -204,8 +210,11 @@ class UserConsumer(ParleyConsumer):
             return self.hub.local_users(room_id)
 
     def _drop_room(self, room_id: int) -> None:
-        if self.rooms.pop(room_id, None) is not None:
+        state = self.rooms.pop(room_id, None)
+        if state is not None:
             self.hub.leave_room(room_id, self)
+            if state.slug and not self.closing:
+                self.send_frame(events.room_removed(state.slug))  # the client drops it from its list
 
     def room_revoked(self, stream: RoomStream) -> None:
         self._drop_room(stream.room_id)

@@ -53,7 +53,7 @@ def message_frame(message: Message, *, room_slug: str | None = None) -> dict:
 
 
 def message_edited(message: Message, *, room_slug: str) -> dict:
-    """The frame of an edit: the new body, its html, when."""
+    """The frame of an edit: the new body, its html, when, and whom it mentions now."""
     return {
         "type": "message.edited",
         "id": message.id,
@@ -63,6 +63,8 @@ def message_edited(message: Message, *, room_slug: str) -> dict:
         "body": message.body,
         "html": message.html,
         "edited_at": message.edited_at.isoformat(),
+        "mentions": list(message.mentions),
+        "mentions_all": message.mentions_all,
     }
 
 
@@ -78,6 +80,18 @@ def message_reactions_changed(message: Message, *, room_slug: str) -> dict:
     }
 
 
+def message_pinned(message: Message, *, room_slug: str) -> dict:
+    """The frame of a pin or unpin (chat.services.message_pin)."""
+    return {
+        "type": "message.pinned",
+        "id": message.id,
+        "room": room_slug,
+        "seq": message.seq,
+        "rev": message.rev,
+        "pinned": message.pinned_at is not None,
+    }
+
+
 def room_change(
     message: Message,
     *,
@@ -88,6 +102,7 @@ def room_change(
     public: bool | None = None,
     keep: tuple[int, ...] | None = None,
     update: dict | None = None,
+    mentions_before: dict | None = None,
 ) -> dict:
     """The layer envelope for one change in a room, ordered by `rev`.
 
@@ -100,7 +115,9 @@ def room_change(
     filling a gap: those describe the message's state now, not what happened (an edited
     message comes back as a `message` frame), so a receiver recounts from the database
     rather than counting them (docs/realtime-protocol.md, "Replays"). `mentions` and
-    `mentions_all` say whom the message mentions (selectors.mention_change). A change that
+    `mentions_all` say whom the message mentions (selectors.mentioned); an edit that
+    changed them also carries `mentions_before`, so a user stream whose user gained or
+    lost the mention recounts. A change that
     switched the room's kind carries `public`; one that made it members-only also `keep`,
     the members: everyone else's sockets close before it is sent.
     """
@@ -124,6 +141,8 @@ def room_change(
         },
         "revoke": list(revoke),
     }
+    if mentions_before is not None:
+        envelope["meta"]["mentions_before"] = mentions_before
     if public is not None:
         envelope["public"] = public
     if keep is not None:
@@ -146,6 +165,11 @@ def hello(user: dict | None, *, room: dict | None = None) -> dict:
 def room_added(room: dict) -> dict:
     """`room` is shaped as in `hello` (serializers.room_to_dict with `online`)."""
     return {"type": "room.added", "room": room}
+
+
+def room_removed(room_slug: str) -> dict:
+    """The user is no longer in the room (left, removed, or it went private without them)."""
+    return {"type": "room.removed", "room": room_slug}
 
 
 def unread(room_slug: str, *, count: int, last_seq: int, mentions: int = 0) -> dict:

@@ -22,6 +22,7 @@ The hub talks to sockets only through `Subscriber`.
 
 import asyncio
 import logging
+import secrets
 import weakref
 from collections.abc import Iterable
 from typing import Protocol
@@ -206,13 +207,13 @@ _room_access = database_sync_to_async(selectors.room_access)
 _credentials_valid = database_sync_to_async(account_selectors.credentials_valid)
 
 
-def _presence_stamp_sync(user_ids) -> None:
-    from chat.services.push import presence_stamp
+def _presence_write_sync(**kwargs) -> None:
+    from chat.services.push import presence_write
 
-    presence_stamp(user_ids)
+    presence_write(**kwargs)
 
 
-_presence_stamp = database_sync_to_async(_presence_stamp_sync)
+_presence_write = database_sync_to_async(_presence_write_sync)
 
 
 class Hub:
@@ -223,6 +224,10 @@ class Hub:
         self.topics: dict[str, set] = {}
         self._tasks: set[asyncio.Task] = set()
         self._starting: asyncio.Lock = asyncio.Lock()
+        # This hub's name in UserPresence rows (chat.services.push.presence_write).
+        self.process = secrets.token_hex(8)
+        self._presence_changed: set[int] = set()
+        self._presence_writer: asyncio.Task | None = None
 
     # Lifecycle ----------------------------------------------------------------------
 
@@ -328,6 +333,8 @@ class Hub:
         members = self.topics.setdefault(group, set())
         members.add(subscriber)
         if len(members) == 1:
+            if subscriber.user_id and group == events.user_group(subscriber.user_id):
+                self.users_changed({subscriber.user_id})  # their first socket here
             await self.layer.group_add(group, self.channel)
 
     def leave_topic(self, group: str, subscriber: Subscriber) -> None:
@@ -337,6 +344,8 @@ class Hub:
         members.discard(subscriber)
         if not members:
             del self.topics[group]
+            if subscriber.user_id and group == events.user_group(subscriber.user_id):
+                self.users_changed({subscriber.user_id})  # their last socket here: pushes may go now
             self.spawn(self.layer.group_discard(group, self.channel))
 
     def local_users(self, room_id: int) -> list[str]:
@@ -381,14 +390,31 @@ class Hub:
         await self.check_credentials({s for members in self.topics.values() for s in members})
 
     async def stamp_users(self) -> None:
-        """Tell every process (the database) which users have a socket open here: Web Push
-        goes only to users with none anywhere (chat.services.push)."""
+        """Renew this process's presence rows: Web Push goes only to users with no socket
+        open anywhere (chat.services.push)."""
         user_ids = {s.user_id for members in self.topics.values() for s in members if s.user_id}
         if user_ids:
+            await asyncio.shield(self.users_changed(user_ids))
+
+    def users_changed(self, user_ids) -> asyncio.Task:
+        """Write these users' presence on this process as it is when the write runs. One
+        writer at a time, reading the sockets afresh each round: a socket that closes
+        while a stamp is under way leaves its user absent, never stuck present."""
+        self._presence_changed.update(user_ids)
+        if self._presence_writer is None or self._presence_writer.done():
+            self._presence_writer = self.spawn(self._write_presence())
+        return self._presence_writer
+
+    async def _write_presence(self) -> None:
+        while self._presence_changed:
+            user_ids, self._presence_changed = self._presence_changed, set()
+            here = {i for i in user_ids if events.user_group(i) in self.topics}
             try:
-                await _presence_stamp(user_ids)
+                await _presence_write(process=self.process, here=here, gone=user_ids - here)
             except Exception:
-                log.exception("stamping user presence failed")
+                # Rows left behind stop counting after PARLEY_PUSH_AWAY_SECONDS; missing
+                # ones come back with the next sweep.
+                log.exception("writing user presence failed")
 
     async def check_access(
         self, streams: list[RoomStream], *, states: dict[int, selectors.RoomState] | None = None

@@ -92,12 +92,18 @@ def message_image_path(instance, filename: str) -> str:
     return f"messages/{secrets.token_urlsafe(24)}.{filename.rsplit('.', 1)[-1].lower()}"
 
 
+def message_file_path(instance, filename: str) -> str:
+    # Unguessable and without the sender's name or extension: nothing of it reaches a path.
+    return f"files/{secrets.token_urlsafe(24)}"
+
+
 class Message(models.Model):
     class Kind(models.TextChoices):
         TEXT = "text"
         IMAGE = "image"
         SYSTEM = "system"
         PRESET = "preset"
+        FILE = "file"
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
     seq = models.PositiveBigIntegerField()
@@ -116,6 +122,14 @@ class Message(models.Model):
     )
     # Indexed: the media view finds the message (and so the room) by the file name.
     image = models.ImageField(upload_to=message_image_path, null=True, blank=True, db_index=True)
+    # Kind `file` (SPEC §6.4): stored under an unguessable name, served only as a download
+    # (chat/media.py); the name, size and type the sender gave, cleaned.
+    file = models.FileField(upload_to=message_file_path, null=True, blank=True, db_index=True, max_length=200)
+    file_name = models.CharField(max_length=200, blank=True)
+    file_size = models.PositiveBigIntegerField(default=0)
+    file_type = models.CharField(max_length=100, blank=True)
+    # Pinned by a room's owner/admins (either person in a DM): shown in the room's header.
+    pinned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     recalled = models.BooleanField(default=False)
     deleted = models.BooleanField(default=False)
@@ -126,7 +140,7 @@ class Message(models.Model):
     # shown instead of the sender's profile. The icon is a URL the server never fetches.
     sender_name = models.CharField(max_length=80, blank=True, default="")
     sender_icon = models.URLField(max_length=500, blank=True, default="")
-    # Who the message mentions (SPEC §6.2), decided when it is sent: the usernames named
+    # Who the message mentions (SPEC §6.2), decided when it is sent and again by each edit: the usernames named
     # with @ that may read the room, and whether it said @all / @room (every member).
     mentions = models.JSONField(default=list, blank=True)
     mentions_all = models.BooleanField(default=False)
@@ -345,11 +359,125 @@ class PushDelivery(models.Model):
 
 
 class UserPresence(models.Model):
-    """When a user last had an open socket, on any process (stamped by each process's
-    hub sweep): pushes go only to users with no socket open for PUSH_AWAY_SECONDS."""
+    """A user has a socket open on a server process (one row per user and process): Web
+    Push goes only to users with no row. A process writes its row when the user's first
+    socket there opens and deletes it when the last one closes, so a user who closes the
+    app is pushed to at once. Each hub sweep renews `last_seen`: the row of a process that
+    died without deleting it stops counting after PARLEY_PUSH_AWAY_SECONDS."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    process = models.CharField(max_length=32)
     last_seen = models.DateTimeField()
 
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "process"], name="userpresence_user_process_unique")]
+
     def __str__(self) -> str:
-        return f"user {self.user_id} seen {self.last_seen:%H:%M:%S}"
+        return f"user {self.user_id} on {self.process} seen {self.last_seen:%H:%M:%S}"
+
+
+# Moderation and safety (SPEC §6.4) ---------------------------------------------------------
+# Mutes and bans end by themselves: every check compares `until` with the clock, so they
+# hold across restarts and processes and need no job to lift them.
+
+
+class RoomMute(models.Model):
+    """`user` may read `room` but not send to it until `until`."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="mutes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    until = models.DateTimeField()
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="roommute_room_user_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} muted in {self.room} until {self.until:%Y-%m-%d %H:%M}"
+
+
+class RoomBan(models.Model):
+    """`user` is out of `room` and cannot rejoin or read it until `until` (null: until lifted)."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="bans")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    until = models.DateTimeField(null=True, blank=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="roomban_room_user_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} banned from {self.room}"
+
+
+class Report(models.Model):
+    """A reader flags a message for staff."""
+
+    message = models.ForeignKey(Message, null=True, on_delete=models.SET_NULL, related_name="reports")
+    room = models.ForeignKey(Room, null=True, on_delete=models.SET_NULL, related_name="+")
+    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved = models.BooleanField(default=False, db_index=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"report {self.pk} on message {self.message_id}"
+
+
+class AuditEntry(models.Model):
+    """One moderation action: who did what to whom (and which message), when. `room` is
+    empty for site-wide actions (suspensions, report resolutions of purged messages)."""
+
+    class Action(models.TextChoices):
+        DELETE = "delete"
+        MUTE = "mute"
+        UNMUTE = "unmute"
+        BAN = "ban"
+        UNBAN = "unban"
+        SUSPEND = "suspend"
+        UNSUSPEND = "unsuspend"
+        ROLE = "role"
+        PIN = "pin"
+        UNPIN = "unpin"
+        RESOLVE = "resolve"
+
+    room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.CASCADE, related_name="audit")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    target = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    detail = models.CharField(max_length=200, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.target or ''}".strip()
+
+
+class Block(models.Model):
+    """`blocker` does not want to hear from `blocked`."""
+
+    blocker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="blocks")
+    blocked = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["blocker", "blocked"], name="block_pair_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.blocker} blocks {self.blocked}"

@@ -5,13 +5,28 @@ A room someone may not read is answered exactly like a room that does not exist
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from chat.models import Announcement, Membership, Mention, Message, Preset, Reaction, Room
+from chat.models import (
+    Announcement,
+    AuditEntry,
+    Block,
+    Membership,
+    Mention,
+    Message,
+    Preset,
+    Reaction,
+    Report,
+    Room,
+    RoomBan,
+    RoomMute,
+)
 from core.errors import AuthRequired, InvalidInput, NotAllowed, NotFound
 
 HISTORY_PAGE = 50
@@ -30,7 +45,36 @@ def may_read(*, public: bool, logged_in: bool, member: bool) -> bool:
     return logged_in and member
 
 
+def _until_open(prefix: str = "") -> Q:
+    """Mutes, bans: those that have not ended yet (`until` empty means until lifted)."""
+    return Q(**{f"{prefix}until__isnull": True}) | Q(**{f"{prefix}until__gt": timezone.now()})
+
+
+def room_ban_get(*, user, room: Room) -> RoomBan | None:
+    """The user's ban from the room while it lasts, else None."""
+    if not _is_user(user):
+        return None
+    return RoomBan.objects.filter(_until_open(), room=room, user=user).first()
+
+
+def room_mutes(*, room: Room) -> dict[int, datetime]:
+    """The mutes in `room` that still last, as {user id: until} (the members panel)."""
+    return dict(RoomMute.objects.filter(room=room, until__gt=timezone.now()).values_list("user_id", "until"))
+
+
+def room_mute_get(*, user, room: Room) -> RoomMute | None:
+    """The user's mute in the room while it lasts, else None."""
+    if not _is_user(user):
+        return None
+    return RoomMute.objects.filter(room=room, user=user, until__gt=timezone.now()).first()
+
+
 def room_may_read(*, user, room: Room, membership: Membership | None = None) -> bool:
+    """may_read, and nobody reads a room they are banned from while the ban lasts. Only a
+    public room needs asking: a ban ends the membership a private room is read by, and
+    nobody may invite the banned user back before it ends (chat.services.room_invite)."""
+    if room.is_public and _is_user(user) and room_ban_get(user=user, room=room) is not None:
+        return False
     if room.is_public or not _is_user(user):
         return may_read(public=room.is_public, logged_in=_is_user(user), member=False)
     if membership is not None:
@@ -371,6 +415,12 @@ def message_image_may_read(*, user, name: str) -> bool:
     return message is not None and room_may_read(user=user, room=message.room)
 
 
+def message_file_for_reader(*, user, name: str) -> Message | None:
+    """The live `file` message whose stored file is `name`, if `user` may read its room."""
+    message = Message.objects.select_related("room").filter(file=name, deleted=False, recalled=False).first()
+    return message if message is not None and room_may_read(user=user, room=message.room) else None
+
+
 def dm_key(user, other) -> str:
     """Room.dm_key of the pair: the same whichever of them asks."""
     low, high = sorted((user.pk, other.pk))
@@ -416,9 +466,29 @@ def announcement_get() -> Announcement | None:
     return Announcement.objects.filter(pk=Announcement.SINGLETON_ID).first()
 
 
-def user_directory(*, user, limit: int = 500) -> QuerySet:
-    """People a logged-in user may start a direct conversation with (the web UI's picker)."""
+def people_search(*, user, q: str = "", limit: int = 50) -> list:
+    """The people directory (/people/): active users other than `user` (guests never)
+    whose username or display name contains `q` (any case), or whose name's pinyin starts
+    with it (accounts.search: "zhangwei", "zw"), by username."""
+    from django.db.models import Q
+
+    from accounts.search import users_matching
+
+    people = user_directory(user=user, limit=None)
+    if not q:
+        return list(people[:limit])
+    found = {person.pk: person for person in users_matching(q, limit=limit) if person.pk != user.pk}
+    for person in people.filter(Q(username__icontains=q) | Q(profile__display_name__icontains=q))[:limit]:
+        found.setdefault(person.pk, person)
+    return sorted(found.values(), key=lambda person: person.username)[:limit]
+
+
+def user_directory(*, user, limit: int | None = 500) -> QuerySet:
+    """People a logged-in user may start a direct conversation with (the web UI's picker);
+    website-widget guests talk only to a project's owner, so they are never listed."""
     from django.contrib.auth import get_user_model
+
+    from accounts.selectors import GUEST_PREFIX
 
     if not _is_user(user):
         return get_user_model().objects.none()
@@ -426,6 +496,7 @@ def user_directory(*, user, limit: int = 500) -> QuerySet:
         get_user_model()
         .objects.filter(is_active=True)
         .exclude(pk=user.pk)
+        .exclude(username__startswith=GUEST_PREFIX)
         .select_related("profile")
         .order_by("username")[:limit]
     )
@@ -472,8 +543,9 @@ def room_access(
 ) -> tuple[set[Pair], set[Pair]]:
     """Of the `readable` (room, user) pairs, those where the user may read the room
     (`may_read`); of the `member` pairs, those where the user is a member. A room missing
-    from `states` (deleted) allows nobody. One membership query per ID_BATCH rooms, for
-    the pairs whose answer depends on membership, however many sockets ask."""
+    from `states` (deleted) allows nobody, a ban that has not ended its user. One
+    membership query per ID_BATCH rooms, for the pairs whose answer depends on
+    membership, and one ban query per ID_BATCH rooms, however many sockets ask."""
     readable = {pair for pair in readable if pair[0] in states}
     member = {pair for pair in member if pair[0] in states and pair[1] is not None}
     ask = member | {(room_id, user_id) for room_id, user_id in readable if user_id is not None and not states[room_id].is_public}
@@ -482,12 +554,20 @@ def room_access(
     for batch in _batches(room_id for room_id, _ in ask):
         rows = Membership.objects.filter(room_id__in=batch, user_id__in=user_ids).values_list("room_id", "user_id")
         members.update(set(rows) & ask)
+    banned: set[Pair] = set()
+    users = {pair for pair in readable | member if pair[1] is not None}
+    for batch in _batches(room_id for room_id, _ in users):
+        rows = RoomBan.objects.filter(
+            _until_open(), room_id__in=batch, user_id__in={user_id for _, user_id in users}
+        ).values_list("room_id", "user_id")
+        banned.update(set(rows) & users)
     allowed = {
         (room_id, user_id)
         for room_id, user_id in readable
-        if may_read(public=states[room_id].is_public, logged_in=user_id is not None, member=(room_id, user_id) in members)
+        if (room_id, user_id) not in banned
+        and may_read(public=states[room_id].is_public, logged_in=user_id is not None, member=(room_id, user_id) in members)
     }
-    return allowed, member & members
+    return allowed, (member & members) - banned
 
 
 def member_room_ids(*, user) -> list[int]:
@@ -548,7 +628,10 @@ def message_search(
         raise InvalidInput(f"q may have at most {search.MAX_QUERY_TERMS} terms.")
     limit = max(1, min(limit, SEARCH_MAX_PAGE))
     try:
-        rooms_sql, rooms_params = _visible_rooms(user).order_by().values("pk").query.sql_with_params()
+        rooms = _visible_rooms(user)
+        if _is_user(user):  # a ban hides the room's messages while it lasts (SPEC §6.4)
+            rooms = rooms.exclude(pk__in=RoomBan.objects.filter(_until_open(), user=user).values("room_id"))
+        rooms_sql, rooms_params = rooms.order_by().values("pk").query.sql_with_params()
     except EmptyResultSet:  # no room at all to read
         return [], None
     filters = {
@@ -584,3 +667,87 @@ def message_search(
         if len(ids) < want:
             return found, None
     return found, below
+
+
+# Moderation and safety (SPEC §6.4) ----------------------------------------------------------
+
+
+def is_blocked_by(*, user, other) -> bool:
+    """Has `other` blocked `user`?"""
+    return Block.objects.filter(blocker=other, blocked=user).exists()
+
+
+def blocked_in_conversation(*, user, room: Room) -> bool:
+    """Has the other person of a two-person room blocked `user`?"""
+    others = Membership.objects.filter(room=room).exclude(user=user).values("user_id")
+    return Block.objects.filter(blocker_id__in=others, blocked=user).exists()
+
+
+def blocked_ids(*, user) -> set[int]:
+    """Whom `user` has blocked: their messages are collapsed for them (`blocked: true`)."""
+    if not _is_user(user):
+        return set()
+    return set(Block.objects.filter(blocker=user).values_list("blocked_id", flat=True))
+
+
+def blocked_usernames(*, user) -> set[str]:
+    if not _is_user(user):
+        return set()
+    return set(Block.objects.filter(blocker=user).values_list("blocked__username", flat=True))
+
+
+def block_list(*, user) -> QuerySet:
+    return Block.objects.filter(blocker=user).select_related("blocked__profile").order_by("blocked__username")
+
+
+def pinned_messages(*, room: Room) -> list[Message]:
+    """The room's pinned messages, most recently pinned first."""
+    return list(_messages(room).filter(pinned_at__isnull=False, deleted=False).order_by("-pinned_at", "-id"))
+
+
+def room_get_for_moderation(*, user, slug: str) -> Room:
+    """The room a moderation request names: staff reach every room (they moderate
+    everywhere), anyone else only the rooms they may read (room_get_for_user)."""
+    if _is_user(user) and user.is_staff:
+        room = Room.objects.filter(slug=slug).first()
+        if room is None:
+            raise NotFound("No such room.")
+        return room
+    return room_get_for_user(user=user, slug=slug)
+
+
+def room_moderation_get(*, user, slug: str) -> tuple[Room, Membership | None]:
+    """A room whose moderation records (audit log) `user` may see: its owner/admins and
+    staff; readers who do not moderate it are NotAllowed, anyone else NotFound."""
+    room = room_get_for_moderation(user=user, slug=slug)
+    membership = membership_get(user=user, room=room)
+    if room.kind in (Room.Kind.DM, Room.Kind.PROJECT) and not (_is_user(user) and user.is_staff):
+        raise NotAllowed("Nobody moderates a direct or project conversation.")
+    if not room_may_moderate(user=user, membership=membership):
+        raise NotAllowed("Only the room's owner or admins may see that.")
+    return room, membership
+
+
+def room_audit(*, user, slug: str, limit: int = 200) -> list[AuditEntry]:
+    room, _ = room_moderation_get(user=user, slug=slug)
+    return list(
+        AuditEntry.objects.filter(room=room).select_related("actor", "target").order_by("-id")[: max(1, min(limit, 500))]
+    )
+
+
+def report_list(*, user, resolved: bool | None = False, limit: int = 200) -> list[Report]:
+    """Staff's queue of reports, newest first (open ones by default)."""
+    if not _is_user(user):
+        raise AuthRequired()
+    if not user.is_staff:
+        raise NotAllowed("Only staff see reports.")
+    reports = Report.objects.select_related("message__room", "message__sender__profile", "reporter")
+    if resolved is not None:
+        reports = reports.filter(resolved=resolved)
+    return list(reports.order_by("-id")[: max(1, min(limit, 500))])
+
+
+def moderation_state(*, user, room: Room) -> dict:
+    """What the room page tells the viewer about their own standing: muted until when."""
+    mute = room_mute_get(user=user, room=room)
+    return {"muted_until": mute.until.isoformat() if mute else None}

@@ -1,5 +1,7 @@
 """The one shape of users, rooms and messages that REST responses and socket frames share."""
 
+import re
+
 from accounts.selectors import GUEST_PREFIX
 from chat.models import Message, Room
 
@@ -35,6 +37,37 @@ def room_to_dict(room: Room, *, online: list[str] | None = None) -> dict:
     return data
 
 
+_SYSTEM_PATTERNS = (
+    (re.compile(r"^(?P<user>\S+) joined$"), "joined"),
+    (re.compile(r"^(?P<user>\S+) left$"), "left"),
+    (re.compile(r"^(?P<by>\S+) added (?P<user>\S+)$"), "added"),
+    (re.compile(r"^(?P<user>\S+) was removed$"), "removed"),
+    (re.compile(r"^(?P<by>\S+) closed the conversation$"), "closed"),  # a project conversation
+    # Moderation (chat/services/moderation.py): roles and bans.
+    (re.compile(r"^(?P<by>\S+) made (?P<user>\S+) an admin$"), "admin"),
+    (re.compile(r"^(?P<by>\S+) made (?P<user>\S+) a member$"), "member"),
+    (re.compile(r"^(?P<user>\S+) was banned$"), "banned"),
+    (
+        re.compile(r"^(?P<by>\S+) (?:renamed the room to “(?P<name>.*)”)?(?: and )?(?:made the room (?P<kind>public|private))?$"),
+        "changed",
+    ),
+)
+
+
+def system_event(body: str) -> dict | None:
+    """What a system message says, as data the client words in the reader's language:
+    {"event": joined|left|added|removed|changed|closed|admin|member|banned, "user"/"by"/"name"/"kind": …}. The
+    services write these bodies in English (chat/services/rooms.py, messages.py); the body
+    stays the English fallback for clients that do not know the event."""
+    for pattern, event in _SYSTEM_PATTERNS:
+        match = pattern.match(body)
+        if match and any(match.groupdict().values()):
+            if event == "changed" and not (match["name"] is not None or match["kind"]):
+                continue
+            return {"event": event, **{k: v for k, v in match.groupdict().items() if v is not None}}
+    return None
+
+
 def message_to_dict(message: Message, *, room_slug: str | None = None) -> dict:
     """A message as clients see it: recalled ones without content, deleted ones as tombstones.
 
@@ -47,7 +80,7 @@ def message_to_dict(message: Message, *, room_slug: str | None = None) -> dict:
     created_at = message.created_at.isoformat()
     hidden = message.recalled or message.deleted
     body = "" if hidden else message.body
-    return {
+    data = {
         "id": message.id,
         "room": slug,
         "seq": message.seq,
@@ -66,10 +99,15 @@ def message_to_dict(message: Message, *, room_slug: str | None = None) -> dict:
         "reactions": [] if hidden else message_reactions(message),
         "mentions": [] if hidden else list(message.mentions),
         "mentions_all": False if hidden else message.mentions_all,
+        "pinned": message.pinned_at is not None,
+        "file": file_to_dict(message) if not hidden else None,
         "message": body,
         "user": sender["username"] if sender else None,
         "timestamp": created_at,
     }
+    if message.kind == Message.Kind.SYSTEM:
+        data["system"] = system_event(message.body)
+    return data
 
 
 DELETED_USER = "deleted user"
@@ -91,6 +129,14 @@ def sender_to_dict(message: Message) -> dict | None:
     if sender is None and message.kind != Message.Kind.SYSTEM:
         return {"username": None, "display_name": DELETED_USER, "avatar": None, "deleted": True}
     return sender
+
+
+def file_to_dict(message: Message) -> dict | None:
+    """A `file` message's attachment: the name, size and type it was sent with, and where
+    to download it (chat/media.py serves it to readers of the room only)."""
+    if not message.file:
+        return None
+    return {"name": message.file_name, "size": message.file_size, "type": message.file_type, "url": message.file.url}
 
 
 def reply_to_dict(message: Message) -> dict | None:

@@ -4,6 +4,7 @@ from accounts import api as accounts_api
 from chat import api as chat_api
 from chat import api_integrations as chat_api_integrations
 from chat import api_messages as chat_api_messages
+from chat import api_moderation as chat_api_moderation
 from chat import api_push as chat_api_push
 from chat import api_search as chat_api_search
 from chat import api_staff as chat_api_staff
@@ -33,6 +34,18 @@ urlpatterns = [
     path("messages/<int:message_id>/history/", chat_api_messages.MessageHistoryView.as_view()),
     path("messages/<int:message_id>/reactions/<str:emoji>/", chat_api_messages.ReactionView.as_view()),
     path("search/", chat_api_search.SearchView.as_view()),
+    path("rooms/<str:slug>/mutes/", chat_api_moderation.RoomMutesView.as_view()),
+    path("rooms/<str:slug>/mutes/<str:username>/", chat_api_moderation.RoomMuteView.as_view()),
+    path("rooms/<str:slug>/bans/", chat_api_moderation.RoomBansView.as_view()),
+    path("rooms/<str:slug>/bans/<str:username>/", chat_api_moderation.RoomBanView.as_view()),
+    path("rooms/<str:slug>/pins/", chat_api_moderation.RoomPinsView.as_view()),
+    path("rooms/<str:slug>/audit/", chat_api_moderation.RoomAuditView.as_view()),
+    path("messages/<int:message_id>/pin/", chat_api_moderation.MessagePinView.as_view()),
+    path("messages/<int:message_id>/report/", chat_api_moderation.MessageReportView.as_view()),
+    path("reports/", chat_api_moderation.ReportListView.as_view()),
+    path("reports/<int:report_id>/resolve/", chat_api_moderation.ReportResolveView.as_view()),
+    path("users/<str:username>/suspend/", chat_api_moderation.UserSuspendView.as_view()),
+    path("blocks/", chat_api_moderation.BlocksView.as_view()),
     path("unread/", chat_api.UnreadView.as_view()),
     path("mentions/", chat_api.MentionListView.as_view()),
     path("push/key/", chat_api_push.PushKeyView.as_view()),

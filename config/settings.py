@@ -203,7 +203,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # Attempts are counted in the database, so every worker shares them.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's, refusing suspended users (SPEC §6.4).
+    "accounts.backends.ModelBackend",
 ]
 AXES_ENABLED = _setting("AXES_ENABLED", True)
 AXES_FAILURE_LIMIT = _positive("AXES_FAILURE_LIMIT", 5)
@@ -311,6 +312,12 @@ if PARLEY_EDIT_SECONDS < 0:
 PARLEY_MAX_BODY = _positive("PARLEY_MAX_BODY", 4000)
 PARLEY_IMAGE_MAX_BYTES = _positive("PARLEY_IMAGE_MAX_BYTES", 204_800)
 PARLEY_UPLOAD_MAX_BYTES = _positive("PARLEY_UPLOAD_MAX_BYTES", 10_485_760)
+# Files (messages of kind `file`, SPEC §6.4): the largest one, within the upload limit, and
+# how much a user's live files may hold in all (413 `quota_exceeded` past it).
+PARLEY_FILE_MAX_BYTES = _positive("PARLEY_FILE_MAX_BYTES", 10_485_760)
+if PARLEY_FILE_MAX_BYTES > PARLEY_UPLOAD_MAX_BYTES:
+    raise ImproperlyConfigured("PARLEY_FILE_MAX_BYTES must not be above PARLEY_UPLOAD_MAX_BYTES.")
+PARLEY_USER_QUOTA_BYTES = _positive("PARLEY_USER_QUOTA_BYTES", 104_857_600)
 # Decoding a picture can cost 200 MB and a CPU-second (core/images.py): how many one
 # process decodes at once (others wait up to 10 s, then get 429), and how many avatar
 # uploads a user may make in an hour.
@@ -351,7 +358,8 @@ PARLEY_SEARCH_PER_MINUTE = _positive("PARLEY_SEARCH_PER_MINUTE", 30)
 # Web Push (chat/webpush.py, chat/services/push.py): the VAPID key (empty: made once and
 # kept in the database), the contact sent with it, whether plain-http or private push
 # endpoints are accepted (tests' local push service), whether pushes carry message text,
-# how long a user must have had no open socket to be pushed to, and whether the push
+# how long a process's presence row counts unrenewed (a user whose last socket closes is
+# pushed to at once; this covers a process that died without saying so), and whether the push
 # worker runs inside the server process (the embedded default; `manage.py push_worker`
 # runs it on its own).
 PARLEY_VAPID_PRIVATE_KEY = env.str("PARLEY_VAPID_PRIVATE_KEY", default="")

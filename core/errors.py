@@ -5,10 +5,12 @@
     │   └── InvalidImage          invalid_image 400
     ├── AuthRequired              auth_required 401
     ├── NotAllowed                forbidden     403
-    │   └── RecallWindowPassed    recall_window_passed 403
+    │   ├── RecallWindowPassed    recall_window_passed 403
+    │   └── Muted                 muted         403 (carries `until`)
     ├── NotFound                  not_found     404
     ├── Truncated                 truncated     410
     ├── TooLarge                  too_large     413
+    │   └── QuotaExceeded         quota_exceeded 413
     └── RateLimited               rate_limited  429 (carries retry_after seconds)
 
 Every door renders them the same way: REST as {"detail", "code"}, the socket as an
@@ -57,6 +59,20 @@ class RecallWindowPassed(NotAllowed):
     default_detail = "The message can no longer be recalled."
 
 
+class Muted(NotAllowed):
+    """The sender is muted in the room until `until` (a datetime)."""
+
+    code = "muted"
+    default_detail = "You are muted in this room."
+
+    def __init__(self, until, detail: str | None = None):
+        self.until = until
+        super().__init__(detail or f"You are muted in this room until {until:%Y-%m-%d %H:%M} UTC.")
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "until": self.until.isoformat()}
+
+
 class NotFound(AppError):
     code = "not_found"
     http_status = 404
@@ -75,6 +91,11 @@ class TooLarge(AppError):
     code = "too_large"
     http_status = 413
     default_detail = "Too large."
+
+
+class QuotaExceeded(TooLarge):
+    code = "quota_exceeded"
+    default_detail = "Your uploads would go over your storage quota."
 
 
 class RateLimited(AppError):

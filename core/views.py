@@ -106,3 +106,11 @@ async def healthz(request):
     healthy = checks["database"] and checks["channel_layer"]
     body = {"status": "ok" if healthy else "unavailable", **checks, "ms": round((time.monotonic() - started) * 1000, 1)}
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+def favicon(request):
+    """/favicon.ico (SPEC §6.7): the app's icon, wherever static files are served from."""
+    from django.shortcuts import redirect
+    from django.templatetags.static import static
+
+    return redirect(static("chat/favicon.svg"))

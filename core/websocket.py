@@ -100,8 +100,10 @@ class OriginValidator:
 def _user_for_token(key: str):
     from rest_framework.authtoken.models import Token
 
+    from accounts.suspensions import is_suspended
+
     token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
+    if token is None or not token.user.is_active or is_suspended(token.user):
         return None
     return token.user
 

@@ -19,7 +19,10 @@ def conversation_to_dict(conversation, *, unread_count: int | None = None) -> di
         "visitor": user_to_dict(conversation.visitor),
         "room": room_to_dict(conversation.room),
         "last_activity_at": conversation.room.last_activity_at.isoformat(),
+        "closed": conversation.room.closed_at is not None,
     }
+    if data["visitor"].get("guest"):
+        data["blocked"] = not conversation.visitor.is_active  # the owner blocked this widget guest
     if unread_count is not None:
         data["unread_count"] = unread_count
     return data

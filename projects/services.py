@@ -12,6 +12,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from accounts.selectors import GUEST_PREFIX
+from chat import selectors as chat_selectors
 from chat import services as chat_services
 from chat.models import SLUG_PATTERN, Room
 from core.errors import InvalidInput, NotAllowed, NotFound
@@ -23,8 +24,6 @@ from projects.models import Guest, Project, ProjectConversation, Widget
 TITLE_MAX = 120
 DESCRIPTION_MAX = 4000
 WIDGET_ORIGINS_MAX = 20
-
-
 
 def project_create(*, owner, title, slug, description="") -> Project:
     """Publish a project owned by `owner`. A taken or malformed slug is InvalidInput."""
@@ -40,6 +39,37 @@ def project_create(*, owner, title, slug, description="") -> Project:
         raise InvalidInput("That slug is taken.") from None
 
 
+def project_slug_suggest(title) -> str:
+    """A free slug for a project called `title` (its ASCII letters and digits, or
+    `project-…` for a title without any, e.g. a Chinese one)."""
+    import secrets
+
+    from django.utils.text import slugify
+
+    base = slugify(title if isinstance(title, str) else "")[:40].strip("-_") or f"p-{secrets.token_hex(3)}"
+    slug, n = base, 1
+    while Project.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def project_update(*, by, project: Project, title=None, description=None) -> Project:
+    """The owner changes the title or description (the slug stays: links to it live on).
+    Others: NotAllowed."""
+    from core.errors import NotAllowed
+
+    require_user(by)
+    if by.pk != project.owner_id:
+        raise NotAllowed("Only the project's owner can change it.")
+    if title is not None:
+        project.title = clean_text(title, field="title", max_length=TITLE_MAX, required=True)
+    if description is not None:
+        project.description = clean_text(description, field="description", max_length=DESCRIPTION_MAX, required=False)
+    project.save(update_fields=["title", "description"])
+    return project
+
+
 def project_chat_open(*, visitor, project: Project) -> tuple[ProjectConversation, bool]:
     """The visitor's one conversation with the project's owner; (conversation, created).
 
@@ -51,6 +81,8 @@ def project_chat_open(*, visitor, project: Project) -> tuple[ProjectConversation
     require_user(visitor)
     if visitor.pk == project.owner_id:
         raise InvalidInput("This is your own project.")
+    if chat_selectors.is_blocked_by(user=visitor, other=project.owner):
+        raise NotAllowed("You cannot open a conversation with this user.")
     existing = _conversation(project, visitor)
     if existing is not None:
         return existing, False
@@ -73,7 +105,6 @@ def project_chat_open(*, visitor, project: Project) -> tuple[ProjectConversation
 
 def _conversation(project: Project, visitor) -> ProjectConversation | None:
     return ProjectConversation.objects.select_related("room").filter(project=project, visitor=visitor).first()
-
 
 
 # The website widget (SPEC §6.6) ------------------------------------------------------------
@@ -148,18 +179,29 @@ def guest_create(*, project: Project, address: str | None, display_name=None, em
 
 
 def guest_block(*, user, project: Project, username) -> Guest:
-    """The owner blocks a guest of their project: the guest's token stops working and its
-    open sockets are closed (4401, by the hub's credential sweep). Idempotent.
-    Raises NotAllowed for anyone but the owner, NotFound for someone not a guest of it."""
+    """The owner blocks a guest of their project, as `POST /api/blocks/` does: the guest's
+    token stops working and its open sockets are closed (4401, by the hub's credential
+    sweep). Idempotent. Raises NotAllowed for anyone but the owner, NotFound for someone
+    not a guest of it."""
     if not (user is not None and user.is_authenticated and user.pk == project.owner_id):
         raise NotAllowed("Only the project's owner can block its guests.")
     guest = Guest.objects.select_related("user").filter(project=project, user__username=username).first()
     if guest is None:
         raise NotFound("No such guest.")
-    if guest.blocked_at is None:
-        with transaction.atomic():
-            guest.blocked_at = timezone.now()
-            guest.save(update_fields=["blocked_at"])
-            guest.user.is_active = False
-            guest.user.save(update_fields=["is_active"])
+    chat_services.block_add(user=user, username=username)
+    guest.refresh_from_db()
     return guest
+
+
+def guest_access_set(*, owner, guest_user, allowed: bool) -> None:
+    """Take away (or give back) the credential of `guest_user` when it is a widget guest of
+    one of `owner`'s projects; anyone else is left as they are. Called by block_add and
+    block_remove, which own blocking."""
+    guests = Guest.objects.filter(user=guest_user, project__owner=owner)
+    if allowed:
+        changed = guests.exclude(blocked_at=None).update(blocked_at=None)
+    else:
+        changed = guests.filter(blocked_at=None).update(blocked_at=timezone.now())
+    if changed:
+        guest_user.is_active = allowed
+        guest_user.save(update_fields=["is_active"])

@@ -17,9 +17,7 @@ pytestmark = [
     pytest.mark.skipif(
         not (shutil.which("node") and shutil.which("npm")), reason="the benchmark's load generator needs node and npm"
     ),
-    pytest.mark.skipif(
-        os.environ.get("PARLEY_TEST_PASS") == "postgres", reason="runs once, in the SQLite pass of make test"
-    ),
+    pytest.mark.dbless,
 ]
 
 

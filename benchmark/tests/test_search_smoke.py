@@ -10,9 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("PARLEY_TEST_PASS") == "postgres", reason="runs once, in the SQLite pass of make test"
-)
+pytestmark = pytest.mark.dbless  # SQLite only (--databases sqlite)
 
 
 def test_tiny_search_benchmark_prints_its_table():

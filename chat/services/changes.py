@@ -83,12 +83,16 @@ def change(room: Room, message: Message, **fields) -> Message:
 
 def erase(room: Room, message: Message, **fields) -> Message:
     """Take a message's content away under the room's next rev (recall, deletion,
-    retention): body, html, image, edit time, earlier versions and reactions."""
+    retention): body, html, image or file, edit time, pin, earlier versions and reactions."""
     discard_image_after_commit(message)
     MessageVersion.objects.filter(message=message).delete()
     Reaction.objects.filter(message=message).delete()
     message.reaction_list = []
-    return change(room, message, body="", html="", image=None, edited_at=None, **fields)
+    discard_file_after_commit(message)
+    return change(
+        room, message, body="", html="", image=None, edited_at=None, pinned_at=None,
+        **({"file": None, "file_name": "", "file_size": 0, "file_type": ""} if message.file else {}), **fields,
+    )
 
 
 def announce(
@@ -100,16 +104,19 @@ def announce(
     public: bool | None = None,
     keep: tuple[int, ...] | None = None,
     update: dict | None = None,
+    mentions_before: dict | None = None,
 ) -> None:
     """Queue the message's change for the room's subscribers, after commit. `revoke`
     names users whose sockets on the room close when they reach this change; `keep`,
     when the room has just become members-only, the only users whose sockets stay.
     `public` tells receivers the room's new kind with the change that made it. `update`
-    is the frame of an edit or reaction (chat.events), which never counts as unread."""
+    is the frame of an edit or reaction (chat.events), which never counts as unread;
+    `mentions_before` ({mentions, mentions_all}), an edit's mentions before it changed them."""
     events.publish_on_commit(
         events.room_group(room.id),
         events.room_change(
-            message, room_slug=room.slug, revoke=revoke, was_live=was_live, public=public, keep=keep, update=update
+            message, room_slug=room.slug, revoke=revoke, was_live=was_live, public=public, keep=keep, update=update,
+            mentions_before=mentions_before,
         ),
     )
 
@@ -135,4 +142,10 @@ def tell_room_left(user_id: int, room: Room) -> None:
 def discard_image_after_commit(message: Message) -> None:
     if message.image:
         storage, name = message.image.storage, message.image.name
+        transaction.on_commit(lambda: storage.delete(name))
+
+
+def discard_file_after_commit(message: Message) -> None:
+    if message.file:
+        storage, name = message.file.storage, message.file.name
         transaction.on_commit(lambda: storage.delete(name))

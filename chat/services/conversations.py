@@ -47,9 +47,11 @@ def dm_get_or_create(*, user, other_username) -> tuple[Room, bool]:
     Idempotent and race-safe: the database keeps one room per pair (Room.dm_key), so of
     concurrent first calls one creates it and the others read it. Exactly the two users are
     members; nobody can join, be invited or be removed. Raises InvalidInput for yourself,
-    NotFound for an unknown or inactive user. Both users' `/ws/` streams hear `room.added`.
+    NotFound for an unknown or inactive user, NotAllowed when `other` has blocked `user`. Both users' `/ws/` streams hear `room.added`.
     """
     other, room = selectors.dm_find(user=user, username=other_username)
+    if selectors.is_blocked_by(user=user, other=other):
+        raise NotAllowed("You cannot open a conversation with this user.")
     if room is not None:
         return room, False
     low, high = sorted((user, other), key=lambda u: u.pk)

@@ -11,6 +11,8 @@ from chat import events, selectors
 from chat.formatting import render
 from chat.models import Message, MessageVersion
 from chat.services.changes import announce, change, lock_room
+from chat.services.mentions import mentions_for, replace_mentions
+from chat.services.push import enqueue_for_mentions
 from core.errors import InvalidInput, NotAllowed, NotFound, TooLarge
 from core.validation import clean_text, require_user
 
@@ -26,7 +28,13 @@ def message_edit(*, user, message_id, body) -> Message:
     Raises AuthRequired for anonymous users, NotFound when the message is not in a room
     the user may read, NotAllowed (`forbidden`) for someone else's message or past
     PARLEY_EDIT_SECONDS (0: no limit), InvalidInput for a recalled or deleted message or
-    a bad body, TooLarge past PARLEY_MAX_BODY.
+    a bad body, TooLarge past PARLEY_MAX_BODY, NotAllowed for a new @all / @room from
+    someone who may not mention everyone.
+
+    Mentions are decided again from the new body (chat.services.mentions): a user newly
+    mentioned counts it and is pushed to like for a new mention; one no longer mentioned
+    loses it from their counts and GET /api/mentions/. Their streams recount (the
+    change's meta carries the mentions before).
     """
     require_user(user)
     if not isinstance(message_id, int) or isinstance(message_id, bool) or not 0 < message_id < 2**63:
@@ -53,7 +61,16 @@ def message_edit(*, user, message_id, body) -> Message:
         raise InvalidInput("body must not be empty.")
     if body == message.body:
         return message
+    mentioned, mentions_all = mentions_for(sender=user, room=room, body=body, everyone_kept=message.mentions_all)
+    before = {"mentions": list(message.mentions), "mentions_all": message.mentions_all}
     MessageVersion.objects.create(message=message, body=message.body, edited_at=message.edited_at or message.created_at)
-    change(room, message, body=body, html=render(body), edited_at=now)
-    announce(room, message, update=events.message_edited(message, room_slug=room.slug))
+    names = [m.username for m in mentioned]
+    fields = {"mentions": names, "mentions_all": mentions_all} if (names, mentions_all) != tuple(before.values()) else {}
+    change(room, message, body=body, html=render(body), edited_at=now, **fields)
+    if fields:
+        added = replace_mentions(message, mentioned)
+        enqueue_for_mentions(room, message, user_ids=added, everyone=mentions_all and not before["mentions_all"])
+    announce(
+        room, message, update=events.message_edited(message, room_slug=room.slug), mentions_before=before if fields else None
+    )
     return message

@@ -62,7 +62,8 @@ def message_send_image(*, sender, room: Room, upload, body="", client_id=None, r
         existing = sent_before(sender, client_id)
         if existing is not None:
             return existing, False
-    messages.reply_target(room=room, reply_to=reply_to)  # refused before any image work
+    messages.may_send_here(sender=sender, room=room)  # refused before any image work
+    messages.reply_target(room=room, reply_to=reply_to)
     existing = take_send_allowance(sender, client_id)
     if existing is not None:
         return existing, False

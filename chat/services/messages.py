@@ -10,11 +10,19 @@ from django.utils import timezone
 
 from chat import search, selectors
 from chat.formatting import render
-from chat.models import Membership, Message, Room
-from chat.services.changes import announce, clean_client_id, erase, lock_room, take_numbers
+from chat.models import AuditEntry, Membership, Message, Room
+from chat.services.changes import (
+    announce,
+    append,
+    clean_client_id,
+    erase,
+    lock_room,
+    take_numbers,
+    tell_room_added,
+)
 from chat.services.mentions import mentions_for, store_mentions
 from chat.services.push import enqueue_for_message
-from core.errors import InvalidInput, NotAllowed, NotFound, RateLimited, RecallWindowPassed, TooLarge
+from core.errors import InvalidInput, Muted, NotAllowed, NotFound, RateLimited, RecallWindowPassed, TooLarge
 from core.ratelimit import check_send_rate
 from core.validation import clean_text, require_user
 
@@ -26,7 +34,7 @@ message_stored = Signal()
 
 def message_send(
     *, sender, room: Room, body="", client_id=None, kind=Message.Kind.TEXT, image=None, allowance_taken=False,
-    reply_to=None, sender_name="", sender_icon="",
+    reply_to=None, sender_name="", sender_icon="", attachment: dict | None = None,
 ) -> tuple[Message, bool]:
     """Store a message as the room's next seq and announce it after commit.
 
@@ -38,17 +46,20 @@ def message_send(
     RateLimited past the sender's allowance (nothing is stored), NotAllowed for @all /
     @room from a sender who may not mention everyone (chat.services.mentions); `allowance_taken`: the
     caller already called take_send_allowance for this message (image sends, which check
-    before decoding).
-    Sending moves the sender's own read marker to the new message. `sender_name` and
+    before decoding). `attachment`: the stored file of a `file` message (chat.services.files).
+    Sending moves the sender's own read marker to the new message; into a public room
+    the sender has not joined, it joins them first (_join_by_sending). `sender_name` and
     `sender_icon` are a bot's name and icon URL for this message (incoming webhooks).
     """
     require_user(sender)
     client_id = clean_client_id(client_id)
     body = clean_text(
-        body, field="body", max_length=settings.PARLEY_MAX_BODY, required=image is None, too_long=TooLarge
+        body, field="body", max_length=settings.PARLEY_MAX_BODY, required=image is None and attachment is None,
+        too_long=TooLarge,
     )
     if not selectors.room_may_read(user=sender, room=room):
         raise NotFound("No such room.")
+    may_send_here(sender=sender, room=room)
     original = reply_target(room=room, reply_to=reply_to)
     mentioned, mentions_all = mentions_for(sender=sender, room=room, body=body)
     if not allowance_taken:
@@ -58,6 +69,8 @@ def message_send(
     try:
         with transaction.atomic():
             kind_seen = room.kind
+            if kind in (Message.Kind.TEXT, Message.Kind.IMAGE, Message.Kind.FILE) and not sender_name:  # people, not presets or bots
+                _join_by_sending(sender, room)
             seq, rev = take_numbers(room, new_message=True)
             if room.kind != kind_seen and not selectors.room_may_read(user=sender, room=room):
                 # It went private after the check above (a socket holds the room from its
@@ -69,7 +82,7 @@ def message_send(
             message = Message.objects.create(
                 room=room, seq=seq, rev=rev, sender=sender, kind=kind, body=body, html=render(body), image=image,
                 client_id=client_id or "", reply_to=original, sender_name=sender_name, sender_icon=sender_icon,
-                mentions=[user.username for user in mentioned], mentions_all=mentions_all,
+                mentions=[user.username for user in mentioned], mentions_all=mentions_all, **(attachment or {}),
             )
             store_mentions(message, mentioned)
             enqueue_for_message(room, message)
@@ -87,6 +100,33 @@ def message_send(
             raise
         return existing, False
     return message, True
+
+
+def _join_by_sending(sender, room: Room) -> None:
+    """Sending into a public room one has not joined joins it (docs/api.md "Joining"):
+    the "joined" system message first, then the membership (badge, unread, sidebar)."""
+    if not room.is_public or Membership.objects.filter(room=room, user=sender).exists():
+        return
+    # Under the room's lock, asked again: a concurrent first send of the same person may
+    # have joined them meanwhile (one "joined", and no duplicate membership to fail on).
+    if not lock_room(room.id).is_public:  # it went private: no outsider joins (rolled back)
+        raise NotFound("No such room.")
+    if Membership.objects.filter(room=room, user=sender).exists():
+        return
+    joined = append(room, kind=Message.Kind.SYSTEM, body=f"{sender.username} joined")
+    announce(room, joined)
+    Membership.objects.create(room=room, user=sender, last_read_seq=joined.seq)
+    tell_room_added(sender.id, room)
+
+
+def may_send_here(*, sender, room: Room) -> None:
+    """What a reader needs beyond reading to send: not muted there (Muted, with its end),
+    and in a direct or project conversation not blocked by the other person (NotAllowed)."""
+    mute = selectors.room_mute_get(user=sender, room=room)
+    if mute is not None:
+        raise Muted(mute.until)
+    if room.kind in (Room.Kind.DM, Room.Kind.PROJECT) and selectors.blocked_in_conversation(user=sender, room=room):
+        raise NotAllowed("You cannot write to this conversation.")
 
 
 def reply_target(*, room: Room, reply_to) -> Message | None:
@@ -177,6 +217,10 @@ def message_delete(*, user, message_id) -> Message:
     if message.sender_id != user.id and not selectors.room_may_moderate(user=user, membership=membership):
         raise NotAllowed("You may not delete this message.")
     was_live = not message.recalled
+    if message.sender_id != user.id:
+        from chat.services.moderation import audit
+
+        audit(actor=user, action=AuditEntry.Action.DELETE, room=room, target=message.sender, message=message)
     erase(room, message, deleted=True, deleted_at=timezone.now())
     announce(room, message, was_live=was_live)
     return message

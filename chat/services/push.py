@@ -130,16 +130,38 @@ def enqueue_for_message(room: Room, message: Message) -> int:
     this message; called inside the transaction that stores it. Returns how many."""
     if message.kind == Message.Kind.SYSTEM:
         return 0
+    return _enqueue(room, message, Membership.objects.filter(room=room))
+
+
+def enqueue_for_mentions(room: Room, message: Message, *, user_ids, everyone: bool = False) -> int:
+    """An edit mentioned these users (every member, `everyone`: it newly says @all):
+    outbox rows for those told of mentions only, as for a new mention. Members told of
+    every message heard of this one when it was sent."""
+    memberships = Membership.objects.filter(room=room)
+    if not everyone:
+        if not user_ids:
+            return 0
+        memberships = memberships.filter(user_id__in=user_ids)
+    return _enqueue(room, message, memberships, mentions_only=True)
+
+
+def _enqueue(room: Room, message: Message, memberships, *, mentions_only: bool = False) -> int:
     memberships = list(
-        Membership.objects.filter(room=room, user__push_subscriptions__isnull=False)
+        memberships.filter(user__push_subscriptions__isnull=False)
         .exclude(user_id=message.sender_id)
+        .exclude(user__blocks__blocked_id=message.sender_id)  # nothing from someone they blocked
         .select_related("user")
         .distinct()
     )
     if not memberships:
         return 0
     now = timezone.now()
-    wanted = {m.user_id for m in memberships if _wants(m, room, message, m.user.username, now)}
+    wanted = {
+        m.user_id
+        for m in memberships
+        if _wants(m, room, message, m.user.username, now)
+        and not (mentions_only and (m.notify or selectors.notify_default(room.kind)) == Membership.Notify.ALL)
+    }
     if not wanted:
         return 0
     payload = payload_for(message, room)
@@ -154,17 +176,24 @@ def enqueue_for_message(room: Room, message: Message) -> int:
 # Presence every process sees ----------------------------------------------------------
 
 
-def presence_stamp(user_ids) -> None:
-    """These users have an open socket on this process now (each hub sweep says so)."""
-    user_ids = sorted(set(user_ids))
-    if not user_ids:
-        return
-    now = timezone.now()
-    UserPresence.objects.filter(user_id__in=user_ids).update(last_seen=now)
-    UserPresence.objects.bulk_create([UserPresence(user_id=i, last_seen=now) for i in user_ids], ignore_conflicts=True)
+def presence_write(*, process: str, here, gone=()) -> None:
+    """What one server process knows of its own sockets: the users in `here` have one
+    open there now (their row is written or renewed), those in `gone` none any more
+    (their row goes: they count as away at once, unless another process has a row)."""
+    gone = sorted(set(gone) - set(here))
+    if gone:
+        UserPresence.objects.filter(process=process, user_id__in=gone).delete()
+    here = sorted(set(here))
+    if here:
+        now = timezone.now()
+        UserPresence.objects.filter(process=process, user_id__in=here).update(last_seen=now)
+        UserPresence.objects.bulk_create(
+            [UserPresence(user_id=i, process=process, last_seen=now) for i in here], ignore_conflicts=True
+        )
 
 
 def _present(user_ids) -> set[int]:
+    # A row not renewed for PARLEY_PUSH_AWAY_SECONDS is a dead process's.
     since = timezone.now() - timedelta(seconds=settings.PARLEY_PUSH_AWAY_SECONDS)
     return set(UserPresence.objects.filter(user_id__in=user_ids, last_seen__gt=since).values_list("user_id", flat=True))
 
@@ -177,9 +206,8 @@ def _backoff(attempts: int) -> timedelta:
 
 
 def push_due(*, limit: int = BATCH, send=None) -> int:
-    """Send up to `limit` due pushes; returns how many rows were handled. A user with an
-    open socket (within PARLEY_PUSH_AWAY_SECONDS) is not pushed to: the open page tells
-    them. 2xx: done, the subscription's last success noted; 404/410: the subscription is
+    """Send up to `limit` due pushes; returns how many rows were handled. A user with a
+    socket open on any process (UserPresence) is not pushed to: the open page tells them. 2xx: done, the subscription's last success noted; 404/410: the subscription is
     gone and removed; anything else: tried again later with backoff, the error noted."""
     send = send or webpush.send
     now = timezone.now()
@@ -195,7 +223,7 @@ def push_due(*, limit: int = BATCH, send=None) -> int:
         # Claimed: another worker will not take them for CLAIM_SECONDS.
         PushDelivery.objects.filter(pk__in=[d.pk for d in due]).update(next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS))
     present = _present({d.subscription.user_id for d in due})
-    key = webpush.vapid_private_key()
+    key = webpush.vapid()
     for delivery in due:
         subscription = delivery.subscription
         if subscription.user_id in present:

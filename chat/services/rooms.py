@@ -38,6 +38,24 @@ def clean_room_slug(slug) -> str:
     return slug
 
 
+def room_slug_suggest(name) -> str:
+    """A free slug for a room called `name`: its ASCII letters and digits (slugified), or
+    for a name without any (a Chinese-only name) `room-` and a few random characters;
+    a number is added when that slug is taken."""
+    import secrets
+
+    from django.utils.text import slugify
+
+    base = slugify(name if isinstance(name, str) else "")[:40].strip("-_")
+    if not base or base.startswith(RESERVED_SLUG_PREFIXES):
+        base = f"room-{secrets.token_hex(3)}"
+    slug, n = base, 1
+    while Room.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
 def room_create(*, creator, slug, name, kind=Room.Kind.PUBLIC) -> Room:
     """Create a public or private room owned by `creator`. A malformed, reserved
     (clean_room_slug) or taken slug is InvalidInput; past PARLEY_ROOM_CREATE_PER_HOUR,
@@ -137,6 +155,8 @@ def room_invite(*, by, room: Room, username) -> Membership:
     invitee = User.objects.filter(username=username, is_active=True).first()
     if invitee is None:
         raise NotFound("No such user.")
+    if selectors.room_ban_get(user=invitee, room=room) is not None:
+        raise NotAllowed("That user is banned from this room.")
     membership, created = Membership.objects.get_or_create(
         room=room, user=invitee, defaults={"last_read_seq": room.last_seq}
     )
@@ -287,3 +307,31 @@ def clean_time(value, *, field: str):
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed, UTC)
     return parsed
+
+
+RETENTION_MAX_COUNT = 1_000_000
+
+
+@transaction.atomic
+def room_set_retention(*, by, room: Room, max_age=None, max_count=None) -> Room:
+    """How long the room keeps messages: `max_age` (a timedelta, or None: no age limit) and
+    `max_count` (the newest N, or None). Its owner/admins or staff; enforced by the
+    periodic purge (chat.retention). Conversations keep everything."""
+    import datetime
+
+    require_user(by)
+    room = lock_room(room.id)
+    actor = _moderator(by, room)
+    if not selectors.room_may_moderate(user=by, membership=actor):
+        raise NotAllowed("Only the room's owner or admins may change it.")
+    if room.kind not in CREATABLE_KINDS:
+        raise InvalidInput("Direct and project conversations cannot be changed.")
+    if max_age is not None and (not isinstance(max_age, datetime.timedelta) or max_age.total_seconds() < 60):
+        raise InvalidInput("max_age must be at least a minute.")
+    if max_count is not None and (
+        not isinstance(max_count, int) or isinstance(max_count, bool) or not 1 <= max_count <= RETENTION_MAX_COUNT
+    ):
+        raise InvalidInput(f"max_count must be 1-{RETENTION_MAX_COUNT}.")
+    Room.objects.filter(pk=room.pk).update(retention_max_age=max_age, retention_max_count=max_count)
+    room.retention_max_age, room.retention_max_count = max_age, max_count
+    return room

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from testkit.servers import REPO, Uvicorn, clean_env, http_get, manage, migrate_and_collectstatic, running
+from testkit.servers import REPO, Uvicorn, http_get, manage
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
@@ -31,10 +31,7 @@ pytestmark = [
         not Path(CHROMIUM).exists(),
         reason=f"{CHROMIUM} is missing (apt-get install chromium fonts-noto-cjk; .ci/run does it)",
     ),
-    pytest.mark.skipif(
-        os.environ.get("PARLEY_TEST_PASS") == "postgres",
-        reason="browser tests run once, in the SQLite pass",
-    ),
+    pytest.mark.dbless,  # the server has its own SQLite file: run once, in the SQLite pass
 ]
 
 expect = sync_api.expect
@@ -82,23 +79,11 @@ class User:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """Parley under uvicorn on its own SQLite file, for the whole module; a test may kill
-    it like a crash and start it again on the same port and database."""
-    folder = tmp_path_factory.mktemp("parley-browser")
-    env = clean_env(
-        DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
-        MEDIA_ROOT=folder / "media",
-        STATIC_ROOT=folder / "static",
-        SECRET_KEY="browser-tests-" + secrets.token_urlsafe(40),
-        PARLEY_RATE_BURST=1000,
-        PARLEY_SWEEP_SECONDS=1,
-        LOG_LEVEL="WARNING",
-    )
-    migrate_and_collectstatic(env)
-    worker = Uvicorn("browser", env, "--log-level", "warning", log=folder / "server.log")
-    with running([worker]):
-        yield worker.start()
+def server(browser_server):
+    """Parley under uvicorn on its own SQLite file (conftest.py: one for every browser test
+    module, each test makes its own users and rooms); a test may kill it like a crash and
+    start it again on the same port and database."""
+    return browser_server
 
 
 @pytest.fixture(scope="module")
@@ -289,7 +274,7 @@ def test_pasted_image_reaches_the_other_user_and_recall_removes_it(server, open_
     expect(image).to_have_count(1)
     assert image.get_attribute("src").startswith("/media/messages/")
     expect(reader.locator("#messages .message-text", has_text="a cake")).to_be_visible()
-    assert image.evaluate("img => img.complete && img.naturalWidth") == 240
+    expect(image).to_have_js_property("naturalWidth", 240)  # loaded (it may still be on its way)
 
     # Click to enlarge, Escape to close.
     image.click()

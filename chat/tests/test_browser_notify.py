@@ -207,3 +207,53 @@ def test_push_subscription_from_the_profile_page_and_its_errors_shown(server, op
         assert bob.api("GET", "/api/push/subscriptions/") == []
     finally:
         service.close()
+
+
+def test_the_mentions_panel_lists_my_mentions_and_opens_the_room_at_one(server, open_page):
+    ann, bob = new_user(server, "ann"), new_user(server, "bob")
+    slug = ann.room()
+    bob.api("POST", f"/api/rooms/{slug}/join/")
+    other = bob.room()
+    page = open_page(bob)
+    page.goto(f"/rooms/{other}/")
+    connected(page)
+    ann.say(slug, "no mention here")
+    sent = ann.say(slug, f"@{bob.username} first look {secrets.token_hex(2)}")
+    expect(page.locator("#mentions-total")).to_have_text("@1")
+
+    page.locator("#mentions-panel summary").click()
+    items = page.locator("#mentions-list .mention-link")
+    expect(items).to_have_count(1)
+    expect(items.first).to_contain_text(sent["body"])
+    expect(items.first).to_contain_text(ann.username)
+    # A new mention while the panel is open comes in on top.
+    newer = ann.say(slug, f"@{bob.username} second look")
+    expect(items).to_have_count(2)
+    expect(items.first).to_contain_text(newer["body"])
+    expect(page.locator("#mentions-total")).to_have_text("@2")
+
+    items.nth(1).click()
+    expect(page).to_have_url(re.compile(re.escape(f"/rooms/{slug}/#message-{sent['id']}-{sent['seq']}") + "$"))
+    expect(page.locator(f'#messages > [data-id="{sent["id"]}"]')).to_have_class(re.compile(r"\bmentions-me\b"))
+
+
+def test_an_edit_that_mentions_me_notifies_me(server, open_page):
+    ann, bob = new_user(server, "ann"), new_user(server, "bob")
+    slug = ann.room()
+    bob.api("POST", f"/api/rooms/{slug}/join/")
+    page = open_page(bob, permissions=["notifications"])
+    page.add_init_script(HIDDEN)
+    page.goto("/")
+    expect(page.locator("body")).to_have_attribute("data-stream", "connected")
+    sent = ann.say(slug, "can someone look?")  # a public room tells mentions only: nothing yet
+    expect(link(page, slug).locator(".badge")).to_have_text("1")
+    assert page.evaluate("(window.parleyNotifications || []).length") == 0
+    body = f"@{bob.username} can you look? {secrets.token_hex(2)}"
+    ann.api("PATCH", f"/api/messages/{sent['id']}/", {"body": body})
+    expect(link(page, slug).locator(".mention-badge")).to_have_text("@1")
+    for _ in range(100):
+        if page.evaluate("(window.parleyNotifications || []).length"):
+            break
+        page.wait_for_timeout(100)
+    shown = page.evaluate("window.parleyNotifications")
+    assert [(n["body"], n["url"]) for n in shown] == [(body, f"/rooms/{slug}/#message-{sent['id']}-{sent['seq']}")]

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from chat import selectors, services
-from chat.models import Message, Room
+from chat.models import Membership, Message, Room
 from core.errors import NotFound
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -38,7 +38,10 @@ def run_together(count: int, work):
 @pytest.fixture
 def senders(make_user, olivia):
     room = services.room_create(creator=olivia, slug="busy", name="Busy")
-    return room, [make_user(f"sender{i}") for i in range(THREADS)]
+    users = [make_user(f"sender{i}") for i in range(THREADS)]
+    for user in users:  # members already: sending into a public room would join them first
+        services.room_join(user=user, room=room)
+    return room, users
 
 
 def test_concurrent_sends_number_messages_without_gaps(senders):
@@ -83,12 +86,33 @@ def test_concurrent_duplicates_store_one_message(senders, mia):
     assert Message.objects.filter(sender=mia).count() == 1
     assert len({message_id for message_id, _ in results}) == 1
     assert sum(created for _, created in results) == 1
+    # mia was not a member: the first send joined her, once, whoever raced it.
+    assert list(Message.objects.filter(room=room, kind=Message.Kind.SYSTEM).values_list("body", flat=True)) == [
+        "mia joined"
+    ]
+    assert Membership.objects.filter(room=room, user=mia).count() == 1
     room.refresh_from_db()
-    assert room.last_seq == 1 and room.rev == 1
+    assert room.last_seq == 2 and room.rev == 2
+
+
+def test_concurrent_first_sends_join_once_and_all_get_through(senders, mia):
+    """Sending joins a public room (docs/api.md): racing first sends of a non-member, with
+    no client_id to fall back on, each store their message and join her once."""
+    room, _ = senders
+
+    def send(i):
+        return services.message_send(sender=mia, room=Room.objects.get(pk=room.pk), body=f"hi {i}")[1]
+
+    assert all(run_together(THREADS, send))
+    assert Message.objects.filter(room=room, sender=mia).count() == THREADS
+    assert Message.objects.filter(room=room, kind=Message.Kind.SYSTEM, body="mia joined").count() == 1
+    assert Membership.objects.filter(room=room, user=mia).count() == 1
 
 
 def test_concurrent_duplicates_across_rooms_store_one_message(olivia, mia):
     rooms = [services.room_create(creator=olivia, slug=f"room{i}", name=f"Room {i}") for i in range(THREADS)]
+    for room in rooms:
+        services.room_join(user=mia, room=room)
 
     def send(i):
         message, created = services.message_send(sender=mia, room=rooms[i], body="hello", client_id="same")

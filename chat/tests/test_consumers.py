@@ -27,7 +27,7 @@ PROFILE_FIELDS = {"username", "display_name", "avatar"}
 MESSAGE_FIELDS = {
     "type", "id", "room", "seq", "rev", "sender", "kind", "body", "image", "created_at",
     "recalled", "deleted", "client_id", "message", "user", "timestamp",
-    "html", "edited_at", "reply_to", "reactions", "mentions", "mentions_all",
+    "html", "edited_at", "reply_to", "reactions", "mentions", "mentions_all", "pinned", "file",
 }
 
 
@@ -595,7 +595,8 @@ async def test_a_removed_member_is_closed_4403_and_hears_nothing_more(sockets, s
 
     await post(olivia, secret, "after mia left")
     await a.receive_type("message")
-    assert await pong(mia_stream) == []
+    # Her user stream only tells her client to drop the room from its list.
+    assert await pong(mia_stream) == [{"type": "room.removed", "room": "secret"}]
     assert await mia_stream.nothing(timeout=0.7)  # a sweep passes: still nothing
 
 

@@ -153,9 +153,12 @@ def test_html_dm_get_never_creates_a_conversation(olivia, mia):
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
     started = client.post("/dm/mia/", {"csrfmiddlewaretoken": token})
     room = Room.objects.get(kind=Room.Kind.DM)
-    assert started.status_code == 302 and started["Location"] == f"/rooms/{room.slug}/"
-    assert client.get("/dm/mia/")["Location"] == f"/rooms/{room.slug}/"  # it exists: straight there
-    assert client.post("/dm/mia/", {"csrfmiddlewaretoken": token})["Location"] == f"/rooms/{room.slug}/"
+    # The conversation lives at the person's address (not dm-…), shown straight away.
+    assert started.status_code == 302 and started["Location"] == "/dm/mia/"
+    shown = client.get("/dm/mia/")
+    assert shown.status_code == 200 and f'data-room="{room.slug}"' in shown.content.decode()
+    assert client.get(f"/rooms/{room.slug}/")["Location"] == "/dm/mia/"
+    assert client.post("/dm/mia/", {"csrfmiddlewaretoken": token})["Location"] == "/dm/mia/"
     assert Room.objects.count() == 1
 
 

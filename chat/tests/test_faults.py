@@ -62,7 +62,9 @@ def workers(transactional_db, redis_server):
 def _people(names: list[str]) -> dict[str, str]:
     User = get_user_model()
     users = {name: User.objects.create_user(username=name) for name in names}
-    services.room_create(creator=users[names[0]], slug=SLUG, name="Faults")
+    room = services.room_create(creator=users[names[0]], slug=SLUG, name="Faults")
+    for user in list(users.values())[1:]:  # members: sending would join them with a message of its own
+        services.room_join(user=user, room=room)
     return {name: Token.objects.create(user=user).key for name, user in users.items()}
 
 

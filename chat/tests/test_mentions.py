@@ -1,6 +1,6 @@
 """Mentions (SPEC §6.2): who a message mentions, @all for owners/admins/staff only, the
-mention counts beside the unread counts (REST rows, `/ws/` `unread` frames) and
-GET /api/mentions/.
+mention counts beside the unread counts (REST rows, `/ws/` `unread` frames),
+GET /api/mentions/, and an edit deciding mentions again.
 
 Personas: olivia owns `lobby` (public) and `secret` (private); mia is a member of both;
 oscar of neither; stan is staff.
@@ -12,9 +12,11 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat import services
-from chat.models import Mention
+from chat.models import Mention, PushDelivery
 from chat.services.mentions import names_in
+from chat.services.push import push_subscribe
 from chat.tests.helpers import open_socket
+from chat.tests.test_push import Browser
 
 db = database_sync_to_async
 
@@ -130,5 +132,65 @@ async def test_the_user_stream_counts_mentions_beside_unread(olivia, mia):
         assert (await stream.receive())["type"] == "hello"
         frame = await stream.receive_type("unread")
         assert (frame["room"], frame["count"], frame["mentions"]) == ("lobby", 1, 1)
+    finally:
+        await stream.close()
+
+
+@pytest.mark.django_db
+def test_an_edit_decides_mentions_again(
+    api, lobby, olivia, mia, make_user, settings, published, django_capture_on_commit_callbacks
+):
+    max_ = make_user("max")
+    services.room_join(user=max_, room=lobby)
+    settings.PARLEY_PUSH_ALLOW_INSECURE = True
+    push_subscribe(user=max_, endpoint="http://127.0.0.1:9/max", keys=Browser().keys())
+    sent = api(olivia).post("/api/rooms/lobby/messages/", {"body": "@mia can you look?"}, format="json").json()
+    assert rows(api, mia)["lobby"] == (1, 1) and rows(api, max_)["lobby"] == (1, 0)
+    assert not PushDelivery.objects.exists()  # max is told of mentions only in lobby
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api(olivia).patch(f"/api/messages/{sent['id']}/", {"body": "@max can you look?"}, format="json")
+    assert response.status_code == 200 and response.json()["mentions"] == ["max"]
+    # mia's mention is gone from her counts and her list; max's counts, lists and is pushed.
+    assert rows(api, mia)["lobby"] == (1, 0) and api(mia).get("/api/mentions/").json() == []
+    assert rows(api, max_)["lobby"] == (1, 1)
+    assert [m["id"] for m in api(max_).get("/api/mentions/").json()] == [sent["id"]]
+    assert list(PushDelivery.objects.values_list("subscription__user__username", "message_id")) == [("max", sent["id"])]
+    [(_, frame, envelope)] = published
+    assert (frame["type"], frame["mentions"], frame["mentions_all"]) == ("message.edited", ["max"], False)
+    assert envelope["meta"]["mentions_before"] == {"mentions": ["mia"], "mentions_all": False}
+
+    # Text that changes no mention changes no mention (and pushes nobody again).
+    api(olivia).patch(f"/api/messages/{sent['id']}/", {"body": "@max could you look?"}, format="json")
+    assert PushDelivery.objects.count() == 1 and rows(api, max_)["lobby"] == (1, 1)
+
+
+@pytest.mark.django_db
+def test_a_member_may_not_edit_in_an_all(api, lobby, olivia, mia, db_state):
+    sent = api(mia).post("/api/rooms/lobby/messages/", {"body": "hi"}, format="json").json()
+    before = db_state()
+    response = api(mia).patch(f"/api/messages/{sent['id']}/", {"body": "hi @all"}, format="json")
+    assert (response.status_code, response.json()["code"]) == (403, "forbidden")
+    assert db_state() == before
+    # The owner's @all may stay through an edit.
+    owned = api(olivia).post("/api/rooms/lobby/messages/", {"body": "@all lunch"}, format="json").json()
+    response = api(olivia).patch(f"/api/messages/{owned['id']}/", {"body": "@all lunch is here"}, format="json")
+    assert response.status_code == 200 and response.json()["mentions_all"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_user_stream_recounts_when_an_edit_changes_a_mention(olivia, mia):
+    lobby = await db(services.room_create)(creator=olivia, slug="lobby", name="Lobby")
+    await db(services.room_join)(user=mia, room=lobby)
+    stream, accepted = await open_socket("/ws/", user=mia)
+    assert accepted
+    try:
+        assert (await stream.receive())["type"] == "hello"
+        message, _ = await db(services.message_send)(sender=olivia, room=lobby, body="@mia hi")
+        assert await unread_frames(stream, 1) == [(1, 1)]
+        await db(services.message_edit)(user=olivia, message_id=message.id, body="hi all")
+        assert await unread_frames(stream, 1) == [(1, 0)]
+        await db(services.message_edit)(user=olivia, message_id=message.id, body="hi @mia, again")
+        assert await unread_frames(stream, 1) == [(1, 1)]
     finally:
         await stream.close()

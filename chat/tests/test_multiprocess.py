@@ -61,7 +61,9 @@ def _make_room(usernames: list[str]) -> dict[str, str]:
     far_ids()
     User = get_user_model()
     users = {name: User.objects.create_user(username=name, password="correct horse battery") for name in usernames}
-    services.room_create(creator=users[usernames[0]], slug=SLUG, name="Town hall")
+    room = services.room_create(creator=users[usernames[0]], slug=SLUG, name="Town hall")
+    for user in list(users.values())[1:]:  # members: sending would join them with a message of its own
+        services.room_join(user=user, room=room)
     return {name: Token.objects.create(user=user).key for name, user in users.items()}
 
 

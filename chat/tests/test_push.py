@@ -7,19 +7,39 @@ anywhere (UserPresence) means no push; failures are retried and shown.
 Personas: olivia owns `lobby` (public); mia is a member.
 """
 
+import asyncio
+import base64
 import json
 import os
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import http_ece
 import pytest
+from channels.db import database_sync_to_async
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.utils import timezone
 
-from chat import services, webpush
+from chat import pushworker, services
+from chat.hub import get_hub
 from chat.models import PushDelivery, PushSubscription, UserPresence
-from chat.services.push import presence_stamp, push_due
+from chat.services.push import presence_write, push_due
+from chat.tests.helpers import open_room, open_socket
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def public_point(key) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
 
 
 class PushService:
@@ -36,7 +56,8 @@ class PushService:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                service.received.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                service.received.append({"path": self.path, "headers": headers, "body": body})
                 if service.stall.is_set():
                     service.released.wait(30)
                 self.send_response(service.status)
@@ -67,12 +88,14 @@ class Browser:
         self.auth = os.urandom(16)
 
     def keys(self) -> dict:
-        return {"p256dh": webpush.b64url(webpush.public_point(self.private)), "auth": webpush.b64url(self.auth)}
+        return {"p256dh": b64url(public_point(self.private)), "auth": b64url(self.auth)}
 
     def read(self, push: dict) -> dict:
-        assert push["headers"]["Content-Encoding"] == "aes128gcm"
-        assert push["headers"]["Authorization"].startswith("vapid t=")
-        return json.loads(webpush.decrypt(push["body"], private_key=self.private, auth=self.auth))
+        """Decrypt as a browser does (RFC 8291, http_ece directly: not the sending code)."""
+        headers = push["headers"]
+        assert headers["content-encoding"] == "aes128gcm" and headers["authorization"].startswith("vapid t=")
+        assert headers["urgency"] == "high" and int(headers["ttl"]) > 0
+        return json.loads(http_ece.decrypt(push["body"], private_key=self.private, auth_secret=self.auth, version="aes128gcm"))
 
 
 @pytest.fixture
@@ -90,7 +113,7 @@ def subscribe(api, user, endpoint: str, browser: Browser):
 @pytest.mark.django_db
 def test_the_key_is_a_p256_point_made_once(api, mia, olivia):
     key = api(mia).get("/api/push/key/").json()["key"]
-    raw = webpush.b64url_decode(key)
+    raw = b64url_decode(key)
     assert len(raw) == 65 and raw[0] == 4
     assert api(olivia).get("/api/push/key/").json()["key"] == key
     assert api(None).get("/api/push/key/").status_code in (401, 403)
@@ -99,8 +122,11 @@ def test_the_key_is_a_p256_point_made_once(api, mia, olivia):
 @pytest.mark.django_db
 def test_the_configured_key_is_used(api, mia, settings):
     private = ec.generate_private_key(ec.SECP256R1())
-    settings.PARLEY_VAPID_PRIVATE_KEY = webpush.b64url(private.private_numbers().private_value.to_bytes(32, "big"))
-    assert api(mia).get("/api/push/key/").json()["key"] == webpush.b64url(webpush.public_point(private))
+    settings.PARLEY_VAPID_PRIVATE_KEY = b64url(private.private_numbers().private_value.to_bytes(32, "big"))
+    assert api(mia).get("/api/push/key/").json()["key"] == b64url(public_point(private))
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    settings.PARLEY_VAPID_PRIVATE_KEY = pem.decode()
+    assert api(mia).get("/api/push/key/").json()["key"] == b64url(public_point(private))
 
 
 @pytest.mark.django_db
@@ -184,11 +210,12 @@ def test_settings_and_presence_decide_who_is_pushed(api, lobby, olivia, mia, ser
     services.message_send(sender=olivia, room=lobby, body="@mia muted by settings")
     api(mia).put("/api/rooms/lobby/settings/", {"notify": "all"}, format="json")
     services.message_send(sender=olivia, room=lobby, body="everything now")
-    presence_stamp([mia.id])  # mia has a socket open somewhere: her page tells her
+    presence_write(process="elsewhere", here=[mia.id])  # mia has a socket open somewhere: her page tells her
     services.message_send(sender=olivia, room=lobby, body="while online")
     assert PushDelivery.objects.count() == 2
     assert push_due() == 2
     assert service.received == []
+    # A row not renewed for PARLEY_PUSH_AWAY_SECONDS is a dead process's: no longer counted.
     UserPresence.objects.update(last_seen=timezone.now() - timedelta(seconds=60))
     services.message_send(sender=olivia, room=lobby, body="away now")
     push_due()
@@ -197,3 +224,62 @@ def test_settings_and_presence_decide_who_is_pushed(api, lobby, olivia, mia, ser
     subscribe(api, olivia, service.endpoint("olivia"), Browser())
     services.message_send(sender=olivia, room=lobby, body="mine")
     assert {d.subscription.endpoint for d in PushDelivery.objects.select_related("subscription")} == {service.endpoint("mia")}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_user_is_pushed_to_as_soon_as_their_last_socket_closes(api, lobby, olivia, mia, service):
+    """With the push worker polling as it does (every IDLE_SECONDS): no push while mia has
+    a socket open; once her last one closes she counts as away at once, and the next
+    message reaches her push service within seconds, not after PARLEY_PUSH_AWAY_SECONDS.
+    (The worker's steps run on the test's database thread: SQLite's shared in-memory test
+    database locks tables against a second thread.)"""
+    db = database_sync_to_async
+    browser = Browser()
+    assert (await db(subscribe)(api, mia, service.endpoint("mia"), browser)).status_code == 201
+    await db(lambda: api(mia).put("/api/rooms/lobby/settings/", {"notify": "all"}, format="json"))()
+    rows = db(lambda: list(UserPresence.objects.filter(user=mia).values_list("process", flat=True)))
+    stream, accepted = await open_socket("/ws/", user=mia)
+    assert accepted
+    room, _ = await open_room("lobby", user=mia)
+    hub = get_hub()
+    await hub.users_changed(set())  # the writes the connects asked for are done
+    assert await rows() == [hub.process]
+
+    async def work():
+        while True:
+            if not await db(push_due)():
+                await asyncio.sleep(pushworker.IDLE_SECONDS)
+
+    worker = asyncio.ensure_future(work())
+    try:
+        await db(services.message_send)(sender=olivia, room=lobby, body="while mia reads")
+        await until(db(lambda: not PushDelivery.objects.exists()))  # handled: dropped, her page tells her
+        assert service.received == []
+
+        await room.close()
+        await hub.users_changed(set())
+        assert await rows() == [hub.process]  # the user stream is still open
+        await stream.close()
+        await hub.users_changed(set())
+        assert await rows() == []  # away now, not PARLEY_PUSH_AWAY_SECONDS from now
+
+        started = time.monotonic()
+        message, _ = await db(services.message_send)(sender=olivia, room=lobby, body="are you there?")
+        await until(lambda: service.received, timeout=5)
+        elapsed = time.monotonic() - started
+    finally:
+        worker.cancel()
+    assert [browser.read(p)["id"] for p in service.received] == [message.id]
+    assert elapsed < 5
+
+
+async def until(predicate, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)

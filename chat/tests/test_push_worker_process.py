@@ -14,6 +14,8 @@ import pytest
 from chat.tests.test_push import Browser, PushService
 from testkit.servers import ServerProcess, Uvicorn, clean_env, free_port, http_get, migrate_and_collectstatic, running
 
+pytestmark = pytest.mark.dbless
+
 PASSWORD = "push worker test password"
 
 

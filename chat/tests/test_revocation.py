@@ -155,7 +155,9 @@ async def test_a_deleted_rooms_sockets_close_4404(sockets, lobby, mia):
     stream = await sockets("/ws/", user=mia)
     await db(Room.objects.filter(pk=lobby.pk).delete)()
     assert await room_sock.closed_with(timeout=2) == 4404
-    assert await stream.nothing(timeout=0.7)  # the user stream only stops counting it
+    # The user stream stops counting it, and tells the client to drop it from its list.
+    assert await stream.receive_type("room.removed") == {"type": "room.removed", "room": "lobby"}
+    assert await stream.nothing(timeout=0.7)
     assert await alive(stream)
 
 

@@ -195,6 +195,8 @@ async def test_polling_after_seq_returns_what_a_socket_delivered(olivia, mia):
         for after in (0, posted[1]["seq"]):
             status, polled = await rest("get", mia, f"/api/rooms/lobby/messages/?after_seq={after}")
             assert status == 200
+            # `blocked` is the reader's own (REST only): mia blocked nobody.
+            assert all(m.pop("blocked") is False for m in polled)
             assert polled == [{k: v for k, v in f.items() if k != "type"} for f in frames if f["seq"] > after]
 
         # After a recall and a deletion, the poll equals the socket client's view.
@@ -207,7 +209,7 @@ async def test_polling_after_seq_returns_what_a_socket_delivered(olivia, mia):
         for after in (0, posted[1]["seq"]):
             status, polled = await rest("get", mia, f"/api/rooms/lobby/messages/?after_seq={after}")
             expected = sorted((m for m in state.values() if m["seq"] > after), key=lambda m: m["seq"])
-            assert polled == expected
+            assert [{k: v for k, v in m.items() if k != "blocked"} for m in polled] == expected
     finally:
         await sock.close()
 

@@ -10,6 +10,8 @@ import pytest
 
 from testkit.servers import Uvicorn, clean_env, http_get, migrate_and_collectstatic, running
 
+pytestmark = pytest.mark.dbless
+
 PASSWORD = "correct horse battery staple"
 
 

@@ -11,6 +11,8 @@ from core import images
 from core.errors import InvalidImage, RateLimited, TooLarge
 from core.tests import pictures
 
+pytestmark = pytest.mark.dbless
+
 
 def _open(processed) -> Image.Image:
     image = Image.open(io.BytesIO(processed.content))

@@ -7,6 +7,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
+pytestmark = pytest.mark.dbless
+
 SETTINGS = str(django_settings.BASE_DIR / "config" / "settings.py")
 
 BOOLEANS = ["DEBUG", "PARLEY_HTTPS", "AXES_ENABLED", "PARLEY_ANONYMOUS_READ"]

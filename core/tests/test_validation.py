@@ -5,6 +5,8 @@ import pytest
 from core.errors import InvalidInput
 from core.validation import clean_text
 
+pytestmark = pytest.mark.dbless
+
 
 @pytest.mark.parametrize("value", ["\x00", "a\x00b", " \x00 "])
 def test_text_with_a_nul_character_is_invalid_not_a_database_error(value):

@@ -9,6 +9,8 @@ import pytest
 
 from core.websocket import origin_allowed
 
+pytestmark = pytest.mark.dbless
+
 
 @pytest.fixture
 def production(settings):

@@ -85,6 +85,11 @@ def _make_users(usernames: list[str], *, room_kind=Room.Kind.PUBLIC, members=Non
     room = services.room_create(creator=users[usernames[0]], slug=SLUG, name="Front door", kind=room_kind)
     for name in members or ():
         services.room_invite(by=users[usernames[0]], room=room, username=name)
+    if room_kind == Room.Kind.PUBLIC:
+        # Members already: sending would join them with a system message of its own, and
+        # the seqs checked below are the clients' messages only.
+        for user in list(users.values())[1:]:
+            services.room_join(user=user, room=room)
     return {name: Token.objects.create(user=user).key for name, user in users.items()}
 
 

@@ -23,6 +23,8 @@ import yaml
 
 from testkit.servers import REPO, Uvicorn, clean_env, free_port, http_get, make_run_flags, running, stop_all
 
+pytestmark = pytest.mark.dbless
+
 CLEAN = "System check identified no issues"
 PRODUCTION_ENV = REPO / "deploy" / "production.env.example"
 

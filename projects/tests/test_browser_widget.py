@@ -77,6 +77,12 @@ def test_a_visitor_of_the_owners_site_chats_with_the_owner_live(server, shop, op
     owner.api("POST", "/api/projects/", {"title": "Shop", "slug": "shop-widget"})
     owner.api("PUT", "/api/projects/shop-widget/widget/", {"enabled": True, "origins": [f"http://127.0.0.1:{shop}"]})
 
+    # The owner's inbox is open before the visitor comes: the conversation appears live.
+    inbox = open_page(owner)
+    inbox.goto("/projects/shop-widget/chats/")
+    expect(inbox.locator("#inbox")).to_contain_text("No conversations yet.")
+    expect(inbox.locator("body")).to_have_attribute("data-stream", "connected")
+
     visitor = open_page(viewport={"width": 360, "height": 740})
     visitor.goto(f"http://127.0.0.1:{shop}/")
     button = visitor.get_by_role("button", name="Chat with us")
@@ -92,10 +98,10 @@ def test_a_visitor_of_the_owners_site_chats_with_the_owner_live(server, shop, op
     # At 360 px the panel fits the screen.
     assert visitor.evaluate("document.documentElement.scrollWidth") <= 360
 
-    inbox = open_page(owner)
-    inbox.goto("/projects/shop-widget/chats/")
-    guest_entry = inbox.locator("ul.rooms li", has=inbox.locator("[data-guest]"))
-    expect(guest_entry).to_contain_text("Ann")
+    guest_entry = inbox.locator("#inbox li", has=inbox.locator("[data-guest]"))
+    expect(guest_entry).to_contain_text("Ann")  # without a reload, marked as a guest
+    expect(guest_entry.get_by_role("button", name="Block")).to_be_visible()
+    expect(inbox.locator('#sidebar .room-link[data-kind="project"] .room-name')).to_have_text("Shop · Ann")
     guest_entry.get_by_role("link").click()
     connected(inbox)
 

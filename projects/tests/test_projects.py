@@ -207,7 +207,7 @@ def test_project_page_button_opens_the_conversation(bakery, olivia, mia):
     inbox = owner.get("/projects/bakery/chats/")
     assert inbox.status_code == 200
     html = inbox.content.decode()
-    assert "mia" in html and '<span class="badge">1</span>' in html
+    assert "mia" in html and '<span class="badge" data-count="1">1</span>' in html
     assert client.get("/projects/bakery/chats/").status_code == 403
     assert ProjectConversation.objects.count() == 1
 

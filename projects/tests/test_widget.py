@@ -138,6 +138,9 @@ def test_the_owner_closes_a_conversation_and_the_guest_can_no_longer_send(bakery
     assert Message.objects.count() == count
     system = Message.objects.filter(room__slug=created["room"], kind=Message.Kind.SYSTEM).values_list("body", flat=True)
     assert list(system) == ["olivia closed the conversation"]
+    listed = client_for(olivia).get(f"/api/rooms/{created['room']}/messages/").json()
+    # The web UI words it in the reader's language (chat/static/chat/js/messages.js).
+    assert [m["system"] for m in listed if m["kind"] == "system"] == [{"event": "closed", "by": "olivia"}]
     # Only project conversations close.
     dm, _ = chat_services.dm_get_or_create(user=olivia, other_username="mia")
     assert client_for(olivia).post(f"/api/rooms/{dm.slug}/close/").status_code == 403
@@ -154,6 +157,33 @@ def test_the_owner_blocks_a_guest_whose_token_stops_working(bakery, olivia, mia)
     answer = client_for(token=created["token"]).get(f"/api/rooms/{created['room']}/messages/")
     assert answer.status_code == 401
     assert ProjectConversation.objects.filter(room__slug=created["room"]).exists()  # the owner keeps the history
+
+
+@pytest.mark.django_db
+def test_blocking_a_guest_through_api_blocks_takes_its_token_and_unblocking_gives_it_back(bakery, olivia, mia):
+    created = new_guest()
+    username = created["user"]["username"]
+    messages = f"/api/rooms/{created['room']}/messages/"
+    # Someone else's block only hides the guest from them: the guest keeps talking to olivia.
+    assert client_for(mia).post("/api/blocks/", {"username": username}, format="json").status_code == 201
+    assert client_for(token=created["token"]).get(messages).status_code == 200
+
+    assert client_for(olivia).post("/api/blocks/", {"username": username}, format="json").status_code == 201
+    assert client_for(token=created["token"]).get(messages).status_code == 401
+    assert username in [u["username"] for u in client_for(olivia).get("/api/blocks/").json()]
+    assert Guest.objects.get(user__username=username).blocked_at is not None
+
+    assert client_for(olivia).delete("/api/blocks/", {"username": username}, format="json").status_code == 204
+    assert client_for(token=created["token"]).get(messages).status_code == 200
+    assert Guest.objects.get(user__username=username).blocked_at is None
+
+
+@pytest.mark.django_db
+def test_the_widget_block_button_is_a_block_like_any_other(bakery, olivia):
+    created = new_guest()
+    username = created["user"]["username"]
+    assert client_for(olivia).post(f"/api/widget/bakery/guests/{username}/block/").status_code == 200
+    assert username in [u["username"] for u in client_for(olivia).get("/api/blocks/").json()]
 
 
 @pytest.mark.django_db
@@ -265,8 +295,15 @@ def test_the_inbox_marks_guests_and_offers_close_and_block(bakery, olivia, mia, 
     page = client.get("/projects/bakery/chats/").content.decode()
     assert page.count("data-guest>") == 1 and page.count('data-guest-action="close"') == 1
     assert f'data-room="{created["room"]}"' in page and 'data-guest-action="block"' in page
+    listed = {c["visitor"]["username"]: c for c in client_for(olivia).get("/api/projects/bakery/chats/").json()}
+    assert listed[created["user"]["username"]]["closed"] is False and listed[created["user"]["username"]]["blocked"] is False
+    assert "blocked" not in listed["mia"] and listed["mia"]["closed"] is False
     client_for(olivia).post(f"/api/rooms/{created['room']}/close/")
     assert 'data-guest-action="close" disabled' in client.get("/projects/bakery/chats/").content.decode()
+    client_for(olivia).post(f"/api/widget/bakery/guests/{created['user']['username']}/block/")
+    # The live inbox (inbox.js) redraws its rows from this: Closed and Blocked stay shown.
+    listed = {c["visitor"]["username"]: c for c in client_for(olivia).get("/api/projects/bakery/chats/").json()}
+    assert listed[created["user"]["username"]]["closed"] is True and listed[created["user"]["username"]]["blocked"] is True
 
 
 @pytest.mark.django_db

@@ -63,6 +63,32 @@ async def test_a_guest_logs_in_with_its_first_frame_and_talks_with_the_owner_liv
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_new_guest_conversation_reaches_the_owners_stream_live_named_by_project(bakery, olivia):
+    """What keeps the owner's inbox and sidebar live (chat/static/chat/js/inbox.js): the
+    owner's /ws/ hears of the guest's new conversation and of its messages."""
+    stream, accepted = await open_socket("/ws/", user=olivia)
+    assert accepted
+    assert (await stream.receive())["type"] == "hello"
+    guest = await new_guest(display_name="Ann")
+    added = await stream.receive_type("room.added")
+    assert added["room"]["slug"] == guest["room"] and added["room"]["name"] == "Bakery"
+    sock = await guest_socket(guest["room"], {"type": "auth", "token": guest["token"]})
+    await sock.receive_type("hello")
+    await sock.send({"type": "message.send", "body": "Hello?", "client_id": "c1"})
+    unread = await stream.receive_type("unread")
+    assert unread["room"] == guest["room"] and unread["count"] == 1
+    # What the page then asks for: the conversation named by project, its guest marked.
+    owner = APIClient()
+    owner.force_authenticate(olivia)
+    detail = await db(lambda: owner.get(f"/api/rooms/{guest['room']}/").json())()
+    assert detail["name"] == "Bakery" and detail["peer"]["display_name"] == "Ann" and detail["peer"]["guest"] is True
+    inbox = await db(lambda: owner.get("/api/projects/bakery/chats/").json())()
+    assert [(c["room"]["slug"], c["visitor"]["guest"], c["unread_count"]) for c in inbox] == [(guest["room"], True, 1)]
+    await sock.close()
+    await stream.close()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_anything_but_auth_first_closes_4401(bakery):
     guest = await new_guest()
     for first in ({"type": "ping"}, {"type": "message.send", "body": "hi"}, "not json", {"type": "auth"},

@@ -116,6 +116,7 @@ export class ApiError extends Error {
     this.status = status;
     this.code = (data && data.code) || (status === 0 ? "network" : "error");
     this.retryAfter = retryAfter;
+    this.until = (data && data.until) || null; // `muted`: when the mute ends
   }
 }
 

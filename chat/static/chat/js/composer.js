@@ -2,7 +2,7 @@
 // preview), the rate-limit cooldown, Up arrow to edit your last message.
 import { api, clientId, gettext, h, linkify, tf } from "./common.js";
 import { editLast, editFailed } from "./edits.js";
-import { renderQuote } from "./messages.js";
+import { formatSize, renderQuote } from "./messages.js";
 import { clearReply, currentReply, replyQuote } from "./replies.js";
 
 let view = null;
@@ -109,14 +109,28 @@ export function onSendError(frame) {
 
 // Images ----------------------------------------------------------------------------------
 
+// Pictures the server re-encodes go as `image`; anything else as a `file` (a download).
+const PICTURES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+const isPicture = (file) => PICTURES.has(file.type);
+
 let attachment = null;
-function attach(file) {
-  if (!file || !file.type.startsWith("image/")) return;
+export function attach(file) {
+  if (!file) return;
+  // Refused here, before a byte is uploaded (the server checks Content-Length too).
+  const limit = isPicture(file) ? view.maxUpload : view.maxFile;
+  if (limit && file.size > limit) {
+    const mb = Math.floor(limit / 1048576);
+    view.setNote(tf(isPicture(file) ? gettext("Images are limited to %(mb)s MB.") : gettext("Files are limited to %(mb)s MB."), { mb }), "error");
+    document.getElementById("image-input").value = "";
+    return;
+  }
   attachment = file;
   const preview = document.getElementById("attachment-preview");
   if (preview.src.startsWith("blob:")) URL.revokeObjectURL(preview.src);
-  preview.src = URL.createObjectURL(file);
-  document.getElementById("attachment-name").textContent = file.name || gettext("Pasted image");
+  preview.hidden = !isPicture(file);
+  if (isPicture(file)) preview.src = URL.createObjectURL(file);
+  const name = file.name || gettext("Pasted image");
+  document.getElementById("attachment-name").textContent = isPicture(file) ? name : `${name} (${formatSize(file.size)})`;
   document.getElementById("attachment").hidden = false;
   textarea.focus();
 }
@@ -131,12 +145,12 @@ async function sendImage(file, caption) {
   const id = clientId();
   const replyTo = currentReply();
   const form = new FormData();
-  form.append("image", file, file.name || "pasted.png");
+  form.append(isPicture(file) ? "image" : "file", file, file.name || "pasted.png");
   form.append("body", caption);
   form.append("client_id", id);
   if (replyTo) form.append("reply_to", String(replyTo));
   backToLatest();
-  view.setNote(gettext("Uploading image…"));
+  view.setNote(isPicture(file) ? gettext("Uploading image…") : gettext("Uploading file…"));
   for (let attempt = 0; attempt < 3; attempt += 1) {
     try {
       view.apply(await api(`${view.apiBase}/messages/`, { method: "POST", form }), { live: true });
@@ -149,6 +163,8 @@ async function sendImage(file, caption) {
         continue; // the same client_id makes the retry safe
       }
       if (error.code === "rate_limited") startCooldown(error.retryAfter || 2);
+      else if (error.code === "muted") view.showMuted(error.until);
+      else if (error.code === "quota_exceeded") view.setNote(gettext("Your files take up all your space: delete some to send more."), "error");
       else view.setNote(error.message, "error");
       return false;
     }
@@ -179,16 +195,41 @@ export function initComposer(roomView) {
   });
   textarea.addEventListener("paste", (event) => {
     const items = event.clipboardData ? Array.from(event.clipboardData.files || []) : [];
-    const image = items.find((file) => file.type.startsWith("image/"));
-    if (image) {
+    if (items.length) {
       event.preventDefault();
-      attach(image);
+      attach(items[0]);
     }
+  });
+  // Drag and drop anywhere on the room.
+  const room = document.getElementById("room");
+  room.addEventListener("dragover", (event) => {
+    if (event.dataTransfer && Array.from(event.dataTransfer.types || []).includes("Files")) event.preventDefault();
+  });
+  room.addEventListener("drop", (event) => {
+    const files = event.dataTransfer ? Array.from(event.dataTransfer.files || []) : [];
+    if (!files.length) return;
+    event.preventDefault();
+    attach(files[0]);
   });
 
   let lastTyping = 0;
+  // Overlong text is said before anything is cut (the box has no maxlength to cut a paste).
+  const sendButton = document.getElementById("send-button");
+  const checkLength = () => {
+    const over = textarea.value.length - view.maxBody;
+    textarea.setAttribute("aria-invalid", over > 0 ? "true" : "false");
+    sendButton.disabled = over > 0;
+    if (over > 0) {
+      view.setNote(tf(gettext("%(over)s characters too long (at most %(max)s)."), { over, max: view.maxBody }), "error");
+      composer.dataset.overlong = "true";
+    } else if (composer.dataset.overlong) {
+      delete composer.dataset.overlong;
+      view.setNote("");
+    }
+  };
   textarea.addEventListener("input", () => {
     autosize();
+    checkLength();
     if (Date.now() - lastTyping > 2000 && textarea.value.trim()) {
       lastTyping = Date.now();
       view.sendFrame({ type: "typing", room: view.slug });
@@ -222,7 +263,7 @@ export function initComposer(roomView) {
       }
       return;
     }
-    if (!body) return;
+    if (!body || body.length > view.maxBody) return;
     textarea.value = "";
     autosize();
     sendText(body);

@@ -61,6 +61,8 @@ export const ICONS = {
   reply: ["M10 8V4L3 11l7 7v-4c5 0 8.5 1.5 11 5-1-5-4-10-11-11z"],
   react: ["M12 21a9 9 0 1 1 9-9", "M8 14.5c1 1.3 2.3 2 4 2s3-.7 4-2", "M9 9.5h.01M15 9.5h.01", "M19 15v6M16 18h6"],
   edit: ["M4 20h4L19 9l-4-4L4 16v4z", "M13.5 6.5l4 4"],
+  pin: ["M9 4h6l-1 6 4 4H6l4-4-1-6z", "M12 14v7"],
+  report: ["M5 21V4h11l-2 4 2 4H5"],
 };
 
 // Someone who deleted their account is "deleted user" in the reader's language.
@@ -68,6 +70,33 @@ export function personName(sender) {
   if (!sender) return "";
   if (sender.deleted) return gettext("deleted user");
   return sender.display_name || sender.username;
+}
+
+// Who may pin (SPEC §6.4): a room's owner/admins and staff; either person of a conversation.
+function canPin(message, view) {
+  if (!view.me || message.kind === "system" || message.recalled) return false;
+  return view.canModerate || view.isStaff || view.kind === "dm" || view.kind === "project";
+}
+
+export function formatSize(bytes) {
+  const units = ["B", "KB", "MB", "GB"];
+  let size = Number(bytes) || 0;
+  let unit = 0;
+  while (size >= 1024 && unit < units.length - 1) {
+    size /= 1024;
+    unit += 1;
+  }
+  return `${unit ? size.toFixed(size < 10 ? 1 : 0) : size} ${units[unit]}`;
+}
+
+// A file message's attachment: a download link with its name, size and type.
+function renderFile(file) {
+  return h(
+    "a",
+    { class: "file-card", href: file.url, download: file.name, rel: "noopener" },
+    h("span", { class: "file-name" }, file.name),
+    h("span", { class: "file-info" }, `${formatSize(file.size)} · ${file.type}`),
+  );
 }
 
 export function senderName(message) {
@@ -154,7 +183,7 @@ export function renderMessage(message, view) {
   });
   if (message.kind === "system") {
     li.classList.add("system");
-    li.append(h("span", { class: "system-text" }, message.body));
+    li.append(h("span", { class: "system-text" }, systemText(message, view)));
     return li;
   }
   const mine = isMine(message, view.me);
@@ -164,7 +193,15 @@ export function renderMessage(message, view) {
   const time = h("time", { datetime: message.created_at, title: formatDateTime(message.created_at) }, formatTime(message.created_at));
   const bubble = h("div", { class: "bubble" });
   if (message.reply_to) bubble.append(renderQuote(message.reply_to));
-  if (message.recalled) {
+  if (message.pinned) li.dataset.pinned = "true";
+  const blocked = !mine && (message.blocked || (message.sender && view.blocked && view.blocked.has(message.sender.username)));
+  if (blocked && !view.revealed.has(message.id)) {
+    // Someone the reader blocked: collapsed, shown only on request.
+    li.classList.add("blocked");
+    const reveal = h("button", { type: "button", class: "blocked-reveal" }, gettext("Show"));
+    reveal.addEventListener("click", () => view.reveal(message.id));
+    bubble.append(h("p", { class: "blocked-text" }, gettext("Message from a user you blocked"), " ", reveal));
+  } else if (message.recalled) {
     bubble.append(h("p", { class: "recalled-text" }, mine ? gettext("You recalled a message") : tf(gettext("%(name)s recalled a message"), { name: senderName(message) })));
   } else {
     if (message.image) {
@@ -174,6 +211,7 @@ export function renderMessage(message, view) {
       image.addEventListener("load", () => view.onImageLoad());
       bubble.append(open);
     }
+    if (message.file) bubble.append(renderFile(message.file));
     const text = messageText(message);
     if (text) bubble.append(text);
   }
@@ -192,6 +230,12 @@ export function renderMessage(message, view) {
     actions.append(actionButton("reply", gettext("Reply"), ICONS.reply), actionButton("react", gettext("React"), ICONS.react));
   }
   if (canEdit(message, view)) actions.append(actionButton("edit", gettext("Edit"), ICONS.edit));
+  if (canPin(message, view)) {
+    const pin = actionButton("pin", message.pinned ? gettext("Unpin") : gettext("Pin"), ICONS.pin);
+    pin.setAttribute("aria-pressed", String(Boolean(message.pinned)));
+    actions.append(pin);
+  }
+  if (view.me && !mine && !message.recalled) actions.append(actionButton("report", gettext("Report"), ICONS.report));
   if (canRecall(message, view)) {
     const recall = actionButton("recall", gettext("Recall"));
     actions.append(recall);
@@ -204,4 +248,40 @@ export function renderMessage(message, view) {
   if (actions.childElementCount) li.append(actions);
   for (const decorate of view.decorators) decorate(li, message);
   return li;
+}
+
+// A system message in the reader's language, from its `system` event (the English body
+// is the fallback), people by their display names where the page knows them.
+export function systemText(message, view) {
+  const event = message.system;
+  if (!event) return message.body;
+  const name = (username) => (username ? view.nameOf(username) : "");
+  const values = { user: name(event.user), by: name(event.by), name: event.name || "" };
+  switch (event.event) {
+    case "joined":
+      return tf(gettext("%(user)s joined"), values);
+    case "left":
+      return tf(gettext("%(user)s left"), values);
+    case "added":
+      return tf(gettext("%(by)s added %(user)s"), values);
+    case "removed":
+      return tf(gettext("%(user)s was removed"), values);
+    case "closed":
+      return tf(gettext("%(by)s closed the conversation"), values);
+    case "admin":
+      return tf(gettext("%(by)s made %(user)s an admin"), values);
+    case "member":
+      return tf(gettext("%(by)s made %(user)s a member"), values);
+    case "banned":
+      return tf(gettext("%(user)s was banned"), values);
+    case "changed": {
+      const parts = [];
+      if (event.name !== undefined) parts.push(tf(gettext("%(by)s renamed the room to “%(name)s”"), values));
+      if (event.kind === "private") parts.push(tf(gettext("%(by)s made the room private"), values));
+      if (event.kind === "public") parts.push(tf(gettext("%(by)s made the room public"), values));
+      return parts.length ? parts.join(" · ") : message.body;
+    }
+    default:
+      return message.body;
+  }
 }

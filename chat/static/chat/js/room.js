@@ -2,7 +2,7 @@
 // or duplicates, 5 s polling when sockets fail, typing, presence, read markers, and the
 // clicks in the list. What is on screen: timeline.js; bubbles: messages.js; sending:
 // composer.js; edits.js, replies.js, reactions.js for those.
-import { LiveSocket, api, clientId, gettext, h, tf } from "./common.js";
+import { LiveSocket, api, clientId, formatDateTime, gettext, h, tf } from "./common.js";
 import { flushPending, initComposer, onAck, onSendError } from "./composer.js";
 import { initEdits, showVersions, startEdit } from "./edits.js";
 import { initMentionAutocomplete, initNotify } from "./notify.js";
@@ -32,11 +32,23 @@ const view = {
   isMember: root.dataset.member === "true",
   canModerate: root.dataset.canModerate === "true",
   isStaff: root.dataset.staff === "true",
+  kind: root.dataset.kind,
+  // People the reader blocked (their messages are collapsed), and messages shown anyway.
+  blocked: new Set(JSON.parse(document.getElementById("blocked-users").textContent)),
+  revealed: new Set(),
+  reveal(id) {
+    view.revealed.add(id);
+    const known = state.byId.get(id);
+    if (known) redraw(id);
+  },
+  showMuted,
   recallMs: Number(root.dataset.recallSeconds || 30) * 1000,
   editMs: Number(root.dataset.editSeconds || 0) * 1000,
   maxBody: Number(root.dataset.maxBody) || 4000,
+  maxUpload: Number(root.dataset.maxUpload) || 0,
+  maxFile: Number(root.dataset.maxFile) || 0,
   decorators: [], // (li, message) after each render: the open editor goes back in
-  nameOf: (username) => names.get(username) || username,
+  nameOf: (username) => names.get(username) || memberName(username) || username,
   openLightbox,
   onImageLoad: () => stickIfNeeded(),
   live: () => state.socketOpen && state.resumed,
@@ -89,6 +101,7 @@ const socket = new LiveSocket(`/ws/chat/${encodeURIComponent(slug)}/`, {
   },
   onFinal(code) {
     stopPolling();
+    if (code === 4403) loseAccess();
     const reasons = { 4401: gettext("You have been logged out."), 4403: gettext("You no longer have access to this room."), 4404: gettext("This room does not exist.") };
     setNote(reasons[code] || gettext("Disconnected."));
   },
@@ -101,11 +114,18 @@ function handleFrame(frame) {
       if (frame.room) setOnline(frame.room.online || []);
       break;
     case "message":
+      if (frame.sender) stopTyping(frame.sender.username);
+      ingest(frame);
+      break;
     case "message.edited":
     case "message.reactions":
     case "message.recalled":
     case "message.deleted":
       ingest(frame);
+      break;
+    case "message.pinned":
+      ingest(frame);
+      loadPins();
       break;
     case "resumed":
       state.resumed = true;
@@ -121,6 +141,7 @@ function handleFrame(frame) {
       onAck(frame);
       break;
     case "error":
+      if (frame.code === "muted") showMuted(frame.until);
       onSendError(frame);
       break;
     case "presence":
@@ -165,10 +186,79 @@ async function poll() {
 
 // Presence and typing --------------------------------------------------------------------
 
+// Display names where the member list (the room panel) or the messages know them.
+function memberName(username) {
+  const member = document.querySelector(`#members .member[data-username="${CSS.escape(username)}"]`);
+  return member ? member.dataset.name : "";
+}
+
+function shownName(username) {
+  return view.nameOf(username);
+}
+
 function setOnline(usernames) {
   const unique = [...new Set(usernames)];
-  onlineEl.textContent = unique.length ? tf(gettext("%(count)s online: %(names)s"), { count: unique.length, names: unique.join(", ") }) : "";
-  onlineEl.title = unique.join(", ");
+  const names = unique.map(shownName);
+  onlineEl.textContent = unique.length ? tf(gettext("%(count)s online: %(names)s"), { count: unique.length, names: names.join(", ") }) : "";
+  onlineEl.title = names.join(", ");
+  for (const member of document.querySelectorAll("#members .member")) {
+    const dot = member.querySelector(".presence-dot");
+    const on = unique.includes(member.dataset.username);
+    member.classList.toggle("online", on);
+    if (dot) dot.hidden = !on;
+  }
+}
+
+// Removed from the room (or it went private): it leaves the sidebar, nothing more can be
+// sent, and nobody is shown online any more.
+function loseAccess() {
+  setOnline([]);
+  for (const link of document.querySelectorAll(`.room-link[data-room="${CSS.escape(slug)}"]`)) {
+    link.closest("li").remove();
+  }
+  const form = document.getElementById("composer");
+  if (form) {
+    form.classList.add("disabled");
+    for (const control of form.querySelectorAll("textarea, button, input")) control.disabled = true;
+  }
+  const panelOpen = document.getElementById("room-panel-open");
+  if (panelOpen) panelOpen.hidden = true;
+}
+
+// "New since your last visit": above the first message, among those there when the page
+// loaded, that came after the member last read the room (not for what arrives live).
+const lastReadAtLoad = root.dataset.lastRead === "" ? null : Number(root.dataset.lastRead);
+const lastSeqAtLoad = Number(root.dataset.lastSeq || 0);
+let dividerSeq = null;
+view.decorators.push((li, message) => {
+  if (lastReadAtLoad === null || message.kind === "system" || (message.sender && message.sender.username === view.me)) return;
+  if (dividerSeq === null && message.seq > lastReadAtLoad && message.seq <= lastSeqAtLoad) dividerSeq = message.seq;
+  if (message.seq === dividerSeq) {
+    li.classList.add("first-unread");
+    li.dataset.newLabel = gettext("New since your last visit");
+  }
+});
+
+// Sending into a public room joins it (docs/api.md, "Joining"): when the user stream says
+// the room is ours, the Join button goes.
+document.addEventListener("parley:activity", (event) => {
+  const frame = event.detail;
+  if (frame.type !== "room.added" || !frame.room || frame.room.slug !== slug) return;
+  view.isMember = true;
+  root.dataset.member = "true";
+  const join = document.getElementById("join-room");
+  if (join) join.closest("form").remove();
+});
+
+// The room panel: members, invitations, settings, leaving.
+const panel = document.getElementById("room-panel");
+const panelOpen = document.getElementById("room-panel-open");
+if (panel && panelOpen) {
+  panelOpen.addEventListener("click", () => panel.showModal());
+  if (location.hash === "#room-panel") panel.showModal();
+  panel.addEventListener("close", () => {
+    if (location.hash === "#room-panel") history.replaceState(null, "", location.pathname + location.search);
+  });
 }
 
 const typers = new Map();
@@ -182,8 +272,16 @@ function showTyping(user) {
   renderTyping();
 }
 
+// Their message has come: they are no longer typing it.
+function stopTyping(user) {
+  if (!typers.has(user)) return;
+  clearTimeout(typers.get(user));
+  typers.delete(user);
+  renderTyping();
+}
+
 function renderTyping() {
-  const typing = [...typers.keys()];
+  const typing = [...typers.keys()].map((user) => view.nameOf(user));
   typingEl.textContent = typing.length === 0 ? "" : typing.length === 1
     ? tf(gettext("%(name)s is typing…"), { name: typing[0] })
     : tf(gettext("%(names)s are typing…"), { names: typing.join(", ") });
@@ -238,9 +336,16 @@ list.addEventListener("click", async (event) => {
   if (action === "reply") return startReply(id);
   if (action === "react") return openPickerFor(id);
   if (action === "edit") return startEdit(id);
+  if (action === "report") return report(id);
+  if (action === "delete" && !window.confirm(gettext("Delete this message for everyone?"))) return;
   button.disabled = true;
   try {
-    if (action === "recall") {
+    if (action === "pin") {
+      const known = state.byId.get(id);
+      const pinned = Boolean(known && known.pinned);
+      apply(await api(`/api/messages/${id}/pin/`, { method: pinned ? "DELETE" : "POST" }));
+      loadPins();
+    } else if (action === "recall") {
       apply(await api(`/api/messages/${id}/recall/`, { method: "POST" }));
     } else if (action === "delete") {
       await api(`/api/messages/${id}/`, { method: "DELETE" });
@@ -252,6 +357,93 @@ list.addEventListener("click", async (event) => {
     button.disabled = false;
   }
 });
+
+// Moderation and safety: reports, pins, the muted notice, blocking (SPEC §6.4) ---------------
+
+const reportDialog = document.getElementById("report-dialog");
+function report(id) {
+  reportDialog.dataset.id = String(id);
+  reportDialog.querySelector("textarea").value = "";
+  reportDialog.showModal();
+}
+reportDialog.addEventListener("close", async () => {
+  if (reportDialog.returnValue !== "send") return;
+  const reason = reportDialog.querySelector("textarea").value.trim();
+  try {
+    await api(`/api/messages/${reportDialog.dataset.id}/report/`, { method: "POST", json: { reason } });
+    setNote(gettext("Thank you: the report was sent to the moderators."));
+  } catch (error) {
+    setNote(error.message, "error");
+  }
+});
+
+const pinsButton = document.getElementById("pins-button");
+const pinsPanel = document.getElementById("pins");
+async function loadPins() {
+  let pins;
+  try {
+    pins = await api(`${apiBase}/pins/`);
+  } catch {
+    return;
+  }
+  pinsButton.hidden = !pins.length;
+  pinsButton.querySelector(".pins-count").textContent = String(pins.length);
+  const items = pins.map((message) => {
+    const text = message.body || (message.file && message.file.name) || gettext("Image");
+    const jump = h("button", { type: "button", class: "pin-jump" }, h("strong", {}, view.nameOf(message.sender ? message.sender.username : "")), " ", Array.from(text).slice(0, 100).join(""));
+    jump.addEventListener("click", () => {
+      pinsPanel.hidden = true;
+      pinsButton.setAttribute("aria-expanded", "false");
+      jumpTo(message.id, message.seq);
+    });
+    return h("li", {}, jump);
+  });
+  pinsPanel.querySelector("ol").replaceChildren(...items);
+  if (!pins.length) pinsPanel.hidden = true;
+}
+pinsButton.addEventListener("click", () => {
+  pinsPanel.hidden = !pinsPanel.hidden;
+  pinsButton.setAttribute("aria-expanded", String(!pinsPanel.hidden));
+});
+
+// A muted user sees why they cannot send, and until when; the box comes back by itself.
+let mutedTimer = null;
+function showMuted(until) {
+  const composerForm = document.getElementById("composer");
+  const notice = document.getElementById("muted-notice");
+  if (!composerForm || !until) return;
+  const ends = Date.parse(until);
+  if (!(ends > Date.now())) return;
+  for (const element of composerForm.elements) element.disabled = true;
+  notice.textContent = tf(gettext("You are muted in this room until %(time)s."), { time: formatDateTime(until) });
+  notice.hidden = false;
+  clearTimeout(mutedTimer);
+  mutedTimer = setTimeout(() => {
+    for (const element of composerForm.elements) element.disabled = false;
+    notice.hidden = true;
+  }, Math.min(ends - Date.now(), 2 ** 31 - 1));
+}
+
+const blockButton = document.getElementById("block-button");
+if (blockButton) {
+  blockButton.addEventListener("click", async () => {
+    const username = blockButton.dataset.username;
+    const blocking = blockButton.getAttribute("aria-pressed") !== "true";
+    blockButton.disabled = true;
+    try {
+      await api("/api/blocks/", { method: blocking ? "POST" : "DELETE", json: { username } });
+      blockButton.setAttribute("aria-pressed", String(blocking));
+      blockButton.querySelector(".tool-label").textContent = blocking ? gettext("Unblock") : gettext("Block");
+      if (blocking) view.blocked.add(username);
+      else view.blocked.delete(username);
+      setNote(blocking ? gettext("Blocked: they can no longer write to you here.") : gettext("Unblocked."));
+    } catch (error) {
+      setNote(error.message, "error");
+    } finally {
+      blockButton.disabled = false;
+    }
+  });
+}
 
 // Images ----------------------------------------------------------------------------------
 
@@ -312,5 +504,7 @@ if (opened.has("around_seq") && opened.has("message")) {
   jumpTo(Number(opened.get("message")), Number(opened.get("around_seq")));
 }
 if (view.isStaff) loadPresets();
+loadPins();
+showMuted(root.dataset.mutedUntil);
 socket.start();
 if (textarea && matchMedia("(hover: hover)").matches) textarea.focus();

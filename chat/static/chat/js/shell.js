@@ -1,6 +1,6 @@
 // Every page: the drawer, the language switch, the announcement banner, and for
 // logged-in users the `/ws/` stream that keeps the sidebar's unread badges live.
-import { LiveSocket, api, avatar, gettext, h, paintInitials } from "./common.js";
+import { LiveSocket, api, avatar, formatDateTime, gettext, h, paintInitials } from "./common.js";
 
 const body = document.body;
 const loggedIn = Boolean(body.dataset.user);
@@ -103,7 +103,13 @@ export function showAnnouncement(frame) {
     return;
   }
   banner.classList.toggle("has-image", Boolean(frame.image));
-  if (frame.image) banner.append(h("img", { class: "announcement-image", src: frame.image, alt: "" }));
+  // The picture as itself (not a faint background): a thumbnail that opens full size.
+  if (frame.image) {
+    banner.append(
+      h("a", { class: "announcement-image-link", href: frame.image, target: "_blank", rel: "noopener", title: gettext("Open the image") },
+        h("img", { class: "announcement-image", src: frame.image, alt: gettext("Announcement image") })),
+    );
+  }
   banner.append(h("p", { class: "announcement-text" }, text));
   const close = h("button", { type: "button", class: "icon-button announcement-close", "aria-label": gettext("Hide announcement") }, "✕");
   close.addEventListener("click", () => {
@@ -210,6 +216,53 @@ function paintBadges(slug) {
   }
 }
 
+// Mentions ---------------------------------------------------------------------------------
+// The sidebar's "Mentions" panel: my unread mentions (GET /api/mentions/, newest first),
+// read when it opens and again while it is open when a mention count changes; each opens
+// its room at the message. Its badge is the sum of the rooms' mention badges.
+
+const mentionsPanel = document.getElementById("mentions-panel");
+const mentionsList = document.getElementById("mentions-list");
+let mentionsLoad = null;
+
+function mentionItem(message) {
+  const link = ownLink(message.room);
+  const roomName = link ? link.querySelector(".room-name").textContent : message.room;
+  const sender = message.sender ? message.sender.display_name : "";
+  return h("li", {},
+    h("a", { class: "mention-link", href: messageUrl(message), dataset: { id: String(message.id) } },
+      h("span", { class: "mention-where" }, sender ? `${sender} · ${roomName}` : roomName, " · ",
+        h("time", { datetime: message.created_at }, formatDateTime(message.created_at))),
+      h("span", { class: "mention-excerpt" }, excerpt(message))));
+}
+
+async function loadMentions() {
+  if (!mentionsPanel || !mentionsPanel.open) return;
+  const load = (mentionsLoad = api("/api/mentions/?limit=20"));
+  let messages;
+  try {
+    messages = await load;
+  } catch {
+    if (load === mentionsLoad) mentionsList.replaceChildren(h("li", { class: "nav-empty" }, gettext("Could not load your mentions.")));
+    return;
+  }
+  if (load !== mentionsLoad) return; // a newer read is under way
+  mentionsList.replaceChildren(...(messages.length
+    ? messages.map(mentionItem)
+    : [h("li", { class: "nav-empty" }, gettext("No unread mentions."))]));
+}
+
+if (mentionsPanel) mentionsPanel.addEventListener("toggle", loadMentions);
+
+function paintMentionsTotal() {
+  const total = document.getElementById("mentions-total");
+  if (!total) return;
+  let sum = 0;
+  for (const { mentions } of counts.values()) sum += mentions;
+  total.textContent = `@${sum > 99 ? "99+" : sum}`;
+  total.hidden = sum <= 0;
+}
+
 // The tab title carries the unread total of the rooms that are not muted.
 function paintTitle() {
   let total = 0;
@@ -220,9 +273,12 @@ function paintTitle() {
 
 export function setUnread(slug, count, mentions) {
   const known = counts.get(slug) || { count: 0, mentions: 0 };
-  counts.set(slug, { count, mentions: typeof mentions === "number" ? mentions : count > 0 ? known.mentions : 0 });
+  const now = { count, mentions: typeof mentions === "number" ? mentions : count > 0 ? known.mentions : 0 };
+  counts.set(slug, now);
   paintBadges(slug);
   paintTitle();
+  paintMentionsTotal();
+  if (now.mentions !== known.mentions) loadMentions();
 }
 
 // New settings for one of the user's rooms (the settings panel, or another tab).
@@ -245,6 +301,13 @@ for (const link of document.querySelectorAll(".room-link[data-notify]")) {
   paintBadges(link.dataset.room);
 }
 paintTitle();
+paintMentionsTotal();
+
+// As chat/views.py room_label: a DM by the person, a project conversation by project and person.
+export function roomLabel(room) {
+  if (!room.peer) return room.name;
+  return room.kind === "project" ? `${room.name} · ${room.peer.display_name}` : room.peer.display_name;
+}
 
 function roomItem(room) {
   const icon = room.peer
@@ -256,9 +319,9 @@ function roomItem(room) {
   if (room.member) Object.assign(dataset, { notify: room.kind === "dm" || room.kind === "project" ? "all" : "mentions", mutedUntil: "" });
   const link = h(
     "a",
-    { class: "room-link", href: `/rooms/${encodeURIComponent(room.slug)}/`, dataset },
+    { class: "room-link", href: room.kind === "dm" && room.peer ? `/dm/${encodeURIComponent(room.peer.username)}/` : `/rooms/${encodeURIComponent(room.slug)}/`, dataset },
     icon,
-    h("span", { class: "room-name" }, room.peer ? room.peer.display_name : room.name),
+    h("span", { class: "room-name" }, roomLabel(room)),
     badge,
     mention,
   );
@@ -292,6 +355,20 @@ async function showRoom(room) {
   } catch {
     /* the next room.added or reload catches up */
   }
+}
+
+// Forms that change something for good ask first (leave a room, remove someone).
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) event.preventDefault();
+});
+
+// A room taken from the user (removed, left elsewhere, made private) leaves the sidebar.
+function dropRoomLink(slug) {
+  const link = ownLink(slug);
+  if (link) link.closest("li").remove();
+  counts.delete(slug); // its unread no longer counts in the tab title
+  paintTitle();
 }
 
 // Room search ----------------------------------------------------------------------------
@@ -345,10 +422,15 @@ if (search && found) {
 const lastNotified = new Map(); // slug → seq already looked at
 
 async function notifyGrowth(slug, before, frame) {
-  if (frame.count <= before.count || document.visibilityState !== "hidden") return;
+  if (document.visibilityState !== "hidden") return;
   if (!("Notification" in window) || Notification.permission !== "granted") return;
   const settings = roomSettings(slug);
   if (settings.notify === "none" || settings.muted) return;
+  if (frame.count <= before.count) {
+    // One more mention and no new message: an edit named me (chat/services/edits.py).
+    if (frame.mentions > before.mentions) notifyEditedMention(slug);
+    return;
+  }
   const wantsAll = settings.notify === "all";
   if (!wantsAll && frame.mentions <= before.mentions) return;
   const after = Math.max(lastNotified.get(slug) ?? 0, frame.last_seq - Math.min(20, frame.count - before.count));
@@ -364,6 +446,18 @@ async function notifyGrowth(slug, before, frame) {
     && (wantsAll || m.mentions_all || (m.mentions || []).includes(me)));
   const message = wanted[wanted.length - 1];
   if (message) showNotification(message);
+}
+
+async function notifyEditedMention(slug) {
+  let messages;
+  try {
+    messages = await api("/api/mentions/?limit=50");
+  } catch {
+    return;
+  }
+  const edited = messages.filter((m) => m.room === slug && m.edited_at)
+    .sort((a, b) => Date.parse(b.edited_at) - Date.parse(a.edited_at));
+  if (edited.length) showNotification(edited[0]);
 }
 
 function excerpt(message) {
@@ -426,7 +520,12 @@ if (loggedIn && sidebar) {
       }
       else if (frame.type === "room.settings") applySettings(frame);
       else if (frame.type === "room.added") showRoom(frame.room);
+      else if (frame.type === "room.removed") dropRoomLink(frame.room);
       else if (frame.type === "announcement") showAnnouncement(frame);
+      // Pages that list rooms of their own (a project's inbox) follow the same stream.
+      if (frame.type === "unread" || frame.type === "room.added" || frame.type === "room.removed") {
+        document.dispatchEvent(new CustomEvent("parley:activity", { detail: frame }));
+      }
     },
     onOpen() {
       // Rooms added while the stream was down arrive as unread frames of unknown rooms.

@@ -196,7 +196,11 @@ function applyChange(frame) {
   }
   const changed = { ...known, rev: frame.rev };
   if (frame.type === "message.recalled") Object.assign(changed, { recalled: true, body: "", html: "", image: null, reactions: [], edited_at: null });
-  else if (frame.type === "message.edited") Object.assign(changed, { body: frame.body, html: frame.html, edited_at: frame.edited_at });
+  else if (frame.type === "message.edited") {
+    Object.assign(changed, { body: frame.body, html: frame.html, edited_at: frame.edited_at });
+    if (frame.mentions) Object.assign(changed, { mentions: frame.mentions, mentions_all: frame.mentions_all });
+  }
+  else if (frame.type === "message.pinned") changed.pinned = frame.pinned;
   else changed.reactions = frame.reactions;
   apply(changed);
 }

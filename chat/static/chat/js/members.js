@@ -1,0 +1,88 @@
+// The room panel's moderation buttons (SPEC §6.4): a timed mute, a ban, making and
+// unmaking admins, each one call to the REST endpoints of chat/api_moderation.py and
+// chat/api.py; the list changes in place and says what happened.
+import { api, formatDateTime, gettext, tf } from "./common.js";
+
+const list = document.getElementById("members");
+const root = document.getElementById("room");
+const status = document.getElementById("members-status");
+
+function say(text, kind = "") {
+  if (!status) return;
+  status.textContent = text;
+  status.dataset.kind = kind;
+}
+
+function showMuted(member, until) {
+  const line = member.querySelector(".member-muted");
+  const unmute = member.querySelector('[data-member-action="unmute"]');
+  const select = member.querySelector('[data-member-action="mute"]');
+  if (line) {
+    line.hidden = !until;
+    const time = line.querySelector("time");
+    if (until && time) {
+      time.dateTime = until;
+      time.textContent = formatDateTime(until);
+    }
+  }
+  if (unmute) unmute.hidden = !until;
+  if (select) select.value = "";
+}
+
+function showRole(member, role) {
+  const label = member.querySelector(".role");
+  if (label) {
+    label.className = `role role-${role}`;
+    label.textContent = role === "admin" ? list.dataset.labelAdmin : list.dataset.labelMember;
+  }
+  for (const button of member.querySelectorAll('[data-member-action="role"]')) button.hidden = button.dataset.role === role;
+}
+
+async function act(control) {
+  const member = control.closest(".member");
+  const username = member.dataset.username;
+  const name = member.dataset.name || username;
+  const base = `/api/rooms/${encodeURIComponent(root.dataset.room)}`;
+  const action = control.dataset.memberAction;
+  control.disabled = true;
+  try {
+    if (action === "mute") {
+      const minutes = Number(control.value);
+      if (!minutes) return;
+      const mute = await api(`${base}/mutes/`, { method: "POST", json: { username, minutes } });
+      showMuted(member, mute.until);
+      say(tf(gettext("%(name)s is muted until %(time)s."), { name, time: formatDateTime(mute.until) }));
+    } else if (action === "unmute") {
+      await api(`${base}/mutes/${encodeURIComponent(username)}/`, { method: "DELETE" });
+      showMuted(member, null);
+      say(tf(gettext("%(name)s may write again."), { name }));
+    } else if (action === "ban") {
+      if (!window.confirm(tf(gettext("Ban %(name)s from this room? They cannot read it or come back until you lift the ban."), { name }))) return;
+      await api(`${base}/bans/`, { method: "POST", json: { username } });
+      member.remove();
+      say(tf(gettext("%(name)s was banned."), { name }));
+    } else if (action === "role") {
+      const role = control.dataset.role;
+      await api(`${base}/members/${encodeURIComponent(username)}/`, { method: "PUT", json: { role } });
+      showRole(member, role);
+      say(tf(role === "admin" ? gettext("%(name)s is now an admin.") : gettext("%(name)s is no longer an admin."), { name }));
+    }
+  } catch (error) {
+    say(error.message || gettext("Something went wrong."), "error");
+    if (action === "mute") control.value = "";
+  } finally {
+    control.disabled = false;
+  }
+}
+
+if (list) {
+  for (const time of list.querySelectorAll(".member-muted time[datetime]")) time.textContent = formatDateTime(time.getAttribute("datetime"));
+  list.addEventListener("change", (event) => {
+    const select = event.target.closest('select[data-member-action="mute"]');
+    if (select) act(select);
+  });
+  list.addEventListener("click", (event) => {
+    const button = event.target.closest('button[data-member-action]');
+    if (button) act(button);
+  });
+}
