@@ -138,8 +138,12 @@ def _unread_messages(user) -> QuerySet[Message]:
 
 
 def _mentioning(messages: QuerySet[Message], user) -> QuerySet[Message]:
-    """Those of `messages` that mention `user`: by name, or @all / @room."""
-    return messages.filter(Q(mentions_all=True) | Exists(Mention.objects.filter(message=OuterRef("pk"), user=user)))
+    """Those of `messages` that mention `user`: by name, or @all / @room. Not those of
+    people `user` blocks: the blocks are read now, so a mention made before the block
+    stops counting once it is made (SPEC §6.4)."""
+    return messages.filter(
+        Q(mentions_all=True) | Exists(Mention.objects.filter(message=OuterRef("pk"), user=user))
+    ).exclude(sender_id__in=Block.objects.filter(blocker=user).values("blocked_id"))
 
 
 def _counted(messages: QuerySet[Message]) -> Subquery:

@@ -404,6 +404,34 @@ def test_a_blocked_users_messages_in_shared_rooms_are_collapsed_for_you_only(cas
     assert [m["blocked"] for m in for_mia] == [False] * len(for_mia)
 
 
+@pytest.mark.django_db
+def test_search_marks_and_mentions_drop_a_blocked_users_messages_also_those_from_before(cast, lobby, api):
+    services.room_join(user=cast["peer"], room=lobby)
+    services.room_join(user=cast["tom"], room=lobby)
+    said(cast["peer"], lobby, "@tom cheap watches")
+    said(cast["member"], lobby, "@tom watches are nice")
+    tom = api(cast["tom"])
+    assert len(tom.get("/api/mentions/").json()) == 2
+    assert [r["mention_count"] for r in tom.get("/api/rooms/").json() if r["slug"] == "lobby"] == [2]
+
+    services.block_add(user=cast["tom"], username="pete")  # after pete's mention
+
+    assert [m["body"] for m in tom.get("/api/mentions/").json()] == ["@tom watches are nice"]
+    assert [r["mention_count"] for r in tom.get("/api/rooms/").json() if r["slug"] == "lobby"] == [1]
+    found = tom.get("/api/search/", {"q": "watches"}).json()["results"]
+    assert sorted((r["body"], r["blocked"]) for r in found) == [
+        ("@tom cheap watches", True), ("@tom watches are nice", False)
+    ]
+    assert not any(r["blocked"] for r in api(cast["member"]).get("/api/search/", {"q": "watches"}).json()["results"])
+    page = Client()
+    page.force_login(cast["tom"])
+    html = page.get("/search/", {"q": "watches"}).content.decode()
+    assert html.count('class="search-result blocked"') == 1 and "Message from a user you blocked" in html
+
+    services.block_remove(user=cast["tom"], username="pete")
+    assert len(tom.get("/api/mentions/").json()) == 2
+
+
 # The same matrix over the socket, where a frame exists ----------------------------------------------------
 
 SOCKET_CASES = [
