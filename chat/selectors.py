@@ -62,6 +62,11 @@ def room_mutes(*, room: Room) -> dict[int, datetime]:
     return dict(RoomMute.objects.filter(room=room, until__gt=timezone.now()).values_list("user_id", "until"))
 
 
+def room_bans(*, room: Room) -> list[RoomBan]:
+    """The bans from `room` that still last, longest-standing first (the members panel)."""
+    return list(RoomBan.objects.filter(_until_open(), room=room).select_related("user__profile").order_by("created_at", "id"))
+
+
 def room_mute_get(*, user, room: Room) -> RoomMute | None:
     """The user's mute in the room while it lasts, else None."""
     if not _is_user(user):

@@ -189,6 +189,27 @@ def test_a_ban_until_lifted_ends_when_lifted(cast, api):
     assert tom.get("/api/rooms/lobby/messages/").status_code == 200
 
 
+@pytest.mark.django_db
+def test_moderators_list_the_bans_that_last_and_nobody_else_does(cast, api):
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        owner = api(cast["owner"])
+        owner.post("/api/rooms/secret/bans/", {"username": "tom", "minutes": 10}, format="json")
+        owner.post("/api/rooms/secret/bans/", {"username": "pete"}, format="json")
+        listed = api(cast["admin"]).get("/api/rooms/secret/bans/").json()
+        assert [(b["user"]["username"], b["until"] is None) for b in listed] == [("tom", False), ("pete", True)]
+        assert api(cast["member"]).get("/api/rooms/secret/bans/").json()["code"] == "forbidden"
+        assert api(cast["outsider"]).get("/api/rooms/secret/bans/").status_code == 404
+        assert api(cast["staff"]).get("/api/rooms/secret/bans/").status_code == 200
+        clock.shift(timedelta(minutes=11))  # tom's ended by itself
+        assert [b["user"]["username"] for b in owner.get("/api/rooms/secret/bans/").json()] == ["pete"]
+        page = Client()
+        page.force_login(cast["owner"])
+        html = page.get("/rooms/secret/").content.decode()
+        assert 'id="banned-list"' in html and 'data-username="pete"' in html and "banned until lifted" in html
+        page.force_login(cast["member"])
+        assert 'id="banned-list"' not in page.get("/rooms/secret/").content.decode()
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("slug", ["secret", "lobby"])
 async def test_a_ban_closes_the_users_room_sockets_with_4403(cast, slug):
