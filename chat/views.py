@@ -408,12 +408,15 @@ def retention_choice(room) -> str:
 @login_required
 @require_GET
 def people(request):
-    """The people directory: find someone by name or username, then message them."""
+    """The people directory: find someone by name or username, then message or block them."""
     q = request.GET.get("q", "").replace("\x00", "").strip()[:80]
     return render(
         request,
         "chat/people.html",
-        {"people": selectors.people_search(user=request.user, q=q), "q": q, "sidebar": sidebar_context(user=request.user)},
+        {
+            "people": selectors.people_search(user=request.user, q=q), "q": q,
+            "blocked": selectors.blocked_usernames(user=request.user), "sidebar": sidebar_context(user=request.user),
+        },
     )
 
 

@@ -82,7 +82,7 @@ def test_a_muted_member_sees_why_and_until_when(server, open_page):
     connected(page)
     ann.api("POST", f"/api/rooms/{slug}/mutes/", {"username": bob.username, "minutes": 10})
 
-    send(page, "can I still talk?")  # the composer learns it from the refusal ...
+    # The page hears it on the user stream (a refused send would tell it too) ...
     expect(page.locator("#muted-notice")).to_contain_text("You are muted in this room until")
     expect(page.locator("#composer textarea[name=body]")).to_be_disabled()
     page.reload()  # ... and the page from the server
@@ -170,3 +170,27 @@ def test_the_owner_sees_and_lifts_bans_and_refusals_are_in_plain_words(server, o
     dan.api("POST", f"/api/rooms/{slug}/leave/")
     page.locator(f'#members .member[data-username="{dan.username}"]').get_by_role("button", name="Make admin").click()
     expect(page.locator("#members-status")).to_have_text("That person or room no longer exists.")
+
+
+def test_blocking_from_the_people_page_and_unblocking_from_the_profile(server, open_page):
+    ann, pest = new_user(server, "ann"), new_user(server, "pest")
+    page = open_page(ann)
+    page.goto(f"/people/?q={pest.username}")
+    row = page.locator(f'#people-list .person[data-username="{pest.username}"]')
+    row.get_by_role("button", name="Block").click()
+    expect(row.locator("button[data-block]")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#blocks-note")).to_contain_text("You blocked")
+    assert [u["username"] for u in ann.api("GET", "/api/blocks/")] == [pest.username]
+    page.reload()  # the page knows it too
+    expect(row.get_by_role("button", name="Unblock")).to_be_visible()
+
+    page.goto("/accounts/profile/")
+    mine = page.locator("#blocks-list")
+    expect(mine.locator(".block-row")).to_have_count(1)
+    mine.get_by_role("button", name="Unblock").click()
+    expect(mine).to_contain_text("You have not blocked anyone.")
+    assert ann.api("GET", "/api/blocks/") == []
+
+    chinese = open_page(ann, locale="zh-TW")
+    chinese.goto("/accounts/profile/")
+    expect(chinese.locator("#your-blocks h2")).to_have_text("你封鎖的人")

@@ -1,7 +1,7 @@
 // The room panel's moderation buttons (SPEC §6.4): a timed mute, a ban and lifting it,
 // making and unmaking admins, each one call to the REST endpoints of
 // chat/api_moderation.py and chat/api.py; the lists change in place and say what happened.
-import { api, formatDateTime, gettext, h, tf } from "./common.js";
+import { api, formatDateTime, gettext, h, refusal, tf } from "./common.js";
 
 const list = document.getElementById("members");
 const banned = document.getElementById("banned-list");
@@ -28,18 +28,6 @@ function showMuted(member, until) {
   }
   if (unmute) unmute.hidden = !until;
   if (select) select.value = "";
-}
-
-// The server's refusals in the reader's language; a code not known here keeps its text.
-function explain(error) {
-  const known = {
-    forbidden: gettext("You may not do that to this person."),
-    not_found: gettext("That person or room no longer exists."),
-    rate_limited: gettext("Too many changes at once; try again in a moment."),
-    network: gettext("The server cannot be reached; try again."),
-    auth_required: gettext("Your session has ended; log in again."),
-  };
-  return known[error.code] || error.message || gettext("Something went wrong.");
 }
 
 function showBanned(username, name, until) {
@@ -102,7 +90,7 @@ async function act(control) {
       say(tf(role === "admin" ? gettext("%(name)s is now an admin.") : gettext("%(name)s is no longer an admin."), { name }));
     }
   } catch (error) {
-    say(explain(error), "error");
+    say(refusal(error), "error");
     if (action === "mute") control.value = "";
   } finally {
     control.disabled = false;
