@@ -374,7 +374,12 @@ def test_the_admin_shows_the_queue_and_the_log_and_resolves(cast, secret, make_u
     admin.post("/admin/chat/report/", {"action": "resolve_reports", "_selected_action": [report.pk]})
     report.refresh_from_db()
     assert report.resolved and report.resolved_by == root
+    open_queue = admin.get("/admin/chat/report/", {"resolved__exact": "0"}).content.decode()
+    assert "rude" not in open_queue and "0 reports" in open_queue
+    assert "tom: words" in admin.get("/admin/chat/report/", {"q": "rude"}).content.decode()  # the reported text
     assert "resolve" in admin.get("/admin/chat/auditentry/").content.decode()
+    log = admin.get("/admin/chat/auditentry/", {"action__exact": "resolve"}).content.decode()
+    assert "1 audit entry" in log
     admin.post("/admin/accounts/suspension/add/", {"user": cast["tom"].pk, "minutes": 5})
     assert Client().login(username="tom", password=PASSWORD) is False
     assert AuditEntry.objects.filter(action="suspend", actor=root, target=cast["tom"]).exists()
