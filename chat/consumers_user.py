@@ -233,6 +233,9 @@ class UserConsumer(ParleyConsumer):
             self.hub.spawn(self._room_added(event["room_id"]))
         elif control == "room.left":
             self._recount_soon(event["room_id"])  # drops the room unless they are back already
+        elif control == "recount":  # the user blocked or unblocked someone: their mentions (un)count
+            for room_id in tuple(self.rooms):
+                self._recount_soon(room_id)
         elif control is None and event["meta"].get("type") == "unread":
             self._read_moved(event)
         elif control is None:
