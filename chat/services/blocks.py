@@ -45,7 +45,8 @@ def block_add(*, user, username) -> Block:
 def _recount(user) -> None:
     """Mentions by someone blocked do not count (selectors._mentioning): the user's open
     streams read their counts again."""
-    events.publish_on_commit(events.user_group(user.pk), events.control("recount"))
+    blocked = list(Block.objects.filter(blocker=user).values_list("blocked_id", flat=True))
+    events.publish_on_commit(events.user_group(user.pk), events.control("recount", blocked=blocked))
 
 
 def block_remove(*, user, username) -> None:
