@@ -385,8 +385,10 @@ def resolve_reports(modeladmin, request, queryset):
 class ReportAdmin(admin.ModelAdmin):
     """Staff's queue: open reports first; resolving one is written to the audit log."""
 
-    list_display = ["id", "created_at", "room", "message", "reporter", "reason", "resolved"]
-    list_filter = ["resolved"]
+    list_display = ["id", "created_at", "room", "reported_text", "reporter", "reason", "resolved", "resolved_by"]
+    list_filter = ["resolved", "created_at"]
+    list_select_related = ["room", "message__sender", "reporter", "resolved_by"]
+    search_fields = ["reason", "reporter__username", "message__sender__username", "room__slug"]
     actions = [resolve_reports]
     readonly_fields = ["message", "room", "reporter", "reason", "created_at", "resolved", "resolved_by", "resolved_at"]
     ordering = ["resolved", "-id"]
@@ -394,13 +396,25 @@ class ReportAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    @admin.display(description="message")
+    def reported_text(self, obj):
+        # Staff judge the words themselves: who wrote what, gone or not.
+        message = obj.message
+        if message is None:
+            return "(purged)"
+        sender = message.sender.username if message.sender else "?"
+        state = " (deleted)" if message.deleted else " (recalled)" if message.recalled else ""
+        return f"{sender}: {message.body[:80]}{state}"
+
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(admin.ModelAdmin):
     """Every moderation action, never edited."""
 
     list_display = ["at", "room", "actor", "action", "target", "message", "detail"]
-    list_filter = ["action"]
+    list_filter = ["action", "at"]
+    list_select_related = ["room", "actor", "target"]
+    date_hierarchy = "at"
     search_fields = ["actor__username", "target__username", "room__slug"]
 
     def has_add_permission(self, request):

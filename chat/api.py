@@ -462,7 +462,8 @@ class MentionListView(APIView):
             before=_int_param(request, "before", low=1, high=MAX_INTEGER),
             limit=_int_param(request, "limit", default=selectors.MENTIONS_PAGE, low=1, high=selectors.MENTIONS_MAX_PAGE),
         )
-        return Response([message_to_dict(m) for m in messages])
+        # Mentions by people the user blocks are left out (selectors._mentioning): none is `blocked`.
+        return Response([{**message_to_dict(m), "blocked": False} for m in messages])
 
 
 class DirectMessageView(APIView):

@@ -103,6 +103,15 @@ class RoomMuteView(APIView):
 class RoomBansView(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(responses={200: inline_serializer(
+        "BanList", {"user": serializers.DictField(), "until": serializers.DateTimeField(allow_null=True)}, many=True
+    )})
+    def get(self, request, slug):
+        room, _ = selectors.room_moderation_get(user=request.user, slug=slug)
+        return Response(
+            [{"user": user_to_dict(b.user), "until": b.until.isoformat() if b.until else None} for b in selectors.room_bans(room=room)]
+        )
+
     @extend_schema(request=TimedIn, responses={201: TimedOut})
     def post(self, request, slug):
         ban = services.room_ban(

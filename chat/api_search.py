@@ -85,8 +85,11 @@ def search_page(request) -> dict:
         limit=_int_param(request, "limit", default=selectors.SEARCH_PAGE, low=1, high=selectors.SEARCH_MAX_PAGE),
         cursor=int(cursor) if cursor else None,
     )
+    blocked = selectors.blocked_ids(user=request.user)
     return {
-        "results": [{**message_to_dict(m), "highlights": marks} for m, marks in found],
+        "results": [
+            {**message_to_dict(m), "blocked": m.sender_id in blocked, "highlights": marks} for m, marks in found
+        ],
         "next_cursor": str(next_cursor) if next_cursor is not None else None,
     }
 

@@ -16,6 +16,11 @@ log = logging.getLogger(__name__)
 
 
 @database_sync_to_async
+def _blocked_ids(user) -> set[int]:
+    return selectors.blocked_ids(user=user)
+
+
+@database_sync_to_async
 def _unread_state(user) -> list[selectors.UnreadRow]:
     return selectors.unread_rows(user=user)
 
@@ -81,11 +86,13 @@ class UserConsumer(ParleyConsumer):
         if self.user_id is None:
             raise AuthRequired()
         self.rooms: dict[int, RoomCount] = {}
+        self.blocked: set[int] = set()  # whom the user blocks: their mentions do not count
         # Subscribe first, read the counts second; what arrives in between waits here and
         # is then taken for what it is: covered by the counts or newer than them (by rev).
         self.early: list[tuple] | None = []
         await self.subscribe_topics()
         self.joining = set(await _member_room_ids(self.user))
+        self.blocked = await _blocked_ids(self.user)
         await self.hub.join_rooms(self.joining, self)
         if self.closing:
             return self.hub.leave_rooms(self.joining, self)
@@ -138,6 +145,11 @@ class UserConsumer(ParleyConsumer):
             meta, username=self.username
         ):
             self._recount_soon(room_id)  # an edit added or took away a mention of this user
+            return
+        if meta["sender_id"] in self.blocked and not meta["created"]:
+            # A recall or deletion by someone the user blocks: a mention of theirs never
+            # counted (selectors._mentioning), so no live arithmetic; the database knows.
+            self._recount_soon(room_id)
             return
         if meta["from_database"] or meta["sender_id"] == self.user_id:
             # A filled gap may hide anything, and one's own change may move one's own read
@@ -233,6 +245,10 @@ class UserConsumer(ParleyConsumer):
             self.hub.spawn(self._room_added(event["room_id"]))
         elif control == "room.left":
             self._recount_soon(event["room_id"])  # drops the room unless they are back already
+        elif control == "recount":  # the user blocked or unblocked someone: their mentions (un)count
+            self.blocked = set(event.get("blocked", ()))
+            for room_id in tuple(self.rooms):
+                self._recount_soon(room_id)
         elif control is None and event["meta"].get("type") == "unread":
             self._read_moved(event)
         elif control is None:

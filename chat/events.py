@@ -231,7 +231,8 @@ def ephemeral(frame: dict, *, user_id: int | None) -> dict:
 def control(action: str, **fields) -> dict:
     """A layer envelope that changes sockets rather than telling clients something:
     `logout` (session_key), `recheck` (the user's credentials changed), `room.added` and
-    `room.left` (room_id: the user's membership began or ended)."""
+    `room.left` (room_id: the user's membership began or ended), `recount` (blocked:
+    the ids the user now blocks; their counts changed in every room)."""
     return {"type": HUB_EVENT, "control": action, **fields}
 
 

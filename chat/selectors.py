@@ -62,6 +62,11 @@ def room_mutes(*, room: Room) -> dict[int, datetime]:
     return dict(RoomMute.objects.filter(room=room, until__gt=timezone.now()).values_list("user_id", "until"))
 
 
+def room_bans(*, room: Room) -> list[RoomBan]:
+    """The bans from `room` that still last, longest-standing first (the members panel)."""
+    return list(RoomBan.objects.filter(_until_open(), room=room).select_related("user__profile").order_by("created_at", "id"))
+
+
 def room_mute_get(*, user, room: Room) -> RoomMute | None:
     """The user's mute in the room while it lasts, else None."""
     if not _is_user(user):
@@ -138,8 +143,12 @@ def _unread_messages(user) -> QuerySet[Message]:
 
 
 def _mentioning(messages: QuerySet[Message], user) -> QuerySet[Message]:
-    """Those of `messages` that mention `user`: by name, or @all / @room."""
-    return messages.filter(Q(mentions_all=True) | Exists(Mention.objects.filter(message=OuterRef("pk"), user=user)))
+    """Those of `messages` that mention `user`: by name, or @all / @room. Not those of
+    people `user` blocks: the blocks are read now, so a mention made before the block
+    stops counting once it is made (SPEC §6.4)."""
+    return messages.filter(
+        Q(mentions_all=True) | Exists(Mention.objects.filter(message=OuterRef("pk"), user=user))
+    ).exclude(sender_id__in=Block.objects.filter(blocker=user).values("blocked_id"))
 
 
 def _counted(messages: QuerySet[Message]) -> Subquery:

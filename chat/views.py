@@ -132,6 +132,7 @@ def room_page(request, slug, *, canonical=False):
         mutes = selectors.room_mutes(room=room)
         for member in members:
             member.mute_ends = mutes.get(member.user_id)
+    bans = selectors.room_bans(room=room) if can_moderate and room.kind in (Room.Kind.PUBLIC, Room.Kind.PRIVATE) else None
     # Appointing admins: the owner and staff (chat.services.moderation.member_role_set).
     may_appoint = room.kind in (Room.Kind.PUBLIC, Room.Kind.PRIVATE) and (
         request.user.is_staff or (membership is not None and membership.role == Membership.Role.OWNER)
@@ -149,6 +150,7 @@ def room_page(request, slug, *, canonical=False):
             "can_moderate": can_moderate,
             "may_appoint": may_appoint,
             "members": members,
+            "bans": bans,
             "more_members": member_count - len(members),
             "retention_ages": [(key, RETENTION_LABELS[key]) for key in RETENTION_AGES],
             "retention_age": retention_choice(room),
@@ -406,12 +408,15 @@ def retention_choice(room) -> str:
 @login_required
 @require_GET
 def people(request):
-    """The people directory: find someone by name or username, then message them."""
+    """The people directory: find someone by name or username, then message or block them."""
     q = request.GET.get("q", "").replace("\x00", "").strip()[:80]
     return render(
         request,
         "chat/people.html",
-        {"people": selectors.people_search(user=request.user, q=q), "q": q, "sidebar": sidebar_context(user=request.user)},
+        {
+            "people": selectors.people_search(user=request.user, q=q), "q": q,
+            "blocked": selectors.blocked_usernames(user=request.user), "sidebar": sidebar_context(user=request.user),
+        },
     )
 
 

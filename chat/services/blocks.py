@@ -5,6 +5,7 @@ collapsed for that person (`blocked: true` on the message objects they read)."""
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
+from chat import events
 from chat.models import Block
 from core.errors import InvalidInput, NotFound
 from core.validation import require_user
@@ -37,7 +38,15 @@ def block_add(*, user, username) -> Block:
             guest_access_set(owner=user, guest_user=other, allowed=False)
     except IntegrityError:  # a concurrent identical block
         block = Block.objects.get(blocker=user, blocked=other)
+    _recount(user)
     return block
+
+
+def _recount(user) -> None:
+    """Mentions by someone blocked do not count (selectors._mentioning): the user's open
+    streams read their counts again."""
+    blocked = list(Block.objects.filter(blocker=user).values_list("blocked_id", flat=True))
+    events.publish_on_commit(events.user_group(user.pk), events.control("recount", blocked=blocked))
 
 
 def block_remove(*, user, username) -> None:
@@ -48,3 +57,4 @@ def block_remove(*, user, username) -> None:
     with transaction.atomic():
         Block.objects.filter(blocker=user, blocked=other).delete()
         guest_access_set(owner=user, guest_user=other, allowed=True)
+        _recount(user)

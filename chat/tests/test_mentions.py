@@ -136,6 +136,40 @@ async def test_the_user_stream_counts_mentions_beside_unread(olivia, mia):
         await stream.close()
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_blocking_someone_takes_their_mentions_out_of_the_live_count(olivia, mia, oscar):
+    lobby = await db(services.room_create)(creator=olivia, slug="lobby", name="Lobby")
+    for person in (mia, oscar):
+        await db(services.room_join)(user=person, room=lobby)
+    first, _ = await db(services.message_send)(sender=olivia, room=lobby, body="hi @mia")
+    stream, accepted = await open_socket("/ws/", user=mia)
+    assert accepted
+    try:
+        assert (await stream.receive())["type"] == "hello"
+        frame = await stream.receive_type("unread")
+        assert (frame["count"], frame["mentions"]) == (1, 1)
+        await db(services.block_add)(user=mia, username="olivia")
+        frame = await stream.receive_type("unread")
+        assert (frame["room"], frame["count"], frame["mentions"]) == ("lobby", 1, 0)
+        await db(services.block_remove)(user=mia, username="olivia")
+        frame = await stream.receive_type("unread")
+        assert (frame["count"], frame["mentions"]) == (1, 1)
+
+        # Two mentions, one of them from someone blocked since: its recall takes nothing
+        # from the one that counts.
+        await db(services.message_send)(sender=oscar, room=lobby, body="me too @mia")
+        frame = await stream.receive_type("unread")
+        assert (frame["count"], frame["mentions"]) == (2, 2)
+        await db(services.block_add)(user=mia, username="olivia")
+        frame = await stream.receive_type("unread")
+        assert (frame["count"], frame["mentions"]) == (2, 1)
+        await db(services.message_recall)(user=olivia, message_id=first.id)
+        frame = await stream.receive_type("unread")
+        assert (frame["count"], frame["mentions"]) == (1, 1)
+    finally:
+        await stream.close()
+
+
 @pytest.mark.django_db
 def test_an_edit_decides_mentions_again(
     api, lobby, olivia, mia, make_user, settings, published, django_capture_on_commit_callbacks

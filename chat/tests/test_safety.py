@@ -189,6 +189,27 @@ def test_a_ban_until_lifted_ends_when_lifted(cast, api):
     assert tom.get("/api/rooms/lobby/messages/").status_code == 200
 
 
+@pytest.mark.django_db
+def test_moderators_list_the_bans_that_last_and_nobody_else_does(cast, api):
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        owner = api(cast["owner"])
+        owner.post("/api/rooms/secret/bans/", {"username": "tom", "minutes": 10}, format="json")
+        owner.post("/api/rooms/secret/bans/", {"username": "pete"}, format="json")
+        listed = api(cast["admin"]).get("/api/rooms/secret/bans/").json()
+        assert [(b["user"]["username"], b["until"] is None) for b in listed] == [("tom", False), ("pete", True)]
+        assert api(cast["member"]).get("/api/rooms/secret/bans/").json()["code"] == "forbidden"
+        assert api(cast["outsider"]).get("/api/rooms/secret/bans/").status_code == 404
+        assert api(cast["staff"]).get("/api/rooms/secret/bans/").status_code == 200
+        clock.shift(timedelta(minutes=11))  # tom's ended by itself
+        assert [b["user"]["username"] for b in owner.get("/api/rooms/secret/bans/").json()] == ["pete"]
+        page = Client()
+        page.force_login(cast["owner"])
+        html = page.get("/rooms/secret/").content.decode()
+        assert 'id="banned-list"' in html and 'data-username="pete"' in html and "banned until lifted" in html
+        page.force_login(cast["member"])
+        assert 'id="banned-list"' not in page.get("/rooms/secret/").content.decode()
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("slug", ["secret", "lobby"])
 async def test_a_ban_closes_the_users_room_sockets_with_4403(cast, slug):
@@ -353,7 +374,12 @@ def test_the_admin_shows_the_queue_and_the_log_and_resolves(cast, secret, make_u
     admin.post("/admin/chat/report/", {"action": "resolve_reports", "_selected_action": [report.pk]})
     report.refresh_from_db()
     assert report.resolved and report.resolved_by == root
+    open_queue = admin.get("/admin/chat/report/", {"resolved__exact": "0"}).content.decode()
+    assert "rude" not in open_queue and "0 reports" in open_queue
+    assert "tom: words" in admin.get("/admin/chat/report/", {"q": "rude"}).content.decode()  # the reported text
     assert "resolve" in admin.get("/admin/chat/auditentry/").content.decode()
+    log = admin.get("/admin/chat/auditentry/", {"action__exact": "resolve"}).content.decode()
+    assert "1 audit entry" in log
     admin.post("/admin/accounts/suspension/add/", {"user": cast["tom"].pk, "minutes": 5})
     assert Client().login(username="tom", password=PASSWORD) is False
     assert AuditEntry.objects.filter(action="suspend", actor=root, target=cast["tom"]).exists()
@@ -402,6 +428,34 @@ def test_a_blocked_users_messages_in_shared_rooms_are_collapsed_for_you_only(cas
 
     assert [(m["body"], m["blocked"]) for m in for_tom if m["kind"] == "text"] == [("spam spam", True), ("hello", False)]
     assert [m["blocked"] for m in for_mia] == [False] * len(for_mia)
+
+
+@pytest.mark.django_db
+def test_search_marks_and_mentions_drop_a_blocked_users_messages_also_those_from_before(cast, lobby, api):
+    services.room_join(user=cast["peer"], room=lobby)
+    services.room_join(user=cast["tom"], room=lobby)
+    said(cast["peer"], lobby, "@tom cheap watches")
+    said(cast["member"], lobby, "@tom watches are nice")
+    tom = api(cast["tom"])
+    assert len(tom.get("/api/mentions/").json()) == 2
+    assert [r["mention_count"] for r in tom.get("/api/rooms/").json() if r["slug"] == "lobby"] == [2]
+
+    services.block_add(user=cast["tom"], username="pete")  # after pete's mention
+
+    assert [m["body"] for m in tom.get("/api/mentions/").json()] == ["@tom watches are nice"]
+    assert [r["mention_count"] for r in tom.get("/api/rooms/").json() if r["slug"] == "lobby"] == [1]
+    found = tom.get("/api/search/", {"q": "watches"}).json()["results"]
+    assert sorted((r["body"], r["blocked"]) for r in found) == [
+        ("@tom cheap watches", True), ("@tom watches are nice", False)
+    ]
+    assert not any(r["blocked"] for r in api(cast["member"]).get("/api/search/", {"q": "watches"}).json()["results"])
+    page = Client()
+    page.force_login(cast["tom"])
+    html = page.get("/search/", {"q": "watches"}).content.decode()
+    assert html.count('class="search-result blocked"') == 1 and "Message from a user you blocked" in html
+
+    services.block_remove(user=cast["tom"], username="pete")
+    assert len(tom.get("/api/mentions/").json()) == 2
 
 
 # The same matrix over the socket, where a frame exists ----------------------------------------------------

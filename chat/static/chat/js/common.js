@@ -120,6 +120,19 @@ export class ApiError extends Error {
   }
 }
 
+// A refusal of the server's in the reader's language: known codes in words of our own, any
+// other with the server's (English) text.
+export function refusal(error) {
+  const known = {
+    forbidden: gettext("You may not do that to this person."),
+    not_found: gettext("That person or room no longer exists."),
+    rate_limited: gettext("Too many changes at once; try again in a moment."),
+    network: gettext("The server cannot be reached; try again."),
+    auth_required: gettext("Your session has ended; log in again."),
+  };
+  return known[error.code] || error.message || gettext("Something went wrong.");
+}
+
 // The REST API with the session cookie and CSRF header. `json` sends JSON, `form` a
 // FormData (multipart). Throws ApiError (status 0 when the server cannot be reached).
 export async function api(path, { method = "GET", json, form } = {}) {

@@ -1,9 +1,10 @@
-// The room panel's moderation buttons (SPEC §6.4): a timed mute, a ban, making and
-// unmaking admins, each one call to the REST endpoints of chat/api_moderation.py and
-// chat/api.py; the list changes in place and says what happened.
-import { api, formatDateTime, gettext, tf } from "./common.js";
+// The room panel's moderation buttons (SPEC §6.4): a timed mute, a ban and lifting it,
+// making and unmaking admins, each one call to the REST endpoints of
+// chat/api_moderation.py and chat/api.py; the lists change in place and say what happened.
+import { api, formatDateTime, gettext, h, refusal, tf } from "./common.js";
 
 const list = document.getElementById("members");
+const banned = document.getElementById("banned-list");
 const root = document.getElementById("room");
 const status = document.getElementById("members-status");
 
@@ -29,6 +30,21 @@ function showMuted(member, until) {
   if (select) select.value = "";
 }
 
+function showBanned(username, name, until) {
+  if (!banned) return;
+  const old = banned.querySelector(`.ban[data-username="${CSS.escape(username)}"]`);
+  const label = until
+    ? [banned.dataset.labelUntil, " ", h("time", { datetime: until }, formatDateTime(until))]
+    : [banned.dataset.labelForever];
+  const row = h("li", { class: "ban", dataset: { username, name } },
+    h("span", { class: "member-name" }, name),
+    h("span", { class: "ban-until" }, ...label),
+    h("button", { type: "button", class: "button small", dataset: { memberAction: "unban" } }, banned.dataset.labelUnban));
+  if (old) old.replaceWith(row);
+  else banned.append(row);
+  banned.closest("section").hidden = false;
+}
+
 function showRole(member, role) {
   const label = member.querySelector(".role");
   if (label) {
@@ -39,7 +55,7 @@ function showRole(member, role) {
 }
 
 async function act(control) {
-  const member = control.closest(".member");
+  const member = control.closest(".member, .ban");
   const username = member.dataset.username;
   const name = member.dataset.name || username;
   const base = `/api/rooms/${encodeURIComponent(root.dataset.room)}`;
@@ -58,9 +74,15 @@ async function act(control) {
       say(tf(gettext("%(name)s may write again."), { name }));
     } else if (action === "ban") {
       if (!window.confirm(tf(gettext("Ban %(name)s from this room? They cannot read it or come back until you lift the ban."), { name }))) return;
-      await api(`${base}/bans/`, { method: "POST", json: { username } });
+      const ban = await api(`${base}/bans/`, { method: "POST", json: { username } });
       member.remove();
+      showBanned(username, name, ban.until);
       say(tf(gettext("%(name)s was banned."), { name }));
+    } else if (action === "unban") {
+      await api(`${base}/bans/${encodeURIComponent(username)}/`, { method: "DELETE" });
+      member.remove();
+      if (!banned.children.length) banned.closest("section").hidden = true;
+      say(tf(gettext("%(name)s may come back."), { name }));
     } else if (action === "role") {
       const role = control.dataset.role;
       await api(`${base}/members/${encodeURIComponent(username)}/`, { method: "PUT", json: { role } });
@@ -68,11 +90,19 @@ async function act(control) {
       say(tf(role === "admin" ? gettext("%(name)s is now an admin.") : gettext("%(name)s is no longer an admin."), { name }));
     }
   } catch (error) {
-    say(error.message || gettext("Something went wrong."), "error");
+    say(refusal(error), "error");
     if (action === "mute") control.value = "";
   } finally {
     control.disabled = false;
   }
+}
+
+if (banned) {
+  for (const time of banned.querySelectorAll("time[datetime]")) time.textContent = formatDateTime(time.getAttribute("datetime"));
+  banned.addEventListener("click", (event) => {
+    const button = event.target.closest('button[data-member-action="unban"]');
+    if (button) act(button);
+  });
 }
 
 if (list) {

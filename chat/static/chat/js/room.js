@@ -418,11 +418,26 @@ function showMuted(until) {
   notice.textContent = tf(gettext("You are muted in this room until %(time)s."), { time: formatDateTime(until) });
   notice.hidden = false;
   clearTimeout(mutedTimer);
-  mutedTimer = setTimeout(() => {
-    for (const element of composerForm.elements) element.disabled = false;
-    notice.hidden = true;
-  }, Math.min(ends - Date.now(), 2 ** 31 - 1));
+  // setTimeout holds at most ~24 days: a longer mute waits again.
+  mutedTimer = setTimeout(() => (Date.now() < ends ? showMuted(until) : endMuted()), Math.min(ends - Date.now(), 2 ** 31 - 1));
 }
+
+function endMuted() {
+  const composerForm = document.getElementById("composer");
+  const notice = document.getElementById("muted-notice");
+  clearTimeout(mutedTimer);
+  if (!composerForm || notice.hidden) return;
+  for (const element of composerForm.elements) element.disabled = false;
+  notice.hidden = true;
+}
+
+// A mute given or lifted while the page is open (the user stream, docs/realtime-protocol.md).
+document.addEventListener("parley:activity", (event) => {
+  const frame = event.detail;
+  if (frame.room !== slug) return;
+  if (frame.type === "room.muted") showMuted(frame.until);
+  else if (frame.type === "room.unmuted") endMuted();
+});
 
 const blockButton = document.getElementById("block-button");
 if (blockButton) {

@@ -523,7 +523,8 @@ if (loggedIn && sidebar) {
       else if (frame.type === "room.removed") dropRoomLink(frame.room);
       else if (frame.type === "announcement") showAnnouncement(frame);
       // Pages that list rooms of their own (a project's inbox) follow the same stream.
-      if (frame.type === "unread" || frame.type === "room.added" || frame.type === "room.removed") {
+      // The room page also hears of the reader being muted or unmuted there.
+      if (["unread", "room.added", "room.removed", "room.muted", "room.unmuted"].includes(frame.type)) {
         document.dispatchEvent(new CustomEvent("parley:activity", { detail: frame }));
       }
     },
