@@ -399,6 +399,38 @@ def test_composer_warns_before_cutting_refuses_big_images_and_asks_before_deleti
     expect(bubble(theirs, "on my way")).to_be_visible()
 
 
+def test_a_topic_and_a_new_display_name_show_on_open_pages_without_a_reload(server, open_page):
+    ann, bob = new_user(server, "ann"), new_user(server, "bob")
+    slug = ann.room(name="Bakery")
+    joined = open_page(bob, locale="zh-CN")
+    joined.goto(f"/rooms/{slug}/")
+    joined.locator("#join-room").click()
+    connected(joined)
+    bob.say(slug, "fresh bread at seven")
+    owner = open_page(ann)
+    owner.goto(f"/rooms/{slug}/")
+    connected(owner)
+    # Joining with the button said so, in each reader's language.
+    expect(owner.locator("#messages .system-text")).to_have_text(f"{bob.username} joined")
+    expect(joined.locator("#messages .system-text")).to_have_text(f"{bob.username} 加入了聊天室")
+
+    owner.locator("#room-panel-open").click()
+    owner.locator("#room-topic-input").fill("Opening hours and orders")
+    owner.locator("#room-edit button[type=submit]").click()
+    expect(owner.locator("#room-topic")).to_have_text("Opening hours and orders")
+    connected(owner)  # the form's answer was a new page: its socket must be there for what follows
+    expect(joined.locator("#room-topic")).to_have_text("Opening hours and orders")  # live
+    expect(joined.locator("#messages .system-text").last).to_have_text(f"{ann.username} 将话题设为“Opening hours and orders”")
+
+    bob.api("PATCH", "/api/me/", {"display_name": "Bob Chen"})
+    item = owner.locator("#messages > [data-seq]", has=owner.locator(".message-text", has_text="fresh bread"))
+    expect(item.locator(".message-name")).to_have_text("Bob Chen")
+    expect(item.locator(".avatar-initial")).to_have_text("B")
+    expect(owner.locator("#online")).to_contain_text("Bob Chen")
+    expect(owner.locator(f'#members .member[data-username="{bob.username}"] .member-name')).to_contain_text("Bob Chen")
+    expect(owner.locator("#messages .system-text").first).to_have_text("Bob Chen joined")
+
+
 def test_new_since_your_last_visit_and_image_bubbles_as_wide_as_the_image(server, open_page):
     ann, bob = new_user(server, "ann"), new_user(server, "bob")
     slug = ann.room()
