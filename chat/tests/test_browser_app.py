@@ -73,6 +73,10 @@ def test_first_run_to_the_first_message(server, open_page, tmp_path):
     page.get_by_label("Setup code").fill(code)
     page.get_by_label("Password").fill(PASSWORD)
     screenshot(page, "setup-desktop.png", tmp_path)
+    phone = open_page(locale="zh-CN", **PHONE)
+    phone.goto("/setup/")
+    expect(phone.locator("#setup-form")).to_contain_text("设置码")
+    screenshot(phone, "setup-phone-zh.png", tmp_path)
     page.get_by_role("button", name="Create the administrator").click()
     expect(page.locator(".room-head h1")).to_have_text("General")
     connected(page)
@@ -307,8 +311,8 @@ def test_every_page_fits_360_px_without_horizontal_scroll(server, open_page):
 
 
 def test_screenshots_of_the_main_screens(server, open_page, tmp_path):
-    """For the README: the room with its members panel and the people directory (English),
-    a project inbox and a room at phone width (简体中文)."""
+    """For the README: room, members panel, people, mentions and the project inbox, at
+    desktop and phone width, in English and 简体中文."""
     ann, bob, carol = new_user(server, "ann"), new_user(server, "bob"), new_user(server, "carol")
     for user, name in ((ann, "Ann Lee"), (bob, "Bob Chen"), (carol, "王芳")):
         user.api("PATCH", "/api/me/", {"display_name": name})
@@ -317,6 +321,9 @@ def test_screenshots_of_the_main_screens(server, open_page, tmp_path):
         ann.api("POST", f"/api/rooms/{slug}/members/", {"username": user.username})
     bob.say(slug, "Morning! The new **onboarding** mockups are up.")
     carol.say(slug, "看起来很棒！手机上的按钮可以再大一点吗？")
+    # A mention where ann is not reading (reading a room reads its mentions).
+    front = ann.room(name="Front desk")
+    bob.say(front, f"@{ann.username} could you look at the sign-up screen today?")
     project = f"bakery-{secrets.token_hex(2)}"
     ann.api("POST", "/api/projects/", {"title": "Corner Bakery", "slug": project, "description": "Bread every morning"})
     for user, text in ((bob, "Do you deliver on Sundays?"), (carol, "请问有无麸质面包吗？")):
@@ -330,15 +337,29 @@ def test_screenshots_of_the_main_screens(server, open_page, tmp_path):
     desktop.goto(f"/rooms/{slug}/")
     connected(desktop)
     desktop.locator("#room-panel-open").click()
+    desktop.locator("#room-topic-input").fill("Onboarding redesign · launch on Friday")
+    desktop.locator("#room-edit button[type=submit]").click()
+    expect(desktop.locator("#room-topic")).to_have_text("Onboarding redesign · launch on Friday")
+    desktop.goto(f"/rooms/{slug}/#room-panel")  # again, without the "saved" note
+    connected(desktop)
     expect(desktop.locator("#room-panel .presence-dot:visible")).to_have_count(2)
     screenshot(desktop, "members-desktop.png", tmp_path)
     desktop.goto("/people/")
     screenshot(desktop, "people-desktop.png", tmp_path)
+    desktop.locator("#mentions-panel summary").click()
+    expect(desktop.locator("#mentions-list .mention-link")).to_have_count(1)
+    screenshot(desktop, "mentions-desktop.png", tmp_path)
 
     chinese = open_page(ann, locale="zh-CN")
     chinese.goto(f"/projects/{project}/chats/")
     expect(chinese.locator("#inbox .inbox-row")).to_have_count(2)
     screenshot(chinese, "inbox-desktop-zh.png", tmp_path)
+    chinese.goto(f"/rooms/{slug}/")
+    connected(chinese)
+    expect(bubble(chinese, "看起来很棒")).to_be_visible()
+    screenshot(chinese, "room-desktop-zh.png", tmp_path)
+    chinese.goto("/people/")
+    screenshot(chinese, "people-desktop-zh.png", tmp_path)
     phone = open_page(ann, locale="zh-CN", **PHONE)
     phone.goto(f"/rooms/{slug}/")
     connected(phone)
@@ -347,10 +368,21 @@ def test_screenshots_of_the_main_screens(server, open_page, tmp_path):
     screenshot(phone, "room-phone-zh.png", tmp_path)
     phone.goto(f"/projects/{project}/chats/")
     screenshot(phone, "inbox-phone-zh.png", tmp_path)
+    phone.goto(f"/rooms/{slug}/#room-panel")
+    expect(phone.locator("#room-panel")).to_be_visible()
+    screenshot(phone, "members-phone-zh.png", tmp_path)
+    phone.goto("/people/")
+    screenshot(phone, "people-phone-zh.png", tmp_path)
+    phone.locator("#drawer-toggle").click()
+    phone.locator("#mentions-panel summary").click()
+    expect(phone.locator("#mentions-list .mention-link")).to_have_count(1)
+    screenshot(phone, "mentions-phone-zh.png", tmp_path)
     english_phone = open_page(ann, **PHONE)
     english_phone.goto(f"/rooms/{slug}/#room-panel")
     expect(english_phone.locator("#room-panel")).to_be_visible()
     screenshot(english_phone, "members-phone.png", tmp_path)
+    english_phone.goto("/people/")
+    screenshot(english_phone, "people-phone.png", tmp_path)
 
 
 def test_composer_warns_before_cutting_refuses_big_images_and_asks_before_deleting(server, open_page):
