@@ -454,7 +454,15 @@ def test_a_topic_and_a_new_display_name_show_on_open_pages_without_a_reload(serv
     expect(joined.locator("#room-topic")).to_have_text("Opening hours and orders")  # live
     expect(joined.locator("#messages .system-text").last).to_have_text(f"{ann.username} 将话题设为“Opening hours and orders”")
 
+    bob.api("POST", f"/api/dm/{ann.username}/")
+    direct = open_page(ann)
+    direct.goto(f"/dm/{bob.username}/")
+    expect(direct.locator("#room-name")).to_have_text(bob.username)
+    connected(direct)
+
     bob.api("PATCH", "/api/me/", {"display_name": "Bob Chen"})
+    expect(direct.locator("#room-name")).to_have_text("Bob Chen")  # a DM is named after the person
+    expect(direct.locator(".room-head > .avatar")).to_have_text("B")
     item = owner.locator("#messages > [data-seq]", has=owner.locator(".message-text", has_text="fresh bread"))
     expect(item.locator(".message-name")).to_have_text("Bob Chen")
     expect(item.locator(".avatar-initial")).to_have_text("B")

@@ -235,6 +235,13 @@ function userUpdated(user) {
     const old = member.querySelector(".avatar");
     if (old) old.replaceWith(avatar(user, "sm"));
   }
+  // A direct conversation is named after the other person.
+  const peer = document.getElementById("block-button");
+  if (view.kind === "dm" && peer && peer.dataset.username === user.username) {
+    document.getElementById("room-name").textContent = user.display_name || user.username;
+    const old = document.querySelector(".room-head > .avatar");
+    if (old) old.replaceWith(avatar(user));
+  }
   setOnline(onlineNow);
   renderTyping();
 }
