@@ -36,7 +36,8 @@ def pytest_sessionstart(session):
     pytest.exit(f"skipped the PostgreSQL + Redis pass: {reason}", returncode=0)
 
 
-DATABASE_FIXTURES = {"db", "transactional_db", "django_db_setup", "django_db_reset_sequences", "live_server"}
+# (django_db_setup alone makes the test database but gives a test no access to it.)
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "live_server"}
 
 
 def pytest_collection_modifyitems(config, items):

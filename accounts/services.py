@@ -70,12 +70,27 @@ def profile_update(*, user, display_name=None, avatar=None) -> Profile:
                 if old:
                     transaction.on_commit(lambda: storage.delete(old))
             profile.save()
+            user.profile = profile
+            _tell_rooms_user_updated(user)
     except BaseException:
         if new_avatar:
             storage.delete(new_avatar)
         raise
     user.profile = profile
     return profile
+
+
+def _tell_rooms_user_updated(user) -> None:
+    """After commit, every room the user is in hears `user.updated` (their new name and
+    avatar), so pages open there show them without a reload. A hint like typing: never
+    stored or replayed; a page loaded later reads the profile anyway."""
+    from chat import events
+    from chat.models import Membership
+    from chat.serializers import user_to_dict
+
+    frame = {"type": "user.updated", "user": user_to_dict(user)}
+    for room_id in Membership.objects.filter(user=user).values_list("room_id", flat=True):
+        events.publish_on_commit(events.room_group(room_id), events.ephemeral(frame, user_id=user.id))
 
 
 def token_revoke(*, token: Token) -> None:

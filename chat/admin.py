@@ -31,7 +31,7 @@ from core.errors import AppError, InvalidInput, NotFound
 
 CONVERSATION_KINDS = (Room.Kind.DM, Room.Kind.PROJECT)
 # Room fields whose change clients must hear of: saved by services.room_update.
-LIVE_ROOM_FIELDS = ("name", "kind")
+LIVE_ROOM_FIELDS = ("name", "topic", "kind")
 
 
 def _is_conversation(room) -> bool:

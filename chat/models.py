@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 
 SLUG_PATTERN = r"^[a-z0-9_-]{1,50}$"
+TOPIC_MAX = 200
 slug_validator = RegexValidator(SLUG_PATTERN, "A slug is 1-50 of a-z, 0-9, _ and -.")
 
 
@@ -26,6 +27,8 @@ class Room(models.Model):
 
     slug = models.CharField(max_length=50, unique=True, validators=[slug_validator])
     name = models.CharField(max_length=80)
+    # One line under the name in the room's header, set by its owner/admins (room_update).
+    topic = models.CharField(max_length=TOPIC_MAX, blank=True, default="")
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PUBLIC)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

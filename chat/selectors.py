@@ -50,6 +50,14 @@ def _until_open(prefix: str = "") -> Q:
     return Q(**{f"{prefix}until__isnull": True}) | Q(**{f"{prefix}until__gt": timezone.now()})
 
 
+def shown_name(username: str) -> str:
+    """The display name of `username` (the username itself when they have none, or no such user)."""
+    from django.contrib.auth import get_user_model
+
+    row = get_user_model().objects.filter(username=username).values_list("profile__display_name", flat=True).first()
+    return row or username
+
+
 def room_ban_get(*, user, room: Room) -> RoomBan | None:
     """The user's ban from the room while it lasts, else None."""
     if not _is_user(user):

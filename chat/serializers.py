@@ -47,6 +47,8 @@ _SYSTEM_PATTERNS = (
     (re.compile(r"^(?P<by>\S+) made (?P<user>\S+) an admin$"), "admin"),
     (re.compile(r"^(?P<by>\S+) made (?P<user>\S+) a member$"), "member"),
     (re.compile(r"^(?P<user>\S+) was banned$"), "banned"),
+    (re.compile(r"^(?P<by>\S+) set the topic to “(?P<topic>.*)”$", re.DOTALL), "topic"),
+    (re.compile(r"^(?P<by>\S+) cleared the topic$"), "topic"),
     (
         re.compile(r"^(?P<by>\S+) (?:renamed the room to “(?P<name>.*)”)?(?: and )?(?:made the room (?P<kind>public|private))?$"),
         "changed",
@@ -56,7 +58,7 @@ _SYSTEM_PATTERNS = (
 
 def system_event(body: str) -> dict | None:
     """What a system message says, as data the client words in the reader's language:
-    {"event": joined|left|added|removed|changed|closed|admin|member|banned, "user"/"by"/"name"/"kind": …}. The
+    {"event": joined|left|added|removed|changed|topic|closed|admin|member|banned, "user"/"by"/"name"/"kind"/"topic": …}. The
     services write these bodies in English (chat/services/rooms.py, messages.py); the body
     stays the English fallback for clients that do not know the event."""
     for pattern, event in _SYSTEM_PATTERNS:

@@ -348,16 +348,17 @@ def room_invite(request, slug):
     username = request.POST.get("username", "").strip()
     return _room_action(
         request, slug, lambda room: services.room_invite(by=request.user, room=room, username=username),
-        done=_("%(name)s was added.") % {"name": username},
+        done=_("%(name)s was added.") % {"name": selectors.shown_name(username)},
     )
 
 
 @login_required
 @require_POST
 def room_remove(request, slug, username):
+    name = selectors.shown_name(username)  # read before they go
     return _room_action(
         request, slug, lambda room: services.room_remove_member(by=request.user, room=room, username=username),
-        done=_("%(name)s was removed.") % {"name": username},
+        done=_("%(name)s was removed.") % {"name": name},
     )
 
 
@@ -373,7 +374,7 @@ def room_leave(request, slug):
 @login_required
 @require_POST
 def room_settings(request, slug):
-    """Name and retention ("24 h", "the last 100 messages"), from the room panel."""
+    """Name, topic and retention ("24 h", "the last 100 messages"), from the room panel."""
     import datetime
 
     age = request.POST.get("max_age", "")
@@ -384,9 +385,14 @@ def room_settings(request, slug):
             raise InvalidInput(_("Choose how long messages are kept from the list."))
         if count and not count.isdigit():
             raise InvalidInput(_("The number of messages kept must be a whole number."))
-        name = request.POST.get("name")
+        name, topic = request.POST.get("name"), request.POST.get("topic")
+        changes = {}
         if name is not None and name.strip() != room.name:
-            services.room_update(by=request.user, room=room, name=name.strip())
+            changes["name"] = name.strip()
+        if topic is not None and topic.strip() != room.topic:
+            changes["topic"] = topic.strip()
+        if changes:
+            services.room_update(by=request.user, room=room, **changes)
         seconds = RETENTION_AGES[age]
         services.room_set_retention(
             by=request.user, room=room,

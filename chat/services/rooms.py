@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from chat import events, selectors
-from chat.models import SLUG_PATTERN, Membership, Message, Room
+from chat.models import SLUG_PATTERN, TOPIC_MAX, Membership, Message, Room
 from chat.services.changes import announce, append, lock_room, system_message, tell_room_added, tell_room_left
 from core.errors import InvalidInput, NotAllowed, NotFound
 from core.ratelimit import check_rate
@@ -104,11 +104,14 @@ def room_join(*, user, room: Room) -> Membership:
             if membership is None:
                 raise NotFound("No such room.")
             return membership
-        membership, created = Membership.objects.get_or_create(
-            room=room, user=user, defaults={"last_read_seq": room.last_seq}
-        )
-        if created:
-            tell_room_added(user.id, room)
+        existing = selectors.membership_get(user=user, room=room)
+        if existing is not None:  # a concurrent join, or a first send, won the lock first
+            return existing
+        # Announced as sending-joins are (chat/services/messages.py): the "joined" message
+        # first, so the new member's read marker already covers it.
+        joined = system_message(room, f"{user.username} joined")
+        membership = Membership.objects.create(room=room, user=user, last_read_seq=joined.seq)
+        tell_room_added(user.id, room)
     return membership
 
 
@@ -190,7 +193,7 @@ def room_remove_member(*, by, room: Room, username: str) -> None:
 
 
 @transaction.atomic
-def room_update(*, by, room: Room, name=None, kind=None) -> Room:
+def room_update(*, by, room: Room, name=None, kind=None, topic=None) -> Room:
     """Rename a room or switch it between public and private: its owner/admins or staff
     (the admin changes rooms through here). None leaves a field as it is.
 
@@ -212,6 +215,13 @@ def room_update(*, by, room: Room, name=None, kind=None) -> Room:
         name = clean_text(name, field="name", max_length=80)
     if kind is not None and kind not in CREATABLE_KINDS:
         raise InvalidInput("kind must be 'public' or 'private'.")
+    if topic is not None:
+        topic = clean_text(topic, field="topic", max_length=TOPIC_MAX, required=False)
+        if topic != room.topic:
+            # Its own system message (the header follows it live), before any change of kind.
+            room.topic = topic
+            Room.objects.filter(pk=room.pk).update(topic=topic)
+            system_message(room, f"{by.username} set the topic to “{topic}”" if topic else f"{by.username} cleared the topic")
     news = []
     if name is not None and name != room.name:
         room.name = name

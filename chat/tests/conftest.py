@@ -9,9 +9,10 @@ from chat.models import Membership, Message, Room
 
 @pytest.fixture
 def lobby(olivia, mia):
-    """Public room: olivia owns it, mia joined."""
+    """Public room: olivia owns it, mia is a member (from the start: no "joined" message,
+    so the room's history is empty; joining itself is tested in test_pages)."""
     room = services.room_create(creator=olivia, slug="lobby", name="Lobby")
-    services.room_join(user=mia, room=room)
+    Membership.objects.create(room=room, user=mia)
     room.refresh_from_db()
     return room
 

@@ -73,6 +73,10 @@ def test_first_run_to_the_first_message(server, open_page, tmp_path):
     page.get_by_label("Setup code").fill(code)
     page.get_by_label("Password").fill(PASSWORD)
     screenshot(page, "setup-desktop.png", tmp_path)
+    phone = open_page(locale="zh-CN", **PHONE)
+    phone.goto("/setup/")
+    expect(phone.locator("#setup-form")).to_contain_text("设置码")
+    screenshot(phone, "setup-phone-zh.png", tmp_path)
     page.get_by_role("button", name="Create the administrator").click()
     expect(page.locator(".room-head h1")).to_have_text("General")
     connected(page)
@@ -307,8 +311,8 @@ def test_every_page_fits_360_px_without_horizontal_scroll(server, open_page):
 
 
 def test_screenshots_of_the_main_screens(server, open_page, tmp_path):
-    """For the README: the room with its members panel and the people directory (English),
-    a project inbox and a room at phone width (简体中文)."""
+    """For the README: room, members panel, people, mentions and the project inbox, at
+    desktop and phone width, in English and 简体中文."""
     ann, bob, carol = new_user(server, "ann"), new_user(server, "bob"), new_user(server, "carol")
     for user, name in ((ann, "Ann Lee"), (bob, "Bob Chen"), (carol, "王芳")):
         user.api("PATCH", "/api/me/", {"display_name": name})
@@ -317,6 +321,9 @@ def test_screenshots_of_the_main_screens(server, open_page, tmp_path):
         ann.api("POST", f"/api/rooms/{slug}/members/", {"username": user.username})
     bob.say(slug, "Morning! The new **onboarding** mockups are up.")
     carol.say(slug, "看起来很棒！手机上的按钮可以再大一点吗？")
+    # A mention where ann is not reading (reading a room reads its mentions).
+    front = ann.room(name="Front desk")
+    bob.say(front, f"@{ann.username} could you look at the sign-up screen today?")
     project = f"bakery-{secrets.token_hex(2)}"
     ann.api("POST", "/api/projects/", {"title": "Corner Bakery", "slug": project, "description": "Bread every morning"})
     for user, text in ((bob, "Do you deliver on Sundays?"), (carol, "请问有无麸质面包吗？")):
@@ -330,15 +337,29 @@ def test_screenshots_of_the_main_screens(server, open_page, tmp_path):
     desktop.goto(f"/rooms/{slug}/")
     connected(desktop)
     desktop.locator("#room-panel-open").click()
+    desktop.locator("#room-topic-input").fill("Onboarding redesign · launch on Friday")
+    desktop.locator("#room-edit button[type=submit]").click()
+    expect(desktop.locator("#room-topic")).to_have_text("Onboarding redesign · launch on Friday")
+    desktop.goto(f"/rooms/{slug}/#room-panel")  # again, without the "saved" note
+    connected(desktop)
     expect(desktop.locator("#room-panel .presence-dot:visible")).to_have_count(2)
     screenshot(desktop, "members-desktop.png", tmp_path)
     desktop.goto("/people/")
     screenshot(desktop, "people-desktop.png", tmp_path)
+    desktop.locator("#mentions-panel summary").click()
+    expect(desktop.locator("#mentions-list .mention-link")).to_have_count(1)
+    screenshot(desktop, "mentions-desktop.png", tmp_path)
 
     chinese = open_page(ann, locale="zh-CN")
     chinese.goto(f"/projects/{project}/chats/")
     expect(chinese.locator("#inbox .inbox-row")).to_have_count(2)
     screenshot(chinese, "inbox-desktop-zh.png", tmp_path)
+    chinese.goto(f"/rooms/{slug}/")
+    connected(chinese)
+    expect(bubble(chinese, "看起来很棒")).to_be_visible()
+    screenshot(chinese, "room-desktop-zh.png", tmp_path)
+    chinese.goto("/people/")
+    screenshot(chinese, "people-desktop-zh.png", tmp_path)
     phone = open_page(ann, locale="zh-CN", **PHONE)
     phone.goto(f"/rooms/{slug}/")
     connected(phone)
@@ -347,10 +368,21 @@ def test_screenshots_of_the_main_screens(server, open_page, tmp_path):
     screenshot(phone, "room-phone-zh.png", tmp_path)
     phone.goto(f"/projects/{project}/chats/")
     screenshot(phone, "inbox-phone-zh.png", tmp_path)
+    phone.goto(f"/rooms/{slug}/#room-panel")
+    expect(phone.locator("#room-panel")).to_be_visible()
+    screenshot(phone, "members-phone-zh.png", tmp_path)
+    phone.goto("/people/")
+    screenshot(phone, "people-phone-zh.png", tmp_path)
+    phone.locator("#drawer-toggle").click()
+    phone.locator("#mentions-panel summary").click()
+    expect(phone.locator("#mentions-list .mention-link")).to_have_count(1)
+    screenshot(phone, "mentions-phone-zh.png", tmp_path)
     english_phone = open_page(ann, **PHONE)
     english_phone.goto(f"/rooms/{slug}/#room-panel")
     expect(english_phone.locator("#room-panel")).to_be_visible()
     screenshot(english_phone, "members-phone.png", tmp_path)
+    english_phone.goto("/people/")
+    screenshot(english_phone, "people-phone.png", tmp_path)
 
 
 def test_composer_warns_before_cutting_refuses_big_images_and_asks_before_deleting(server, open_page):
@@ -397,6 +429,46 @@ def test_composer_warns_before_cutting_refuses_big_images_and_asks_before_deleti
     item.locator('[data-action="delete"]').click()
     assert mine.dialogs == ["Delete this message for everyone?"]
     expect(bubble(theirs, "on my way")).to_be_visible()
+
+
+def test_a_topic_and_a_new_display_name_show_on_open_pages_without_a_reload(server, open_page):
+    ann, bob = new_user(server, "ann"), new_user(server, "bob")
+    slug = ann.room(name="Bakery")
+    joined = open_page(bob, locale="zh-CN")
+    joined.goto(f"/rooms/{slug}/")
+    joined.locator("#join-room").click()
+    connected(joined)
+    bob.say(slug, "fresh bread at seven")
+    owner = open_page(ann)
+    owner.goto(f"/rooms/{slug}/")
+    connected(owner)
+    # Joining with the button said so, in each reader's language.
+    expect(owner.locator("#messages .system-text")).to_have_text(f"{bob.username} joined")
+    expect(joined.locator("#messages .system-text")).to_have_text(f"{bob.username} 加入了聊天室")
+
+    owner.locator("#room-panel-open").click()
+    owner.locator("#room-topic-input").fill("Opening hours and orders")
+    owner.locator("#room-edit button[type=submit]").click()
+    expect(owner.locator("#room-topic")).to_have_text("Opening hours and orders")
+    connected(owner)  # the form's answer was a new page: its socket must be there for what follows
+    expect(joined.locator("#room-topic")).to_have_text("Opening hours and orders")  # live
+    expect(joined.locator("#messages .system-text").last).to_have_text(f"{ann.username} 将话题设为“Opening hours and orders”")
+
+    bob.api("POST", f"/api/dm/{ann.username}/")
+    direct = open_page(ann)
+    direct.goto(f"/dm/{bob.username}/")
+    expect(direct.locator("#room-name")).to_have_text(bob.username)
+    connected(direct)
+
+    bob.api("PATCH", "/api/me/", {"display_name": "Bob Chen"})
+    expect(direct.locator("#room-name")).to_have_text("Bob Chen")  # a DM is named after the person
+    expect(direct.locator(".room-head > .avatar")).to_have_text("B")
+    item = owner.locator("#messages > [data-seq]", has=owner.locator(".message-text", has_text="fresh bread"))
+    expect(item.locator(".message-name")).to_have_text("Bob Chen")
+    expect(item.locator(".avatar-initial")).to_have_text("B")
+    expect(owner.locator("#online")).to_contain_text("Bob Chen")
+    expect(owner.locator(f'#members .member[data-username="{bob.username}"] .member-name')).to_contain_text("Bob Chen")
+    expect(owner.locator("#messages .system-text").first).to_have_text("Bob Chen joined")
 
 
 def test_new_since_your_last_visit_and_image_bubbles_as_wide_as_the_image(server, open_page):

@@ -267,7 +267,7 @@ from django.contrib.auth.models import User
 from chat import services
 from chat.models import Message
 old = Message.objects.get(room__slug='{slug}', seq=3)
-shown = Message.objects.get(room__slug='{slug}', seq=55)
+shown = Message.objects.get(room__slug='{slug}', seq=56)
 services.reaction_add(user=User.objects.get(username='{bob}'), message_id=old.id, emoji='👍')
 services.message_edit(user=User.objects.get(username='{ann}'), message_id=shown.id, body='note 54, edited')
 """
@@ -276,7 +276,7 @@ services.message_edit(user=User.objects.get(username='{ann}'), message_id=shown.
 def test_resume_updates_what_is_shown_and_leaves_older_changes_to_their_page(server, open_page):
     ann, bob = new_user(server, "ann"), new_user(server, "bob")
     slug = ann.room()
-    bob.api("POST", f"/api/rooms/{slug}/join/")
+    bob.api("POST", f"/api/rooms/{slug}/join/")  # "bob joined": seq 1; note n is seq n + 2
     for n in range(60):
         ann.say(slug, f"note {n}")
     page = open_page(ann)
@@ -284,7 +284,7 @@ def test_resume_updates_what_is_shown_and_leaves_older_changes_to_their_page(ser
     connected(page)
     expect(bubble(page, "note 59")).to_be_visible()
     shown = [seq for seq, _ in messages(page)]
-    assert shown == list(range(11, 61))
+    assert shown == list(range(12, 62))
 
     server.stop()
     expect(page.locator("#connection-status")).to_have_attribute("data-state", "reconnecting")
@@ -299,4 +299,4 @@ def test_resume_updates_what_is_shown_and_leaves_older_changes_to_their_page(ser
     assert [seq for seq, _ in messages(page)] == shown
     page.locator("#scroller").evaluate("s => { s.scrollTop = 0; }")
     expect(page.locator("#messages > [data-seq='3'] .reaction[data-emoji='👍'] .reaction-count")).to_have_text("1")
-    assert [seq for seq, _ in messages(page)] == list(range(1, 61))
+    assert [seq for seq, _ in messages(page)] == list(range(1, 62))

@@ -17,7 +17,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from chat import consumers, events, limits, services
-from chat.models import Message, Room
+from chat.models import Membership, Message, Room
 from chat.tests.helpers import open_socket, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,7 +44,7 @@ def no_leftover_socket_counts():
 @pytest.fixture
 def lobby(olivia, mia):
     room = services.room_create(creator=olivia, slug="lobby", name="Lobby")
-    services.room_join(user=mia, room=room)
+    Membership.objects.create(room=room, user=mia)  # no "joined" message: the history starts empty
     return room
 
 
@@ -715,3 +715,22 @@ async def test_an_event_during_connect_is_neither_lost_nor_fatal_to_the_hub(sock
     assert [(f["type"], f["seq"]) for f in [await b.receive()]] == [("message", 2)]  # ...and not sent again
     assert (await a.receive_type("message"))["seq"] == 2
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+# user.updated ----------------------------------------------------------------------------
+
+
+async def test_a_new_display_name_or_avatar_reaches_the_rooms_of_that_user(sockets, lobby, olivia, mia, oscar):
+    from accounts import services as accounts
+
+    a, _ = await sockets.room("lobby", user=olivia)
+    b, _ = await sockets.room("lobby", user=mia)
+    assert (await a.receive())["type"] == "presence"  # mia came online
+    await db(accounts.profile_update)(user=mia, display_name="Mia Zhang")
+    assert await a.receive() == {
+        "type": "user.updated", "user": {"username": "mia", "display_name": "Mia Zhang", "avatar": None},
+    }
+    assert await pong(b) == []  # not echoed to mia herself
+    await db(accounts.profile_update)(user=oscar, display_name="Oscar Wu")  # in none of olivia's rooms
+    assert await pong(a) == []
+    assert await message_count() == 0  # a hint: never stored

@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from chat import events, services
-from chat.models import Message, Room
+from chat.models import Membership, Message, Room
 from testkit.servers import Uvicorn, running_workers
 from testkit.testdb import db, far_ids, worker_env
 
@@ -62,8 +62,10 @@ def _make_room(usernames: list[str]) -> dict[str, str]:
     User = get_user_model()
     users = {name: User.objects.create_user(username=name, password="correct horse battery") for name in usernames}
     room = services.room_create(creator=users[usernames[0]], slug=SLUG, name="Town hall")
-    for user in list(users.values())[1:]:  # members: sending would join them with a message of its own
-        services.room_join(user=user, room=room)
+    # Members from the start: joining (or sending unjoined) adds a "joined" message of its
+    # own, and this test counts exactly the messages it sends.
+    for user in list(users.values())[1:]:
+        Membership.objects.create(room=room, user=user)
     return {name: Token.objects.create(user=user).key for name, user in users.items()}
 
 

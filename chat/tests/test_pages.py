@@ -67,6 +67,28 @@ def test_the_owner_renames_and_sets_retention(lobby, olivia, mia):
     assert lobby.name == "Front desk" and lobby.retention_max_count == 100  # members cannot
 
 
+def test_the_owner_sets_a_topic_that_the_header_shows(lobby, olivia, mia, api):
+    logged_in(olivia).post("/rooms/lobby/settings/", {"name": "Lobby", "topic": " Bread, cakes and opening hours ", "max_age": ""})
+    lobby.refresh_from_db()
+    assert lobby.topic == "Bread, cakes and opening hours"
+    page = logged_in(mia).get("/rooms/lobby/").content.decode()
+    assert '<span id="room-topic" class="room-topic">Bread, cakes and opening hours</span>' in page
+    last = api(mia).get("/api/rooms/lobby/messages/").json()[-1]
+    assert last["system"] == {"event": "topic", "by": "olivia", "topic": "Bread, cakes and opening hours"}
+
+    # Members cannot; an overlong topic is refused with nothing changed; empty clears it.
+    logged_in(mia).post("/rooms/lobby/settings/", {"name": "Lobby", "topic": "mine now", "max_age": ""})
+    response = logged_in(olivia).post(
+        "/rooms/lobby/settings/", {"name": "Lobby", "topic": "x" * 201, "max_age": ""}, follow=True
+    )
+    assert "topic is limited to 200 characters." in response.content.decode()
+    lobby.refresh_from_db()
+    assert lobby.topic == "Bread, cakes and opening hours"
+    logged_in(olivia).post("/rooms/lobby/settings/", {"name": "Lobby", "topic": "", "max_age": ""})
+    assert api(mia).get("/api/rooms/lobby/messages/").json()[-1]["system"] == {"event": "topic", "by": "olivia"}
+    assert 'id="room-topic" class="room-topic" hidden' in logged_in(mia).get("/rooms/lobby/").content.decode()
+
+
 def test_staff_set_retention_anywhere_and_it_refuses_nonsense(lobby, stan):
     services.room_set_retention(by=stan, room=lobby, max_age=None, max_count=5)
     assert Room.objects.get(pk=lobby.pk).retention_max_count == 5
@@ -91,6 +113,25 @@ def test_sending_into_a_public_room_joins_it_with_a_system_message(lobby, olivia
     # The second message does not join again.
     client.post("/api/rooms/lobby/messages/", {"body": "again", "client_id": "j-2"}, format="json")
     assert lobby.messages.filter(kind="system", body="oscar joined").count() == 1
+
+
+def test_the_join_button_announces_the_join_too(lobby, oscar, api):
+    response = logged_in(oscar).post("/rooms/lobby/join/")
+    assert response.status_code == 302 and Membership.objects.filter(room=lobby, user=oscar).exists()
+    listed = api(oscar).get("/api/rooms/lobby/messages/").json()
+    assert listed[-1]["system"] == {"event": "joined", "user": "oscar"}
+    assert api(oscar).get("/api/unread/").json()["lobby"] == 0  # their own join is read
+    logged_in(oscar).post("/rooms/lobby/join/")
+    assert lobby.messages.filter(kind="system", body="oscar joined").count() == 1
+
+
+def test_flash_messages_name_people_by_their_display_name(secret, olivia, oscar):
+    oscar.profile.display_name = "Oscar Wu"
+    oscar.profile.save()
+    response = logged_in(olivia).post("/rooms/secret/members/", {"username": "oscar"}, follow=True)
+    assert "Oscar Wu was added." in response.content.decode()
+    response = logged_in(olivia).post("/rooms/secret/members/oscar/remove/", follow=True)
+    assert "Oscar Wu was removed." in response.content.decode()
 
 
 # People ----------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat import limits, presence, services
-from chat.models import Message, Room
+from chat.models import Membership, Message, Room
 from chat.tests.helpers import open_room
 
 db = database_sync_to_async
@@ -123,7 +123,7 @@ def fresh_presence():
 @pytest.fixture
 def lobby(olivia, mia):
     room = services.room_create(creator=olivia, slug=f"lobby-{secrets.token_hex(4)}", name="Lobby")
-    services.room_join(user=mia, room=room)
+    Membership.objects.create(room=room, user=mia)  # no "joined" message: the history starts empty
     return room
 
 

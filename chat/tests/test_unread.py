@@ -180,7 +180,7 @@ def _apply(state: dict[int, dict], frame: dict) -> None:
 @pytest.mark.django_db(transaction=True)
 async def test_polling_after_seq_returns_what_a_socket_delivered(olivia, mia):
     lobby = await db(services.room_create)(creator=olivia, slug="lobby", name="Lobby")
-    await db(services.room_join)(user=mia, room=lobby)
+    await db(services.room_join)(user=mia, room=lobby)  # "mia joined", seq 1: not among the frames below
     sock, hello = await open_room("lobby", user=mia)
     try:
         posted = []
@@ -192,7 +192,7 @@ async def test_polling_after_seq_returns_what_a_socket_delivered(olivia, mia):
         assert [f["seq"] for f in frames] == [m["seq"] for m in posted]
 
         # Before anything changed: the poll is the socket's message frames, field for field.
-        for after in (0, posted[1]["seq"]):
+        for after in (posted[0]["seq"] - 1, posted[1]["seq"]):
             status, polled = await rest("get", mia, f"/api/rooms/lobby/messages/?after_seq={after}")
             assert status == 200
             # `blocked` is the reader's own (REST only): mia blocked nobody.
@@ -206,7 +206,7 @@ async def test_polling_after_seq_returns_what_a_socket_delivered(olivia, mia):
         state: dict[int, dict] = {}
         for frame in frames:
             _apply(state, frame)
-        for after in (0, posted[1]["seq"]):
+        for after in (posted[0]["seq"] - 1, posted[1]["seq"]):
             status, polled = await rest("get", mia, f"/api/rooms/lobby/messages/?after_seq={after}")
             expected = sorted((m for m in state.values() if m["seq"] > after), key=lambda m: m["seq"])
             assert [{k: v for k, v in m.items() if k != "blocked"} for m in polled] == expected

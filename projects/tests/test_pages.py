@@ -60,7 +60,7 @@ def test_conversations_name_their_project_beside_a_dm_with_the_same_person(olivi
     assert "Bakery · mia" in page and "Florist · mia" in page
     assert 'href="/projects/bakery/chats/"' in page  # the owner's way to the inbox
     room_page = logged_in(olivia).get(f"/rooms/{rooms[0].slug}/").content.decode()
-    assert "<h1>Bakery · mia</h1>" in room_page and "<title>Bakery · mia · Parley</title>" in room_page
+    assert '<h1 id="room-name">Bakery · mia</h1>' in room_page and "<title>Bakery · mia · Parley</title>" in room_page
     inbox = logged_in(olivia).get("/projects/bakery/chats/")
     assert inbox.status_code == 200 and 'id="inbox"' in inbox.content.decode()
     assert logged_in(mia).get("/projects/bakery/chats/").status_code == 403

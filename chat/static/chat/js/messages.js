@@ -274,6 +274,10 @@ export function systemText(message, view) {
       return tf(gettext("%(by)s made %(user)s a member"), values);
     case "banned":
       return tf(gettext("%(user)s was banned"), values);
+    case "topic":
+      return event.topic
+        ? tf(gettext("%(by)s set the topic to “%(topic)s”"), { ...values, topic: event.topic })
+        : tf(gettext("%(by)s cleared the topic"), values);
     case "changed": {
       const parts = [];
       if (event.name !== undefined) parts.push(tf(gettext("%(by)s renamed the room to “%(name)s”"), values));

@@ -2,7 +2,7 @@
 // or duplicates, 5 s polling when sockets fail, typing, presence, read markers, and the
 // clicks in the list. What is on screen: timeline.js; bubbles: messages.js; sending:
 // composer.js; edits.js, replies.js, reactions.js for those.
-import { LiveSocket, api, clientId, formatDateTime, gettext, h, tf } from "./common.js";
+import { LiveSocket, api, avatar, clientId, formatDateTime, gettext, h, tf } from "./common.js";
 import { flushPending, initComposer, onAck, onSendError } from "./composer.js";
 import { initEdits, showVersions, startEdit } from "./edits.js";
 import { initMentionAutocomplete, initNotify } from "./notify.js";
@@ -115,7 +115,11 @@ function handleFrame(frame) {
       break;
     case "message":
       if (frame.sender) stopTyping(frame.sender.username);
+      if (frame.system) followRoomChange(frame.system);
       ingest(frame);
+      break;
+    case "user.updated":
+      if (frame.user) userUpdated(frame.user);
       break;
     case "message.edited":
     case "message.reactions":
@@ -196,8 +200,10 @@ function shownName(username) {
   return view.nameOf(username);
 }
 
+let onlineNow = [];
 function setOnline(usernames) {
   const unique = [...new Set(usernames)];
+  onlineNow = unique;
   const names = unique.map(shownName);
   onlineEl.textContent = unique.length ? tf(gettext("%(count)s online: %(names)s"), { count: unique.length, names: names.join(", ") }) : "";
   onlineEl.title = names.join(", ");
@@ -206,6 +212,49 @@ function setOnline(usernames) {
     const on = unique.includes(member.dataset.username);
     member.classList.toggle("online", on);
     if (dot) dot.hidden = !on;
+  }
+}
+
+// Someone changed their display name or avatar: their messages, the member list, the
+// online and typing lines show the new ones at once.
+function userUpdated(user) {
+  names.set(user.username, user.display_name || user.username);
+  for (const [id, message] of state.byId) {
+    const theirs = message.sender && message.sender.username === user.username;
+    const named = message.system && (message.system.user === user.username || message.system.by === user.username);
+    if (!theirs && !named) continue;
+    if (theirs) message.sender = { ...message.sender, display_name: user.display_name, avatar: user.avatar };
+    redraw(id);
+  }
+  const member = document.querySelector(`#members .member[data-username="${CSS.escape(user.username)}"]`);
+  if (member) {
+    const name = user.display_name || user.username;
+    member.dataset.name = name;
+    const label = member.querySelector(".member-name");
+    if (label) label.replaceChildren(name, ...(name !== user.username ? [" ", h("span", { class: "muted" }, `@${user.username}`)] : []));
+    const old = member.querySelector(".avatar");
+    if (old) old.replaceWith(avatar(user, "sm"));
+  }
+  // A direct conversation is named after the other person.
+  const peer = document.getElementById("block-button");
+  if (view.kind === "dm" && peer && peer.dataset.username === user.username) {
+    document.getElementById("room-name").textContent = user.display_name || user.username;
+    const old = document.querySelector(".room-head > .avatar");
+    if (old) old.replaceWith(avatar(user));
+  }
+  setOnline(onlineNow);
+  renderTyping();
+}
+
+// A rename or a new topic (their system messages) shows in the header as it happens.
+function followRoomChange(event) {
+  if (event.event === "changed" && event.name !== undefined) {
+    document.getElementById("room-name").textContent = event.name;
+    document.title = `${event.name} · Parley`;
+  } else if (event.event === "topic") {
+    const topic = document.getElementById("room-topic");
+    topic.textContent = event.topic || "";
+    topic.hidden = !event.topic;
   }
 }
 
