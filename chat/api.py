@@ -72,6 +72,7 @@ _ROOM_FIELDS = (
     {
         "slug": serializers.CharField(),
         "name": serializers.CharField(),
+        "topic": serializers.CharField(allow_blank=True, help_text="What the room is about (owners and admins set it)."),
         "kind": serializers.CharField(),
         "rev": serializers.IntegerField(),
         "last_seq": serializers.IntegerField(),
@@ -207,6 +208,17 @@ class RoomDetailView(APIView):
         unread, mentions = selectors.membership_counted(user=request.user, room=room)
         peer = selectors.room_peers(user=request.user, rooms=[room]).get(room.id)
         return Response({**_room_row(room, membership, unread, mention_count=mentions, peer=peer), "members": members})
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: RoomOut})
+    def patch(self, request, slug):
+        """Rename the room, set its topic or make it public/private (owner/admins, staff)."""
+        room = selectors.room_get_for_user(user=request.user, slug=slug)
+        data = request.data if isinstance(request.data, dict) else {}
+        changes = {field: data[field] for field in ("name", "topic", "kind") if field in data}
+        room = services.room_update(by=request.user, room=room, **changes)
+        membership = selectors.membership_get(user=request.user, room=room)
+        unread, mentions = selectors.membership_counted(user=request.user, room=room)
+        return Response(_room_row(room, membership, unread, mention_count=mentions))
 
 
 class RoomJoinView(APIView):

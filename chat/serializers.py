@@ -28,6 +28,7 @@ def room_to_dict(room: Room, *, online: list[str] | None = None) -> dict:
     data = {
         "slug": room.slug,
         "name": room.name,
+        "topic": room.topic,
         "kind": room.kind,
         "rev": room.rev,
         "last_seq": room.last_seq,

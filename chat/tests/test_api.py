@@ -757,3 +757,22 @@ def test_unknown_api_paths_answer_json_404(api, mia):
     response = api(mia).get("/api/no-such-thing/")
     assert response.status_code == 404
     assert response.json() == {"detail": "No such API endpoint.", "code": "not_found"}
+
+
+def test_owner_sets_name_and_topic_over_rest_and_others_change_nothing(api, olivia, mia, oscar, lobby, secret, db_state):
+    before = db_state()
+    assert api(mia).patch("/api/rooms/lobby/", {"topic": "Mine now"}, format="json").status_code == 403
+    assert api(oscar).patch("/api/rooms/secret/", {"topic": "x"}, format="json").status_code == 404
+    assert api(None).patch("/api/rooms/lobby/", {"topic": "x"}, format="json").status_code in (401, 403)
+    refused = api(olivia).patch("/api/rooms/lobby/", {"topic": "t" * 201}, format="json")
+    assert refused.status_code == 400 and refused.json()["code"] == "invalid"
+    assert db_state() == before
+
+    answer = api(olivia).patch("/api/rooms/lobby/", {"name": "Hall", "topic": "Orders close Friday"}, format="json")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["name"] == "Hall" and answer.json()["topic"] == "Orders close Friday"
+    listed = {row["slug"]: row for row in api(mia).get("/api/rooms/").json()}
+    assert listed["lobby"]["topic"] == "Orders close Friday"
+    assert api(mia).get("/api/rooms/lobby/").json()["topic"] == "Orders close Friday"
+    bodies = list(Message.objects.filter(room=lobby, kind=Message.Kind.SYSTEM).values_list("body", flat=True))
+    assert "olivia set the topic to “Orders close Friday”" in bodies

@@ -149,7 +149,9 @@ async def test_room_hello_describes_user_room_and_who_is_online(sockets, lobby, 
     assert hello == {
         "type": "hello",
         "user": {"username": "mia", "display_name": "mia", "avatar": None},
-        "room": {"slug": "lobby", "name": "Lobby", "kind": "public", "rev": 1, "last_seq": 1, "online": ["mia"]},
+        "room": {
+            "slug": "lobby", "name": "Lobby", "topic": "", "kind": "public", "rev": 1, "last_seq": 1, "online": ["mia"],
+        },
     }
     _, hello = await sockets.room("lobby", user=olivia)
     assert hello["room"]["online"] == ["mia", "olivia"]
