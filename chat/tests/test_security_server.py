@@ -167,7 +167,8 @@ async def test_oversized_frames_close_1009_at_the_server(worker):
 
 
 async def test_oversized_http_bodies_are_refused_413(worker):
-    server = worker(PARLEY_UPLOAD_MAX_BYTES="1048576")
+    # Files may not be larger than a request may be (config/settings.py refuses to start).
+    server = worker(PARLEY_UPLOAD_MAX_BYTES="1048576", PARLEY_FILE_MAX_BYTES="1048576")
     tokens = await db(_people)("olivia")
     headers = {"Authorization": f"Token {tokens['olivia']}"}
 
