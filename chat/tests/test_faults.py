@@ -26,7 +26,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chat import services
-from chat.models import Message, Room
+from chat.models import Membership, Message, Room
 from testkit.faults import PausableProxy, PrivateRedis
 from testkit.servers import Uvicorn, http_get, running
 from testkit.testdb import database_url, db, worker_env
@@ -63,8 +63,8 @@ def _people(names: list[str]) -> dict[str, str]:
     User = get_user_model()
     users = {name: User.objects.create_user(username=name) for name in names}
     room = services.room_create(creator=users[names[0]], slug=SLUG, name="Faults")
-    for user in list(users.values())[1:]:  # members: sending would join them with a message of its own
-        services.room_join(user=user, room=room)
+    for user in list(users.values())[1:]:  # members, without "joined" messages: seqs start with the sends
+        Membership.objects.create(room=room, user=user)
     return {name: Token.objects.create(user=user).key for name, user in users.items()}
 
 

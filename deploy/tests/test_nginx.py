@@ -36,7 +36,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from chat import services
-from chat.models import Message, Room
+from chat.models import Membership, Message, Room
 from conftest import REQUIRE_SERVICES
 from testkit.nginx import Nginx, nginx_binary
 from testkit.servers import Uvicorn, http_get, running, running_workers
@@ -86,10 +86,10 @@ def _make_users(usernames: list[str], *, room_kind=Room.Kind.PUBLIC, members=Non
     for name in members or ():
         services.room_invite(by=users[usernames[0]], room=room, username=name)
     if room_kind == Room.Kind.PUBLIC:
-        # Members already: sending would join them with a system message of its own, and
-        # the seqs checked below are the clients' messages only.
+        # Members already, without the "joined" messages that sending or joining would
+        # post: the seqs checked below are the clients' messages only.
         for user in list(users.values())[1:]:
-            services.room_join(user=user, room=room)
+            Membership.objects.create(room=room, user=user)
     return {name: Token.objects.create(user=user).key for name, user in users.items()}
 
 
