@@ -121,21 +121,7 @@ def stan(make_user):
 def browser_server(tmp_path_factory):
     """The server of the browser tests (chat/tests/test_browser.py), started once: migrating
     and collecting static files for each module cost more than most of its tests."""
-    import secrets
+    from testkit.servers import browser_server
 
-    from testkit.servers import Uvicorn, clean_env, migrate_and_collectstatic, running
-
-    folder = tmp_path_factory.mktemp("parley-browser")
-    env = clean_env(
-        DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
-        MEDIA_ROOT=folder / "media",
-        STATIC_ROOT=folder / "static",
-        SECRET_KEY="browser-tests-" + secrets.token_urlsafe(40),
-        PARLEY_RATE_BURST=1000,
-        PARLEY_SWEEP_SECONDS=1,
-        LOG_LEVEL="WARNING",
-    )
-    migrate_and_collectstatic(env)
-    worker = Uvicorn("browser", env, "--log-level", "warning", log=folder / "server.log")
-    with running([worker]):
-        yield worker.start()
+    with browser_server(tmp_path_factory.mktemp("parley-browser"), "browser") as worker:
+        yield worker

@@ -281,6 +281,31 @@ def running(servers: Sequence[ServerProcess]) -> Iterator[Sequence[ServerProcess
 
 
 @contextlib.contextmanager
+def browser_server(folder: Path, name: str, **settings) -> Iterator[Uvicorn]:
+    """One started Parley for browser tests, on its own SQLite file, media and static files
+    in `folder`; `settings` add to or override the environment (kept as `server.env`, for
+    `manage`)."""
+    import secrets
+
+    env = clean_env(**{
+        "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
+        "MEDIA_ROOT": folder / "media",
+        "STATIC_ROOT": folder / "static",
+        "SECRET_KEY": f"{name}-" + secrets.token_urlsafe(40),
+        "PARLEY_RATE_BURST": 1000,
+        "PARLEY_SWEEP_SECONDS": 1,
+        "LOG_LEVEL": "WARNING",
+        **settings,
+    })
+    migrate_and_collectstatic(env)
+    worker = Uvicorn(name, env, "--log-level", "warning", log=folder / "server.log")
+    with running([worker]):
+        worker.start()
+        worker.env = env
+        yield worker
+
+
+@contextlib.contextmanager
 def running_workers(env: dict[str, str], *flags: str, names: Sequence[str] = ("A", "B"), **options):
     """start_workers(...) for the length of the block; logs printed at the end."""
     with running(start_workers(env, *flags, names=names, **options)) as workers:

@@ -24,27 +24,13 @@ from chat.tests.test_browser import (  # noqa: F401 (fixtures and the skip marks
     screenshot,
     send,
 )
-from testkit.servers import Uvicorn, clean_env, manage, migrate_and_collectstatic, running
+from testkit.servers import browser_server, manage
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """Parley on a database of its own, fresh for this module: no account, no room."""
-    folder = tmp_path_factory.mktemp("parley-browser-app")
-    env = clean_env(
-        DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
-        MEDIA_ROOT=folder / "media",
-        STATIC_ROOT=folder / "static",
-        SECRET_KEY="browser-app-" + secrets.token_urlsafe(40),
-        PARLEY_RATE_BURST=1000,
-        PARLEY_SWEEP_SECONDS=1,
-        LOG_LEVEL="WARNING",
-    )
-    migrate_and_collectstatic(env)
-    worker = Uvicorn("browser-app", env, "--log-level", "warning", log=folder / "server.log")
-    with running([worker]):
-        worker.start()
-        worker.env = env
+    with browser_server(tmp_path_factory.mktemp("parley-browser-app"), "browser-app") as worker:
         yield worker
 
 

@@ -18,7 +18,7 @@ from chat.tests.test_browser import (  # noqa: F401 (fixtures and the skip marks
     pytestmark,
 )
 from chat.tests.test_push import PushService
-from testkit.servers import Uvicorn, clean_env, migrate_and_collectstatic, running
+from testkit.servers import browser_server
 
 
 @pytest.fixture(scope="module")
@@ -26,20 +26,8 @@ def server(tmp_path_factory):
     """test_browser's server, accepting a local plain-http push endpoint, with the push
     worker inside it (the `make run` default)."""
     folder = tmp_path_factory.mktemp("parley-browser-notify")
-    env = clean_env(
-        DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
-        MEDIA_ROOT=folder / "media",
-        STATIC_ROOT=folder / "static",
-        SECRET_KEY="browser-tests-" + secrets.token_urlsafe(40),
-        PARLEY_RATE_BURST=1000,
-        PARLEY_SWEEP_SECONDS=1,
-        PARLEY_PUSH_ALLOW_INSECURE="true",
-        LOG_LEVEL="WARNING",
-    )
-    migrate_and_collectstatic(env)
-    worker = Uvicorn("browser-notify", env, "--log-level", "warning", log=folder / "server.log")
-    with running([worker]):
-        yield worker.start()
+    with browser_server(folder, "browser-notify", PARLEY_PUSH_ALLOW_INSECURE="true") as worker:
+        yield worker
 
 # The browser side of Web Push up to the subscription call: Chromium's own
 # PushManager.subscribe needs Google's push service, so it answers with a subscription
