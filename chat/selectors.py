@@ -9,6 +9,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
+from django.db import connection
 from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -80,6 +81,38 @@ def room_mute_get(*, user, room: Room) -> RoomMute | None:
     if not _is_user(user):
         return None
     return RoomMute.objects.filter(room=room, user=user, until__gt=timezone.now()).first()
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a logged-in user stands in a room, as a send needs to know it."""
+
+    member: bool
+    banned: bool  # a ban that still lasts
+    muted: bool  # a mute that still lasts
+
+    def may_read(self, room: Room) -> bool:
+        """room_may_read for this user, from what was read."""
+        if room.is_public:
+            return not self.banned and may_read(public=True, logged_in=True, member=self.member)
+        return may_read(public=False, logged_in=True, member=self.member)
+
+
+def standing(*, user, room: Room) -> Standing:
+    """Membership, ban and mute of a logged-in user in one query. Every send asks all
+    three; as three ORM look-ups they were a third of a send's time (~1.5 ms of ~5 ms
+    into a 200-member room on SQLite), as one statement ~30 µs."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    sql = (
+        f"SELECT EXISTS(SELECT 1 FROM {Membership._meta.db_table} WHERE room_id = %s AND user_id = %s),"
+        f" EXISTS(SELECT 1 FROM {RoomBan._meta.db_table} WHERE room_id = %s AND user_id = %s"
+        "  AND (until IS NULL OR until > %s)),"
+        f" EXISTS(SELECT 1 FROM {RoomMute._meta.db_table} WHERE room_id = %s AND user_id = %s AND until > %s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [room.pk, user.pk, room.pk, user.pk, now, room.pk, user.pk, now])
+        member, banned, muted = cursor.fetchone()
+    return Standing(member=bool(member), banned=bool(banned), muted=bool(muted))
 
 
 def room_may_read(*, user, room: Room, membership: Membership | None = None) -> bool:

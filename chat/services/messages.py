@@ -57,9 +57,10 @@ def message_send(
         body, field="body", max_length=settings.PARLEY_MAX_BODY, required=image is None and attachment is None,
         too_long=TooLarge,
     )
-    if not selectors.room_may_read(user=sender, room=room):
+    standing = selectors.standing(user=sender, room=room)
+    if not standing.may_read(room):
         raise NotFound("No such room.")
-    may_send_here(sender=sender, room=room)
+    may_send_here(sender=sender, room=room, standing=standing)
     original = reply_target(room=room, reply_to=reply_to)
     mentioned, mentions_all = mentions_for(sender=sender, room=room, body=body)
     if not allowance_taken:
@@ -70,7 +71,7 @@ def message_send(
         with transaction.atomic():
             kind_seen = room.kind
             if kind in (Message.Kind.TEXT, Message.Kind.IMAGE, Message.Kind.FILE) and not sender_name:  # people, not presets or bots
-                _join_by_sending(sender, room)
+                _join_by_sending(sender, room, member=standing.member)
             seq, rev = take_numbers(room, new_message=True)
             if room.kind != kind_seen and not selectors.room_may_read(user=sender, room=room):
                 # It went private after the check above (a socket holds the room from its
@@ -102,10 +103,11 @@ def message_send(
     return message, True
 
 
-def _join_by_sending(sender, room: Room) -> None:
-    """Sending into a public room one has not joined joins it (docs/api.md "Joining"):
-    the "joined" system message first, then the membership (badge, unread, sidebar)."""
-    if not room.is_public or Membership.objects.filter(room=room, user=sender).exists():
+def _join_by_sending(sender, room: Room, *, member: bool) -> None:
+    """Sending into a public room one has not joined (`member`: as read before the
+    transaction) joins it (docs/api.md "Joining"): the "joined" system message first,
+    then the membership (badge, unread, sidebar)."""
+    if not room.is_public or member:
         return
     # Under the room's lock, asked again: a concurrent first send of the same person may
     # have joined them meanwhile (one "joined", and no duplicate membership to fail on).
@@ -119,10 +121,11 @@ def _join_by_sending(sender, room: Room) -> None:
     tell_room_added(sender.id, room)
 
 
-def may_send_here(*, sender, room: Room) -> None:
+def may_send_here(*, sender, room: Room, standing: selectors.Standing | None = None) -> None:
     """What a reader needs beyond reading to send: not muted there (Muted, with its end),
-    and in a direct or project conversation not blocked by the other person (NotAllowed)."""
-    mute = selectors.room_mute_get(user=sender, room=room)
+    and in a direct or project conversation not blocked by the other person (NotAllowed).
+    `standing`: already read (selectors.standing); the mute is then only read if it lasts."""
+    mute = selectors.room_mute_get(user=sender, room=room) if standing is None or standing.muted else None
     if mute is not None:
         raise Muted(mute.until)
     if room.kind in (Room.Kind.DM, Room.Kind.PROJECT) and selectors.blocked_in_conversation(user=sender, room=room):

@@ -20,6 +20,7 @@ from chat import services
 from chat.models import AuditEntry, Membership, Message, Room
 from chat.tests.helpers import open_room, open_socket
 from chat.tests.test_consumers import no_leftover_socket_counts  # noqa: F401 (autouse fixture)
+from core.errors import NotFound
 
 db = database_sync_to_async
 PASSWORD = "correct horse battery"
@@ -177,6 +178,21 @@ def test_a_ban_removes_and_keeps_out_until_it_ends(cast, api, slug):
         else:
             assert api(cast["owner"]).post(f"/api/rooms/{slug}/members/", {"username": "tom"}, format="json").status_code == 201
         assert tom.get(f"/api/rooms/{slug}/messages/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_banned_sender_is_refused_by_the_send_itself_until_the_ban_ends(cast, lobby):
+    # The doors check the room first; this is the service's own check, which a socket
+    # that opened the room before the ban relies on.
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        services.room_ban(by=cast["owner"], room=lobby, username="tom", minutes=60)
+        before = Message.objects.filter(room=lobby).count()
+        with pytest.raises(NotFound):
+            services.message_send(sender=cast["tom"], room=lobby, body="still here?")
+        assert Message.objects.filter(room=lobby).count() == before
+        clock.shift(timedelta(minutes=61))
+        message, _ = services.message_send(sender=cast["tom"], room=lobby, body="back")
+        assert message.body == "back" and Membership.objects.filter(room=lobby, user=cast["tom"]).exists()
 
 
 @pytest.mark.django_db
