@@ -1,11 +1,13 @@
 """Group commit: sends from sockets into one room that arrive together share a transaction.
 
 Sends into a room follow each other from taking their `seq` to their commit (the room's
-row lock, chat/services/changes.py), so a busy room's rate is set by how fast the
-database flushes its WAL, one flush per send. Here the sends of this process queue per
-room: while one batch commits, the next gathers, and it commits as one transaction (up
-to PARLEY_GROUP_COMMIT_MAX sends), one flush for all. A send that finds its room idle is
-a batch of one and waits for nothing.
+row lock, chat/services/changes.py), and each of those stretches includes a WAL flush.
+Here the sends of this process queue per room: while one batch commits, the next
+gathers, and it commits as one transaction (up to PARLEY_GROUP_COMMIT_MAX sends), one
+flush for all. A send that finds its room idle is a batch of one and waits for nothing.
+The price: a batch holds the room's lock from its first send's numbers to its commit,
+the checks of the sends after it included, and other processes' sends into the room
+wait that long.
 
 Each send still runs `services.message_send` whole, in a savepoint of its own: a refused
 send (muted, too long, …) rolls back alone and answers with its error, and a repeated
