@@ -18,7 +18,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts import selectors as account_selectors
-from chat import events, limits, selectors, services, wire
+from chat import events, groupcommit, limits, selectors, services, wire
 from chat.hub import get_hub
 from chat.models import Room
 from chat.serializers import user_to_dict
@@ -310,8 +310,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         self.send_frame(events.pong())
 
     async def send_message(self, room: Room, frame: Frame) -> None:
-        message, _ = await events.run_service(
-            services.message_send,
+        message, _ = await groupcommit.run_send(
             sender=self.user,
             room=room,
             body=frame.data.get("body"),

@@ -7,7 +7,8 @@ run on a small pool of PARLEY_DB_THREADS threads, each with its own persistent
 connection (CONN_MAX_AGE, CONN_HEALTH_CHECKS): commits overlap, while `seq` and `rev`
 still follow commit order without gaps, because each is taken by an `UPDATE … RETURNING`
 that keeps the room row locked until commit (chat/services/changes.py). Each send is
-still answered only after its own commit.
+still answered only after the commit that stored it; sends into one room that arrive
+together share that commit (chat/groupcommit.py).
 
 SQLite allows one writer at a time, and its connections are best kept to one thread
 (closing one checkpoints the WAL): there every call stays on Channels' database thread.

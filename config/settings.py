@@ -159,6 +159,10 @@ else:
 # connection (chat/dbpool.py), so commits overlap instead of queueing. A process holds up
 # to this many connections plus one (Channels' database thread); SQLite always uses one.
 PARLEY_DB_THREADS = _positive("PARLEY_DB_THREADS", 4)
+# Sends from sockets into one room that arrive while its previous send commits are
+# committed together, up to PARLEY_GROUP_COMMIT_MAX in one transaction (chat/groupcommit.py).
+PARLEY_GROUP_COMMIT = _setting("PARLEY_GROUP_COMMIT", True)
+PARLEY_GROUP_COMMIT_MAX = _positive("PARLEY_GROUP_COMMIT_MAX", 32)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,0 +1,125 @@
+"""Group commit: sends from sockets into one room that arrive together share a transaction.
+
+Sends into a room follow each other from taking their `seq` to their commit (the room's
+row lock, chat/services/changes.py), and each of those stretches includes a WAL flush.
+Here the sends of this process queue per room: while one batch commits, the next
+gathers, and it commits as one transaction (up to PARLEY_GROUP_COMMIT_MAX sends), one
+flush for all. A send that finds its room idle is a batch of one and waits for nothing.
+The price: a batch holds the room's lock from its first send's numbers to its commit,
+the checks of the sends after it included, and other processes' sends into the room
+wait that long.
+
+Each send still runs `services.message_send` whole, in a savepoint of its own: a refused
+send (muted, too long, …) rolls back alone and answers with its error, and a repeated
+`client_id` is answered with the first message as before. Every send is answered after
+the batch's commit, and the batch's events are published before the first answer.
+`seq` stays gap-free in commit order. If the commit fails, every send of the batch fails
+and nothing is announced. REST sends are not grouped (one request, one transaction).
+"""
+
+import asyncio
+import logging
+from weakref import WeakKeyDictionary
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+
+from chat import events, services
+from chat.models import Message
+
+log = logging.getLogger(__name__)
+
+
+class _RoomQueue:
+    """A room's sends waiting for the next batch; the queue lives while its committer runs."""
+
+    def __init__(self):
+        self.waiting: list[tuple[dict, asyncio.Future]] = []
+        self.committer: asyncio.Task | None = None  # held here: the loop keeps only a weak reference
+
+
+# Futures belong to one event loop; tests run many loops in one process.
+_queues: WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _RoomQueue]] = WeakKeyDictionary()
+
+
+async def run_send(**kwargs) -> tuple[Message, bool]:
+    """`events.run_service(services.message_send, **kwargs)`, committed together with the
+    other sends into the same room that are waiting meanwhile (PARLEY_GROUP_COMMIT)."""
+    if not settings.PARLEY_GROUP_COMMIT:
+        return await events.run_service(services.message_send, **kwargs)
+    loop = asyncio.get_running_loop()
+    rooms = _queues.setdefault(loop, {})
+    room_id = kwargs["room"].pk
+    future = loop.create_future()
+    queue = rooms.get(room_id)
+    if queue is None:
+        queue = rooms[room_id] = _RoomQueue()
+        queue.committer = asyncio.create_task(_commit_while_waiting(rooms, room_id, queue))
+    queue.waiting.append((kwargs, future))
+    return await future
+
+
+async def _commit_while_waiting(rooms: dict[int, _RoomQueue], room_id: int, queue: _RoomQueue) -> None:
+    batch = []
+    try:
+        while queue.waiting:
+            size = settings.PARLEY_GROUP_COMMIT_MAX
+            # A caller cancelled before its batch began (its socket went) is not sent.
+            batch = [(kwargs, future) for kwargs, future in queue.waiting[:size] if not future.done()]
+            del queue.waiting[:size]
+            await _answer(batch)
+    finally:
+        # No await since `queue.waiting` was found empty: a send arriving after this starts a new queue.
+        del rooms[room_id]
+        # Someone still waits only if this task was cancelled (its loop is closing).
+        for _, future in batch + queue.waiting:
+            future.cancel()
+
+
+async def _answer(batch: list[tuple[dict, asyncio.Future]]) -> None:
+    if not batch:
+        return
+    try:
+        # Publishes the batch's events before returning, so they go out before any answer.
+        outcomes = await events.run_service(_commit, sends=[kwargs for kwargs, _ in batch])
+    except Exception as error:
+        outcomes = [(None, error)] * len(batch)
+    for (_, future), (result, error) in zip(batch, outcomes, strict=True):
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+
+
+def _commit(*, sends: list[dict]) -> list[tuple[tuple[Message, bool] | None, Exception | None]]:
+    """Run each send in a savepoint of one transaction: (result, None) or (None, error) each."""
+    outcomes = []
+    committed = False
+
+    def note_commit():
+        nonlocal committed
+        committed = True
+
+    try:
+        with transaction.atomic():
+            transaction.on_commit(note_commit)
+            for kwargs in sends:
+                try:
+                    with transaction.atomic():
+                        outcomes.append((services.message_send(**kwargs), None))
+                except Exception as error:
+                    outcomes.append((None, error))
+                if transaction.get_rollback():
+                    # Rolling back to the savepoint failed (a lost connection): the block
+                    # would end in a silent rollback, and the sends before must not be acked.
+                    raise DatabaseError("the batch's transaction can no longer commit") from outcomes[-1][1]
+    except Exception:
+        if not committed:
+            raise
+        # An after-commit callback failed. Its own send would have answered with an error
+        # before grouping; the batch's messages are stored, and the hub's sweep announces
+        # whatever the failure kept from being published.
+        log.exception("a callback after a group commit failed")
+    return outcomes

@@ -1,0 +1,226 @@
+"""Sends from sockets into one room that arrive together are committed as one transaction
+(chat/groupcommit.py): each still answered after that commit, numbered gap-free, and a
+refused send fails alone. Runs in both passes: on PostgreSQL the batches run on the
+database pool, on SQLite on Channels' one database thread."""
+
+import asyncio
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from django.db import DatabaseError, connection
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from chat import dbpool, events, groupcommit, services
+from chat.models import Membership, Message, Room
+from core.errors import TooLarge
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SENDERS = 8
+PER_SENDER = 25
+
+
+@pytest.fixture
+def busy(make_user, olivia):
+    """A room with 8 members, each holding their own copy of it as a socket does."""
+    room = services.room_create(creator=olivia, slug="busy", name="Busy")
+    users = [make_user(f"sender{i}") for i in range(SENDERS)]
+    for user in users:  # no "joined" messages: the room's numbering starts with the sends
+        Membership.objects.create(room=room, user=user)
+    return room, [(user, Room.objects.get(pk=room.pk)) for user in users]
+
+
+@pytest.fixture
+def batches(monkeypatch):
+    """The size of each batch committed, in order."""
+    sizes = []
+    real = groupcommit._commit
+
+    def commit(*, sends):
+        sizes.append(len(sends))
+        return real(sends=sends)
+
+    monkeypatch.setattr(groupcommit, "_commit", commit)
+    return sizes
+
+
+@pytest.fixture
+def published(monkeypatch):
+    """What run_service published from the event loop, in order: (group, frame)."""
+    sent = []
+
+    async def apublish(group, event):
+        sent.append((group, json.loads(event["frame"])))
+
+    monkeypatch.setattr(events, "apublish", apublish)
+    return sent
+
+
+@pytest.fixture
+async def fresh_pool():
+    yield
+    await database_sync_to_async(dbpool.shutdown)()  # the next test starts a fresh pool
+
+
+@pytest.fixture
+def commits(monkeypatch):
+    """How many transactions committed, on any thread."""
+    done = []
+    real = BaseDatabaseWrapper.commit
+
+    def commit(self):
+        real(self)
+        done.append(1)
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "commit", commit)
+    return done
+
+
+@pytest.mark.parametrize("grouped", [True, False], ids=["group-commit", "one-per-send"])
+async def test_eight_concurrent_senders_are_acked_after_commit_with_seq_1_to_n(
+    busy, batches, commits, settings, grouped, fresh_pool
+):
+    settings.PARLEY_GROUP_COMMIT = grouped
+    room, senders = busy
+
+    async def sender(user, own_room, i):
+        acks = []
+        for n in range(PER_SENDER):
+            message, created = await groupcommit.run_send(
+                sender=user, room=own_room, body=f"{i}:{n}", client_id=f"{i}-{n}"
+            )
+            assert created
+            acks.append((message.id, message.seq))
+        return acks
+
+    acked = await asyncio.gather(*(sender(user, own_room, i) for i, (user, own_room) in enumerate(senders)))
+
+    total = SENDERS * PER_SENDER
+    stored = await database_sync_to_async(lambda: dict(Message.objects.filter(room=room).values_list("id", "seq")))()
+    assert sorted(stored.values()) == list(range(1, total + 1))
+    assert {ack for acks in acked for ack in acks} == set(stored.items())
+    for acks in acked:  # each sender's own messages keep their order
+        assert [seq for _, seq in acks] == sorted(seq for _, seq in acks)
+    if grouped:
+        assert sum(batches) == total
+        assert max(batches) > 1 and len(batches) < total
+    else:
+        assert batches == []
+    assert len(commits) == (len(batches) if grouped else total)
+
+
+async def test_a_refused_send_fails_alone_and_a_repeated_client_id_gets_the_first_message(
+    lobby, mia, olivia, batches, published, monkeypatch, settings, fresh_pool
+):
+    real_announce = services.messages.announce
+
+    def announce(room, message, **kwargs):
+        real_announce(room, message, **kwargs)
+        if message.body == "boom":  # fails after the send took its numbers and queued its event
+            raise RuntimeError("boom")
+
+    real_mentions_for = services.messages.mentions_for
+
+    def mentions_for(*, sender, room, body):
+        if body == "bad query":  # a database error before the send's own transaction
+            with connection.cursor() as cursor:  # on PostgreSQL it aborts the transaction it is in
+                cursor.execute("SELECT * FROM no_such_table")
+        return real_mentions_for(sender=sender, room=room, body=body)
+
+    monkeypatch.setattr(services.messages, "announce", announce)
+    monkeypatch.setattr(services.messages, "mentions_for", mentions_for)
+    answered = []
+
+    async def send(sender, body, client_id=None):
+        try:
+            result = await groupcommit.run_send(sender=sender, room=lobby, body=body, client_id=client_id)
+        except Exception as error:
+            result = error
+        answered.append(len(published))  # events published by the time this send is answered
+        return result
+
+    first, too_long, repeated, boom, bad_query, last = await asyncio.gather(
+        send(mia, "first", "a"),
+        send(mia, "x" * (settings.PARLEY_MAX_BODY + 1)),
+        send(mia, "again", "a"),
+        send(mia, "boom"),
+        send(olivia, "bad query"),
+        send(olivia, "last"),
+    )
+
+    assert batches == [6]
+    assert first[1] is True and first[0].seq == 1
+    assert isinstance(too_long, TooLarge)
+    assert repeated == (first[0], False)  # models compare by id
+    assert isinstance(boom, RuntimeError)
+    assert isinstance(bad_query, DatabaseError)
+    assert last[1] is True and last[0].seq == 2
+    rows = await database_sync_to_async(lambda: list(Message.objects.filter(room=lobby).values_list("seq", "body")))()
+    assert sorted(rows) == [(1, "first"), (2, "last")]
+    lobby_row = await database_sync_to_async(Room.objects.get)(pk=lobby.pk)
+    assert (lobby_row.last_seq, lobby_row.rev) == (2, 2)
+    # Only the stored messages are announced (a rolled-back savepoint drops its
+    # after-commit callbacks), in seq order, before any send is answered.
+    assert [(frame["type"], frame["seq"], frame["body"]) for _, frame in published] == [
+        ("message", 1, "first"),
+        ("message", 2, "last"),
+    ]
+    assert answered == [2] * 6
+
+
+async def test_a_failed_commit_fails_every_send_of_the_batch_and_announces_nothing(
+    lobby, mia, olivia, batches, published, monkeypatch, fresh_pool
+):
+    real_commit = BaseDatabaseWrapper._commit
+    failures = []
+
+    def commit(self):
+        if not failures:
+            failures.append(DatabaseError("could not flush the WAL"))
+            raise failures[0]
+        return real_commit(self)
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "_commit", commit)
+
+    results = await asyncio.gather(
+        *(groupcommit.run_send(sender=sender, room=lobby, body="hello") for sender in (mia, olivia, mia)),
+        return_exceptions=True,
+    )
+
+    assert batches == [3]
+    assert results == [failures[0]] * 3
+    assert published == []
+    assert not await database_sync_to_async(Message.objects.filter(room=lobby).exists)()
+    message, _ = await groupcommit.run_send(sender=mia, room=lobby, body="later")
+    assert message.seq == 1
+
+
+async def test_a_savepoint_that_cannot_roll_back_fails_the_whole_batch(
+    lobby, mia, olivia, batches, published, monkeypatch, fresh_pool
+):
+    """A lost connection can make rolling back a refused send's savepoint fail: the
+    transaction then ends in a rollback, and the sends stored before it must not be acked."""
+    real_store_mentions = services.messages.store_mentions
+
+    def store_mentions(message, mentioned):
+        if message.body == "boom":
+            monkeypatch.setattr(BaseDatabaseWrapper, "savepoint_rollback", lost_connection)
+            raise RuntimeError("boom")
+        return real_store_mentions(message, mentioned)
+
+    def lost_connection(self, sid):
+        raise DatabaseError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services.messages, "store_mentions", store_mentions)
+
+    first, boom = await asyncio.gather(
+        groupcommit.run_send(sender=mia, room=lobby, body="stored first"),
+        groupcommit.run_send(sender=olivia, room=lobby, body="boom"),
+        return_exceptions=True,
+    )
+
+    assert batches == [2]
+    assert isinstance(first, DatabaseError) and isinstance(boom, DatabaseError)
+    assert published == []
+    assert not await database_sync_to_async(Message.objects.filter(room=lobby).exists)()
