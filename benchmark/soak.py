@@ -10,7 +10,9 @@ with --redis), seeds users, tokens and rooms, and runs the clients: every client
 per-room socket; half of them send (each send has a client_id and is resent with the same
 id after a reconnect until acked); every client drops its connection now and then and
 comes back with `resume`; senders sometimes recall their own message. When the time is
-up, sending stops, the clients drain, and each client's view is compared with the rows:
+up, sending stops, the clients drain (unacked sends retried) and settle (each waits, at
+most --settle seconds, for its room's last revision), and each client's view is compared
+with the rows:
 
     sent        distinct client_ids a client tried to send
     acked       sends the server acknowledged
@@ -209,7 +211,28 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] * 1000
 
 
-async def drive(args, port: int, seed: dict) -> list[Client]:
+ROOM_REVS = """
+import json
+from chat.models import Room
+print("SOAK_REVS " + json.dumps(dict(Room.objects.filter(slug__startswith="soak-").values_list("slug", "rev"))))
+"""
+
+
+async def settle(clients: list[Client], room_revs, seconds: float) -> float:
+    """Wait until every client has seen its room's last revision as stored, for at most
+    `seconds`: under load the last changes may still be on their way (a client mid-
+    reconnect, a dropped event the sweep re-reads) when sending stops. Whatever has not
+    arrived by then counts as lost. Returns how long it took."""
+    started = time.monotonic()
+    revs = await asyncio.get_running_loop().run_in_executor(None, room_revs)
+    while time.monotonic() - started < seconds:
+        if all(c.last_rev >= revs[c.room] for c in clients):
+            break
+        await asyncio.sleep(0.5)
+    return time.monotonic() - started
+
+
+async def drive(args, port: int, seed: dict, room_revs) -> list[Client]:
     stats: Counter = Counter()
     rooms = seed["rooms"]
     clients = [
@@ -234,7 +257,8 @@ async def drive(args, port: int, seed: dict) -> list[Client]:
     drain_end = time.monotonic() + args.drain
     while time.monotonic() < drain_end and any(c.unacked for c in clients):
         await asyncio.sleep(1)
-    await asyncio.sleep(3)  # the sweep heals anything the channel layer dropped
+    took = await settle(clients, room_revs, args.settle)
+    print(f"  every client at its room's last revision after {took:.1f} s (at most {args.settle:.0f} s)", flush=True)
     for client in clients:
         client.stop_all.set()
     await asyncio.wait(runners, timeout=30)
@@ -269,6 +293,13 @@ def report(clients: list[Client], db: dict, elapsed: float) -> int:
             got = client.latest.get(message_id)
             if got is None or got[1] != bool(recalled):
                 lost += 1
+                if lost <= 20:  # what was missed, to find why
+                    print(
+                        f"lost: client {client.index} in {client.room} (first rev {client.first_rev}, last rev"
+                        f" {client.last_rev}): message {message_id} seq {_seq} rev {rev} recalled {bool(recalled)}"
+                        f" kind {_kind}; the client has {got}",
+                        file=sys.stderr,
+                    )
         delivered += len(client.seen)
     duplicated = sum(c.duplicated for c in clients)
     reordered = sum(c.reordered for c in clients)
@@ -314,6 +345,7 @@ def main() -> int:
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432", help="server for --database postgres")
     parser.add_argument("--redis", default=os.environ.get("SOAK_REDIS", ""), help="REDIS_URL for the channel layer")
     parser.add_argument("--drain", type=float, default=30)
+    parser.add_argument("--settle", type=float, default=30, help="seconds for the last changes to arrive, at most")
     args = parser.parse_args()
     args.send_every = (2.0, 6.0)
     args.reconnect_every = (30.0, 120.0)
@@ -324,7 +356,7 @@ def main() -> int:
     env = clean_env()
     dbname = None
     if args.database == "postgres":
-        dbname = f"parley_soak_{int(time.time())}"
+        dbname = f"parley_soak_{os.getpid()}_{int(time.time())}"
         import psycopg
 
         with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as conn:
@@ -356,7 +388,7 @@ def main() -> int:
         except ServerError as error:
             raise SystemExit(f"server did not start:\n{error}") from error
         started = time.monotonic()
-        clients = asyncio.run(drive(args, server.port, seed))
+        clients = asyncio.run(drive(args, server.port, seed, lambda: run_django(ROOM_REVS, env)))
         elapsed = time.monotonic() - started
         db = run_django(CHECK, env)
         status = report(clients, db, elapsed)
