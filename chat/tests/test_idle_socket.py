@@ -18,6 +18,7 @@ from websockets.sync.client import connect
 from accounts.selectors import Credential
 from chat import consumers
 from chat.tests.test_wire import ConnMoved
+from core.uvicorn_ws import Flag, Inbox
 from testkit.inprocess import InProcessUvicorn
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -113,3 +114,8 @@ def test_an_idle_socket_keeps_no_handshake_headers_no_session_object_and_no_task
             assert socket.scope["session_key"] == session_key
             assert socket.credential == Credential("session", session_key, mia.id)
             assert type(socket.user) is get_user_model() and socket.user.id == mia.id
+            # uvicorn's side of it (core/uvicorn_ws.py): the handshake's leftovers gone, and
+            # no asyncio.Queue or Event sitting empty.
+            protocol = socket.scope["parley.asgi_send"].__self__
+            assert protocol.request is None and protocol.response is None and protocol.scope["headers"] == []
+            assert isinstance(protocol.queue, Inbox) and isinstance(protocol.writable, Flag)
