@@ -51,24 +51,24 @@ class Flag:
     """What asyncio.Event offers uvicorn's protocol (set, clear, wait), with no deque of
     waiters while no one waits."""
 
-    __slots__ = ("is_set", "waiters")
+    __slots__ = ("up", "waiters")
 
     def __init__(self):
-        self.is_set = True
+        self.up = True
         self.waiters: list[asyncio.Future] | None = None
 
     def set(self) -> None:
-        self.is_set = True
+        self.up = True
         waiters, self.waiters = self.waiters, None
         for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
 
     def clear(self) -> None:
-        self.is_set = False
+        self.up = False
 
     async def wait(self) -> bool:
-        if self.is_set:
+        if self.up:
             return True
         waiter = asyncio.get_running_loop().create_future()
         if self.waiters is None:
