@@ -42,6 +42,7 @@ HEALTHCHECK --interval=15s --timeout=6s --start-period=30s --retries=3 \
 # clients reconnect to another worker at once) and exits within the graceful timeout.
 STOPSIGNAL SIGTERM
 CMD ["uvicorn", "config.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
+     "--ws", "core.uvicorn_ws:ParleyWebSocketProtocol",
      "--ws-max-size", "65536", "--ws-per-message-deflate", "false", \
      "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1", \
      "--no-server-header", "--timeout-graceful-shutdown", "10"]

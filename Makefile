@@ -31,7 +31,7 @@ run: install
 	@echo "  Parley at http://$(HOST):$(PORT)/  (admin: /admin/, API docs: /api/docs/; Ctrl-C stops it)"
 	@$(BIN)/python manage.py purge_messages --every -v0 & PURGE=$$!; \
 	trap 'kill $$PURGE 2>/dev/null' EXIT INT TERM; \
-	EMAIL_BACKEND=$${EMAIL_BACKEND:-django.core.mail.backends.console.EmailBackend} $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --ws-max-size 65536 --ws-per-message-deflate false --proxy-headers --no-server-header
+	EMAIL_BACKEND=$${EMAIL_BACKEND:-django.core.mail.backends.console.EmailBackend} $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --ws core.uvicorn_ws:ParleyWebSocketProtocol --ws-max-size 65536 --ws-per-message-deflate false --proxy-headers --no-server-header
 
 lint: install
 	$(BIN)/ruff check .

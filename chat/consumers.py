@@ -14,6 +14,7 @@ import json
 import logging
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -68,9 +69,6 @@ _NOT_JSON = object()
 class ParleyConsumer(AsyncWebsocketConsumer):
     """What both sockets share: auth, the outbox, frame parsing, errors, per-user caps."""
 
-    # No per-socket channel-layer channel: the process's hub fans events out (chat/hub.py).
-    channel_layer_alias = "parley-hub-only"
-
     handlers: dict[str, str] = {}
     # What the hub knows of a socket (chat.hub.Subscriber).
     credential: account_selectors.Credential | None = None
@@ -78,6 +76,20 @@ class ParleyConsumer(AsyncWebsocketConsumer):
     needs_membership = False
     # What a widget guest's token gets on this socket: 4403 here, 4404 on a room socket.
     guest_refused: AppError = NotAllowed("Guests of the website widget use /ws/widget/<room>/.")
+
+    async def __call__(self, scope, receive, send):
+        # No per-socket channel-layer channel: the process's hub fans events out
+        # (chat/hub.py). Channels' own loop (await_many_dispatch) would wait on the client
+        # in a task of its own; awaiting the one receive directly spares an idle socket
+        # that task and its wait's futures (~2.5 KiB).
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message):
         # Channels closes old DB connections before every frame (a thread hop each);
@@ -350,8 +362,7 @@ def _credential(scope, user_id: int | None) -> account_selectors.Credential | No
         return None
     if scope.get("auth_method") == "token":
         return account_selectors.Credential("token", scope["auth_token"], user_id)
-    session = scope.get("session")
-    key = session.session_key if session is not None else None
+    key = scope.get("session_key")
     return account_selectors.Credential("session", key, user_id) if key else None
 
 

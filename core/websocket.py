@@ -9,12 +9,15 @@ authenticate with `Authorization: Token <key>`. Tokens are read from that header
 never from the query string, where they would end up in logs.
 """
 
+from importlib import import_module
 from urllib.parse import urlsplit
 
-from channels.auth import AuthMiddlewareStack
+from channels.auth import get_user
 from channels.db import database_sync_to_async
+from channels.routing import URLRouter
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.http import parse_cookie
 from django.http.request import split_domain_port, validate_host
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -77,25 +80,6 @@ def origin_allowed(origin: str, *, host: str | None, secure: bool) -> bool:
     return parsed == (scheme, domain, int(port) if port else _DEFAULT_PORTS[scheme])
 
 
-class OriginValidator:
-    """Refuse the handshake (HTTP 403) when a browser's Origin is neither ours nor trusted."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "websocket":
-            origin = _header(scope, b"origin")
-            secure = scope.get("scheme") == "wss"
-            if origin is not None and not origin_allowed(origin, host=_header(scope, b"host"), secure=secure):
-                await send({"type": "websocket.close", "code": 4403})
-                return
-            # The server's own send, before middleware wraps it: chat/wire.py writes
-            # broadcast frames through it when it can.
-            scope = {**scope, "parley.asgi_send": send}
-        return await self.app(scope, receive, send)
-
-
 @database_sync_to_async
 def _user_for_token(key: str):
     from rest_framework.authtoken.models import Token
@@ -108,21 +92,69 @@ def _user_for_token(key: str):
     return token.user
 
 
-class TokenAuthMiddleware:
-    """`Authorization: Token <key>` wins over the session cookie; a bad token is anonymous."""
+class WebSocketGate:
+    """Every socket's way in: the Origin check (HTTP 403), then the route, then who it is.
 
-    def __init__(self, app):
-        self.app = app
+    `Authorization: Token <key>` wins over the session cookie (which is then not read at
+    all); a bad token is anonymous. The consumer gets one scope of its own, without the
+    handshake's headers (read here, not needed after) and without the session object
+    (only its key, the socket's credential, is kept). This does what Channels' Cookie-,
+    Session- and AuthMiddleware and URLRouter did, in one frame: each of those copied the
+    scope and kept a coroutine frame alive for the socket's whole life, ~7 KiB of every
+    idle socket (benchmark/README.md, "Idle sockets").
+    """
+
+    def __init__(self, routes):
+        # URLRouter checks and compiles the patterns; only its route list is used.
+        self.routes = URLRouter(routes).routes
+
+    def route(self, scope) -> tuple:
+        """(consumer application, url_route), as URLRouter resolves them."""
+        path, root = scope["path"], scope.get("root_path", "")
+        if not path.startswith(root):
+            raise ValueError(f"No route found for path {path!r}.")
+        path = path[len(root) :].lstrip("/")
+        for route in self.routes:
+            match = route.pattern.match(path)
+            if match:
+                _, args, kwargs = match
+                return route.callback, {"args": args, "kwargs": {**kwargs, **route.default_args}}
+        raise ValueError(f"No route found for path {path!r}.")
 
     async def __call__(self, scope, receive, send):
-        authorization = _header(scope, b"authorization")
-        if authorization and authorization.lower().startswith("token "):
-            key = authorization[6:].strip()
-            user = await _user_for_token(key)
-            # The key stays in the scope for the hub to check the token still exists (chat/hub.py).
-            scope = {**scope, "user": user or AnonymousUser(), "auth_method": "token", "auth_token": key}
-        return await self.app(scope, receive, send)
+        origin = _header(scope, b"origin")
+        secure = scope.get("scheme") == "wss"
+        if origin is not None and not origin_allowed(origin, host=_header(scope, b"host"), secure=secure):
+            await send({"type": "websocket.close", "code": 4403})
+            return
+        consumer, url_route = self.route(scope)
+        inner = {key: value for key, value in scope.items() if key != "headers"}
+        inner["url_route"] = url_route
+        # The server's own send: chat/wire.py writes broadcast frames through it when it can.
+        inner["parley.asgi_send"] = send
+        inner.update(await _who(scope))
+        return await consumer(inner, receive, send)
 
 
-def websocket_stack(app):
-    return OriginValidator(AuthMiddlewareStack(TokenAuthMiddleware(app)))
+async def _who(scope) -> dict:
+    """The scope's user, and the credential the socket logged in with (chat/consumers.py)."""
+    authorization = _header(scope, b"authorization")
+    if authorization and authorization.lower().startswith("token "):
+        key = authorization[6:].strip()
+        user = await _user_for_token(key)
+        # The key stays in the scope for the hub to check the token still exists (chat/hub.py).
+        return {"user": user or AnonymousUser(), "auth_method": "token", "auth_token": key}
+    session = _session_store(_cookies(scope).get(settings.SESSION_COOKIE_NAME))
+    # Channels' rule: the backend is listed and the auth hash verified, else the session
+    # is flushed (and has no key after).
+    user = await get_user({"session": session})
+    return {"user": user, "session_key": session.session_key}
+
+
+def _session_store(key: str | None):
+    return import_module(settings.SESSION_ENGINE).SessionStore(key)
+
+
+def _cookies(scope) -> dict[str, str]:
+    cookie = _header(scope, b"cookie")
+    return parse_cookie(cookie) if cookie else {}

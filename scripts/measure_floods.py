@@ -113,7 +113,7 @@ def start_server(repo: Path, database_url: str, body_chars: int) -> tuple[subpro
     log = Path(tempfile.mkstemp(prefix="parley-measure-", suffix=".log")[1])
     process = subprocess.Popen(
         [python, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--ws-max-size", "65536", "--ws-per-message-deflate", "false", "--proxy-headers", "--no-access-log"],
+         "--ws", "core.uvicorn_ws:ParleyWebSocketProtocol", "--ws-max-size", "65536", "--ws-per-message-deflate", "false", "--proxy-headers", "--no-access-log"],
         cwd=repo, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30

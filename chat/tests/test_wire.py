@@ -18,10 +18,10 @@ from importlib.metadata import version
 import pytest
 import uvicorn
 from rest_framework.authtoken.models import Token
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.sync.client import connect
 
 from chat import wire
+from core.uvicorn_ws import ParleyWebSocketProtocol
 from testkit.inprocess import InProcessUvicorn
 from testkit.servers import REPO
 
@@ -41,7 +41,7 @@ class Forwarding:
         return getattr(self._target, name)
 
 
-class ConnMoved(WebSocketsSansIOProtocol):
+class ConnMoved(ParleyWebSocketProtocol):
     """The websockets connection object became something else."""
 
     def __init__(self, *args, **kwargs):
@@ -49,7 +49,7 @@ class ConnMoved(WebSocketsSansIOProtocol):
         self.conn = Forwarding(self.conn)
 
 
-class TransportMoved(WebSocketsSansIOProtocol):
+class TransportMoved(ParleyWebSocketProtocol):
     """The transport no longer tells its write buffer size."""
 
     def connection_made(self, transport):
