@@ -12,22 +12,17 @@ from django.db import DatabaseError, connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from chat import dbpool, events, groupcommit, services
-from chat.models import Membership, Message, Room
+from chat.models import Message, Room
+from chat.tests.test_dbpool import PER_SENDER, SENDERS, busy  # noqa: F401 (fixture)
 from core.errors import TooLarge
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SENDERS = 8
-PER_SENDER = 25
-
 
 @pytest.fixture
-def busy(make_user, olivia):
-    """A room with 8 members, each holding their own copy of it as a socket does."""
-    room = services.room_create(creator=olivia, slug="busy", name="Busy")
-    users = [make_user(f"sender{i}") for i in range(SENDERS)]
-    for user in users:  # no "joined" messages: the room's numbering starts with the sends
-        Membership.objects.create(room=room, user=user)
+def senders_with_rooms(busy):  # noqa: F811
+    """The busy room's 8 members, each holding their own copy of it as a socket does."""
+    room, users = busy
     return room, [(user, Room.objects.get(pk=room.pk)) for user in users]
 
 
@@ -79,10 +74,10 @@ def commits(monkeypatch):
 
 @pytest.mark.parametrize("grouped", [True, False], ids=["group-commit", "one-per-send"])
 async def test_eight_concurrent_senders_are_acked_after_commit_with_seq_1_to_n(
-    busy, batches, commits, settings, grouped, fresh_pool
+    senders_with_rooms, batches, commits, settings, grouped, fresh_pool
 ):
     settings.PARLEY_GROUP_COMMIT = grouped
-    room, senders = busy
+    room, senders = senders_with_rooms
 
     async def sender(user, own_room, i):
         acks = []
