@@ -11,7 +11,10 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from chat import formatting
 from chat.formatting import render
 
 pytestmark = pytest.mark.dbless
@@ -272,3 +275,29 @@ def test_pathological_bodies_render_quickly(body):
     started = time.process_time()
     assert_inert(render(body))
     assert time.process_time() - started < 2.0
+
+
+# The shortcut for plain lines (formatting._PLAIN_LINE) must say exactly what the full path
+# says. Half the bodies are lines the shortcut may take; the alphabet of the others mixes
+# in what makes a line formatting (and what HTML escapes).
+_PLAIN = "aZé中ß9 0,.?!'\"():;%$#=+/|^{}~-—…，。！？、：；「」（）"
+_ANY = _PLAIN + "\n\t*_`[]<>&@\\\u00a0"
+_BODIES = st.one_of(
+    st.builds(str.__add__, st.sampled_from("aZé中"), st.text(alphabet=_PLAIN, max_size=30)),
+    st.text(alphabet=_ANY, min_size=1, max_size=30),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_BODIES)
+def test_the_plain_line_shortcut_renders_what_markdown_would(body):
+    assert render(body) == formatting._render_markdown(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["ok", "Ordering is open until 6pm, see you there!", "好的，明天见。", "PB~0~3~1712.5~xxxx", 'He said "hi" (twice)'],
+)
+def test_everyday_lines_take_the_shortcut_and_render_as_themselves(body):
+    assert formatting._PLAIN_LINE.fullmatch(body)
+    assert render(body) == formatting._render_markdown(body) == f"<p>{body}</p>".replace("&", "&amp;")
