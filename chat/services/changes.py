@@ -13,6 +13,7 @@ from django.utils import timezone
 from chat import events, search
 from chat.formatting import render
 from chat.models import Message, MessageVersion, Reaction, Room
+from core import rows
 from core.errors import InvalidInput, NotFound
 
 
@@ -63,7 +64,7 @@ def take_numbers(room: Room, *, new_message: bool) -> tuple[int, int]:
 def append(room: Room, *, body: str = "", **fields) -> Message:
     """Store a new message, its body rendered, as the room's next seq and rev."""
     seq, rev = take_numbers(room, new_message=True)
-    message = Message.objects.create(room=room, seq=seq, rev=rev, body=body, html=render(body), **fields)
+    message = rows.insert(Message(room=room, seq=seq, rev=rev, body=body, html=render(body), **fields))
     search.index_message(message, new=True)
     message.reaction_list = []  # a new message has none: spares the serializer a query
     return message

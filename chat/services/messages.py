@@ -22,6 +22,7 @@ from chat.services.changes import (
 )
 from chat.services.mentions import mentions_for, store_mentions
 from chat.services.push import enqueue_for_message
+from core import rows
 from core.errors import InvalidInput, Muted, NotAllowed, NotFound, RateLimited, RecallWindowPassed, TooLarge
 from core.ratelimit import check_send_rate
 from core.validation import clean_text, require_user
@@ -80,11 +81,11 @@ def message_send(
             if room.kind == Room.Kind.PROJECT and Room.objects.filter(pk=room.pk, closed_at__isnull=False).exists():
                 # Checked under the row lock: a close that committed first wins (SPEC §6.6).
                 raise NotAllowed("This conversation is closed.")
-            message = Message.objects.create(
+            message = rows.insert(Message(
                 room=room, seq=seq, rev=rev, sender=sender, kind=kind, body=body, html=render(body), image=image,
                 client_id=client_id or "", reply_to=original, sender_name=sender_name, sender_icon=sender_icon,
                 mentions=[user.username for user in mentioned], mentions_all=mentions_all, **(attachment or {}),
-            )
+            ))
             store_mentions(message, mentioned)
             enqueue_for_message(room, message)
             message.reaction_list = []  # a new message has none: spares the serializer a query
