@@ -87,7 +87,7 @@ def message_send(
                 mentions=[user.username for user in mentioned], mentions_all=mentions_all, **(attachment or {}),
             ))
             store_mentions(message, mentioned)
-            enqueue_for_message(room, message)
+            enqueue_for_message(room, message, others_subscribed=standing.others_subscribed)
             message.reaction_list = []  # a new message has none: spares the serializer a query
             search.index_message(message, new=True)
             _read_up_to(sender, room, seq)

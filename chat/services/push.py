@@ -125,10 +125,14 @@ def payload_for(message: Message, room: Room) -> dict:
     return data
 
 
-def enqueue_for_message(room: Room, message: Message) -> int:
+def enqueue_for_message(room: Room, message: Message, *, others_subscribed: bool | None = None) -> int:
     """Outbox rows for every subscription of every other member whose settings ask for
-    this message; called inside the transaction that stores it. Returns how many."""
-    if message.kind == Message.Kind.SYSTEM or not _others_subscribed(room, message.sender_id):
+    this message; called inside the transaction that stores it. Returns how many.
+    `others_subscribed`: whether any member but the sender has a subscription, when the
+    caller has read it already (selectors.standing)."""
+    if others_subscribed is None:
+        others_subscribed = _others_subscribed(room, message.sender_id)
+    if message.kind == Message.Kind.SYSTEM or not others_subscribed:
         return 0
     return _enqueue(room, message, Membership.objects.filter(room=room))
 
