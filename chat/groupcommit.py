@@ -9,10 +9,14 @@ The price: a batch holds the room's lock from its first send's numbers to its co
 the checks of the sends after it included, and other processes' sends into the room
 wait that long.
 
-Each send still runs `services.message_send` whole, in a savepoint of its own: a refused
-send (muted, too long, …) rolls back alone and answers with its error, and a repeated
-`client_id` is answered with the first message as before. Every send is answered after
-the batch's commit, and the batch's events are published before the first answer.
+Each send still runs `services.message_send` whole, without savepoints (they cost two
+round trips per send on PostgreSQL, each a wait for the GIL behind a busy event loop). A
+send refused before it wrote anything (too long, muted, rate-limited, …) answers with
+its error and the batch goes on. A send that fails after writing (a repeated `client_id`,
+a room that went private meanwhile, a database error) rolls the whole batch back,
+unannounced, and the batch's sends run again one transaction each, as without grouping:
+a repeated `client_id` is then answered with the first message as before. Every send is
+answered after its commit, and the batch's events are published before the first answer.
 `seq` stays gap-free in commit order. If the commit fails, every send of the batch fails
 and nothing is announced. REST sends are not grouped (one request, one transaction).
 """
@@ -22,10 +26,11 @@ import logging
 from weakref import WeakKeyDictionary
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import transaction
 
 from chat import events, services
 from chat.models import Message
+from core.errors import AppError
 
 log = logging.getLogger(__name__)
 
@@ -94,34 +99,39 @@ async def _answer(batch: list[tuple[dict, asyncio.Future]]) -> None:
 
 
 def _commit(*, sends: list[dict]) -> list[tuple[tuple[Message, bool] | None, Exception | None]]:
-    """Run each send in a savepoint of one transaction: (result, None) or (None, error) each."""
+    """Run the sends in one transaction: (result, None) or (None, error) each."""
     if len(sends) == 1:
-        # Alone: its own transaction, as without grouping. Savepoints cost a round trip
-        # each on PostgreSQL (two per send: this one's and message_send's own).
-        try:
-            return [(services.message_send(**sends[0]), None)]
-        except Exception as error:
-            return [(None, error)]
-    outcomes = []
+        # Alone: its own transaction, as without grouping.
+        return [_alone(sends[0])]
     committed = False
 
     def note_commit():
         nonlocal committed
         committed = True
 
+    outcomes = []
     try:
         with transaction.atomic():
             transaction.on_commit(note_commit)
             for kwargs in sends:
                 try:
-                    with transaction.atomic():
-                        outcomes.append((services.message_send(**kwargs), None))
-                except Exception as error:
+                    outcomes.append((services.message_send(**kwargs, savepoint=False), None))
+                except AppError as error:
+                    if transaction.get_rollback():
+                        raise _SendByOne(len(outcomes)) from error
+                    # Refused before it wrote anything (too long, muted, …): alone.
                     outcomes.append((None, error))
-                if transaction.get_rollback():
-                    # Rolling back to the savepoint failed (a lost connection): the block
-                    # would end in a silent rollback, and the sends before must not be acked.
-                    raise DatabaseError("the batch's transaction can no longer commit") from outcomes[-1][1]
+                except Exception as error:
+                    # It may have written, or left PostgreSQL's transaction aborted.
+                    raise _SendByOne(len(outcomes)) from error
+    except _SendByOne as retry:
+        # The batch rolled back whole, its events unannounced: each send again in its own
+        # transaction, but for the refusals already answered. Those stored before the
+        # failure took their send allowance already.
+        return [
+            outcome if outcome[1] is not None else _alone({**kwargs, "allowance_taken": True})
+            for kwargs, outcome in zip(sends[: retry.failed], outcomes, strict=True)
+        ] + [_alone(kwargs) for kwargs in sends[retry.failed :]]
     except Exception:
         if not committed:
             raise
@@ -130,3 +140,18 @@ def _commit(*, sends: list[dict]) -> list[tuple[tuple[Message, bool] | None, Exc
         # whatever the failure kept from being published.
         log.exception("a callback after a group commit failed")
     return outcomes
+
+
+class _SendByOne(Exception):
+    """A send of the batch failed in a way only rolling back the batch undoes."""
+
+    def __init__(self, failed: int):
+        super().__init__(failed)
+        self.failed = failed
+
+
+def _alone(kwargs: dict) -> tuple[tuple[Message, bool] | None, Exception | None]:
+    try:
+        return services.message_send(**kwargs), None
+    except Exception as error:
+        return None, error

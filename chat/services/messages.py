@@ -35,7 +35,7 @@ message_stored = Signal()
 
 def message_send(
     *, sender, room: Room, body="", client_id=None, kind=Message.Kind.TEXT, image=None, allowance_taken=False,
-    reply_to=None, sender_name="", sender_icon="", attachment: dict | None = None,
+    reply_to=None, sender_name="", sender_icon="", attachment: dict | None = None, savepoint=True,
 ) -> tuple[Message, bool]:
     """Store a message as the room's next seq and announce it after commit.
 
@@ -51,6 +51,9 @@ def message_send(
     Sending moves the sender's own read marker to the new message; into a public room
     the sender has not joined, it joins them first (_join_by_sending). `sender_name` and
     `sender_icon` are a bot's name and icon URL for this message (incoming webhooks).
+    `savepoint=False`, inside the caller's transaction: no savepoint of its own (a round
+    trip each way on PostgreSQL); if the send fails after writing, the caller must roll
+    back its whole transaction (chat.groupcommit does, then sends one by one).
     """
     require_user(sender)
     client_id = clean_client_id(client_id)
@@ -69,7 +72,7 @@ def message_send(
         if existing is not None:
             return existing, False
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=savepoint):
             kind_seen = room.kind
             if kind in (Message.Kind.TEXT, Message.Kind.IMAGE, Message.Kind.FILE) and not sender_name:  # people, not presets or bots
                 _join_by_sending(sender, room, member=standing.member)

@@ -191,31 +191,33 @@ async def test_a_failed_commit_fails_every_send_of_the_batch_and_announces_nothi
     assert message.seq == 1
 
 
-async def test_a_savepoint_that_cannot_roll_back_fails_the_whole_batch(
-    lobby, mia, olivia, batches, published, monkeypatch, fresh_pool
+async def test_a_send_failing_after_it_wrote_sends_the_batch_one_by_one_charging_nobody_twice(
+    lobby, mia, olivia, batches, published, commits, monkeypatch, settings, fresh_pool
 ):
-    """A lost connection can make rolling back a refused send's savepoint fail: the
-    transaction then ends in a rollback, and the sends stored before it must not be acked."""
+    """The batch has no savepoints: a send that fails after writing rolls it all back, and
+    each send runs again in its own transaction. Sends stored before the failure are not
+    charged a second send of their allowance for it."""
+    settings.PARLEY_RATE_BURST = 2  # mia's two sends use up her allowance
     real_store_mentions = services.messages.store_mentions
 
     def store_mentions(message, mentioned):
-        if message.body == "boom":
-            monkeypatch.setattr(BaseDatabaseWrapper, "savepoint_rollback", lost_connection)
+        if message.body == "boom":  # after the message row is written
             raise RuntimeError("boom")
         return real_store_mentions(message, mentioned)
 
-    def lost_connection(self, sid):
-        raise DatabaseError("server closed the connection unexpectedly")
-
     monkeypatch.setattr(services.messages, "store_mentions", store_mentions)
 
-    first, boom = await asyncio.gather(
-        groupcommit.run_send(sender=mia, room=lobby, body="stored first"),
+    one, two, boom = await asyncio.gather(
+        groupcommit.run_send(sender=mia, room=lobby, body="one", client_id="m-1"),
+        groupcommit.run_send(sender=mia, room=lobby, body="two", client_id="m-2"),
         groupcommit.run_send(sender=olivia, room=lobby, body="boom"),
         return_exceptions=True,
     )
 
-    assert batches == [2]
-    assert isinstance(first, DatabaseError) and isinstance(boom, DatabaseError)
-    assert published == []
-    assert not await database_sync_to_async(Message.objects.filter(room=lobby).exists)()
+    assert batches == [3]
+    assert (one[0].seq, one[1]) == (1, True) and (two[0].seq, two[1]) == (2, True)
+    assert isinstance(boom, RuntimeError)
+    assert len(commits) == 2  # one transaction each for the stored ones; the batch's rolled back
+    rows = await database_sync_to_async(lambda: list(Message.objects.filter(room=lobby).values_list("seq", "body")))()
+    assert sorted(rows) == [(1, "one"), (2, "two")]
+    assert [(frame["seq"], frame["body"]) for _, frame in published] == [(1, "one"), (2, "two")]
