@@ -15,11 +15,13 @@ SQLite allows one writer at a time, and its connections are best kept to one thr
 """
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
-from channels.db import DatabaseSyncToAsync, database_sync_to_async
+from asgiref.sync import SyncToAsync
+from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import connections
+from django.db import close_old_connections, connections
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
@@ -49,9 +51,37 @@ def run_in_pool(function):
     async def call(*args, **kwargs):
         if threads() == 1:
             return await single(*args, **kwargs)
-        return await DatabaseSyncToAsync(function, thread_sensitive=False, executor=_pool())(*args, **kwargs)
+        return await _PoolCall(function, thread_sensitive=False, executor=_pool())(*args, **kwargs)
 
     return call
+
+
+# A connection that answered within this many seconds is used again without a health check.
+HEALTHY_FOR_SECONDS = 1.0
+_last_answered = threading.local()
+
+
+class _PoolCall(SyncToAsync):
+    """database_sync_to_async's connection hygiene (old and broken connections closed
+    before and after the call), except the health check. With CONN_HEALTH_CHECKS, Django
+    checks a persistent connection with `SELECT 1` before its first query of every call:
+    a round trip per send, each also a wait for the GIL behind the event loop. A
+    connection that answered less than HEALTHY_FOR_SECONDS ago is not asked again; after
+    a pause it is, as before. One that broke meanwhile fails that call's query, and is
+    closed and reopened for the next (errors_occurred)."""
+
+    def thread_handler(self, loop, *args, **kwargs):
+        close_old_connections()
+        connection = connections["default"]
+        answered = getattr(_last_answered, "at", None)
+        if connection.connection is not None and answered is not None:
+            if time.monotonic() - answered < HEALTHY_FOR_SECONDS:
+                connection.health_check_done = True
+        try:
+            return super().thread_handler(loop, *args, **kwargs)
+        finally:
+            _last_answered.at = None if connection.errors_occurred else time.monotonic()
+            close_old_connections()
 
 
 def shutdown() -> None:

@@ -93,3 +93,41 @@ async def test_on_sqlite_every_service_call_stays_on_one_thread(busy):
     assert sorted(seq for seqs in returned for seq in seqs) == list(range(1, SENDERS * PER_SENDER + 1))
     assert dbpool.threads() == 1
     assert len(seen["threads"]) == 1 and seen["most"] == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+async def test_a_pool_connection_that_broke_is_replaced_checked_after_a_pause(monkeypatch):
+    """Within HEALTHY_FOR_SECONDS of its last answer a pool connection is used without a
+    health check: one that broke meanwhile fails that call, and the next call has a new
+    one. After a pause the health check runs first, and nothing fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import OperationalError, connections
+
+    monkeypatch.setattr(dbpool, "HEALTHY_FOR_SECONDS", 0.2)
+    executor = ThreadPoolExecutor(max_workers=1)
+
+    def call(function):
+        return dbpool._PoolCall(function, thread_sensitive=False, executor=executor)()
+
+    def query():
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+            return cursor.fetchone()[0]
+
+    def break_it():
+        connections["default"].connection.close()  # behind Django's back, as a server restart would
+
+    try:
+        assert await call(query) == 1
+        await call(break_it)
+        with pytest.raises(OperationalError):
+            await call(query)  # answered a moment ago: not checked first
+        assert await call(query) == 1  # a new connection
+        await call(break_it)
+        await asyncio.sleep(0.3)
+        assert await call(query) == 1  # checked after the pause, replaced before use
+    finally:
+        await call(connections.close_all)
+        executor.shutdown()
