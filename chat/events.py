@@ -291,9 +291,18 @@ async def run_service(function, /, **kwargs):
 
     Events of transactions that committed go out even when the service then raises.
     """
-    result, pending, error = await _run_in_database_thread(function, kwargs)
-    for group, event in pending:
-        await apublish(group, event)
+    result, pending, error = await run_collecting(function, **kwargs)
+    await publish_all(pending)
     if error is not None:
         raise error
     return result
+
+
+async def run_collecting(function, /, **kwargs) -> tuple[object, list[tuple[str, dict]], Exception | None]:
+    """run_service without the publishing: (result, the events to publish, the error)."""
+    return await _run_in_database_thread(function, kwargs)
+
+
+async def publish_all(pending: list[tuple[str, dict]]) -> None:
+    for group, event in pending:
+        await apublish(group, event)

@@ -66,29 +66,49 @@ async def run_send(**kwargs) -> tuple[Message, bool]:
 
 async def _commit_while_waiting(rooms: dict[int, _RoomQueue], room_id: int, queue: _RoomQueue) -> None:
     batch = []
+    announcing: asyncio.Future | None = None  # the last batch's events going out, then its answers
     try:
-        while queue.waiting:
+        while queue.waiting or (announcing is not None and not announcing.done()):
+            if not queue.waiting:
+                # Sends that arrive meanwhile join this queue, behind what is announced.
+                await asyncio.wait([announcing])
+                continue
             size = settings.PARLEY_GROUP_COMMIT_MAX
             # A caller cancelled before its batch began (its socket went) is not sent.
             batch = [(kwargs, future) for kwargs, future in queue.waiting[:size] if not future.done()]
             del queue.waiting[:size]
-            await _answer(batch)
+            announcing = await _store(batch, after=announcing)
     finally:
-        # No await since `queue.waiting` was found empty: a send arriving after this starts a new queue.
+        # No await since `queue.waiting` was found empty and the last announcement done: a
+        # send arriving after this starts a new queue, whose events cannot overtake these.
         del rooms[room_id]
         # Someone still waits only if this task was cancelled (its loop is closing).
         for _, future in batch + queue.waiting:
             future.cancel()
 
 
-async def _answer(batch: list[tuple[dict, asyncio.Future]]) -> None:
+async def _store(batch: list[tuple[dict, asyncio.Future]], *, after: asyncio.Future | None) -> asyncio.Future:
+    """Commit the batch; return its announcement, which runs while the next batch commits.
+    Publishing (a round trip to Redis per event) is no longer a part of the room's
+    one-batch-at-a-time stretch."""
+    pending = []
     if not batch:
-        return
-    try:
-        # Publishes the batch's events before returning, so they go out before any answer.
-        outcomes = await events.run_service(_commit, sends=[kwargs for kwargs, _ in batch])
-    except Exception as error:
-        outcomes = [(None, error)] * len(batch)
+        outcomes = []
+    else:
+        try:
+            outcomes, pending, error = await events.run_collecting(_commit, sends=[kwargs for kwargs, _ in batch])
+            if error is not None:
+                raise error
+        except Exception as error:
+            outcomes = [(None, error)] * len(batch)
+    return asyncio.ensure_future(_announce_then_answer(batch, outcomes, pending, after=after))
+
+
+async def _announce_then_answer(batch, outcomes, pending, *, after: asyncio.Future | None) -> None:
+    if after is not None:
+        await asyncio.wait([after])  # the previous batch's events first (rev order); never raises
+    # The batch's events go out before any of its sends is answered.
+    await events.publish_all(pending)
     for (_, future), (result, error) in zip(batch, outcomes, strict=True):
         if future.done():
             continue

@@ -46,6 +46,7 @@ def published(monkeypatch):
     sent = []
 
     async def apublish(group, event):
+        await asyncio.sleep(0.01)  # a round trip to the layer, as with Redis
         sent.append((group, json.loads(event["frame"])))
 
     monkeypatch.setattr(events, "apublish", apublish)
@@ -74,7 +75,7 @@ def commits(monkeypatch):
 
 @pytest.mark.parametrize("grouped", [True, False], ids=["group-commit", "one-per-send"])
 async def test_eight_concurrent_senders_are_acked_after_commit_with_seq_1_to_n(
-    senders_with_rooms, batches, commits, settings, grouped, fresh_pool
+    senders_with_rooms, batches, commits, published, settings, grouped, fresh_pool
 ):
     settings.PARLEY_GROUP_COMMIT = grouped
     room, senders = senders_with_rooms
@@ -103,6 +104,24 @@ async def test_eight_concurrent_senders_are_acked_after_commit_with_seq_1_to_n(
     else:
         assert batches == []
     assert len(commits) == (len(batches) if grouped else total)
+
+
+async def test_batches_are_announced_in_seq_order_while_the_next_commits(
+    lobby, mia, olivia, batches, published, settings, fresh_pool
+):
+    """A batch's events go out while the next batch commits, never after its events."""
+    settings.PARLEY_GROUP_COMMIT_MAX = 3
+    sends = [
+        groupcommit.run_send(sender=sender, room=lobby, body=f"{n}", client_id=f"{sender.username}-{n}")
+        for n in range(12)
+        for sender in (mia, olivia)
+    ]
+
+    results = await asyncio.gather(*sends)
+
+    assert sorted(message.seq for message, _ in results) == list(range(1, 25))
+    assert len(batches) >= 8
+    assert [frame["seq"] for _, frame in published] == list(range(1, 25))
 
 
 async def test_a_refused_send_fails_alone_and_a_repeated_client_id_gets_the_first_message(
