@@ -77,7 +77,8 @@ async def _commit_while_waiting(rooms: dict[int, _RoomQueue], room_id: int, queu
             # A caller cancelled before its batch began (its socket went) is not sent.
             batch = [(kwargs, future) for kwargs, future in queue.waiting[:size] if not future.done()]
             del queue.waiting[:size]
-            announcing = await _store(batch, after=announcing)
+            if batch:
+                announcing = await _store(batch, after=announcing)
     finally:
         # No await since `queue.waiting` was found empty and the last announcement done: a
         # send arriving after this starts a new queue, whose events cannot overtake these.
@@ -92,15 +93,12 @@ async def _store(batch: list[tuple[dict, asyncio.Future]], *, after: asyncio.Fut
     Publishing (a round trip to Redis per event) is no longer a part of the room's
     one-batch-at-a-time stretch."""
     pending = []
-    if not batch:
-        outcomes = []
-    else:
-        try:
-            outcomes, pending, error = await events.run_collecting(_commit, sends=[kwargs for kwargs, _ in batch])
-            if error is not None:
-                raise error
-        except Exception as error:
-            outcomes = [(None, error)] * len(batch)
+    try:
+        outcomes, pending, error = await events.run_collecting(_commit, sends=[kwargs for kwargs, _ in batch])
+        if error is not None:
+            raise error
+    except Exception as error:
+        outcomes = [(None, error)] * len(batch)
     return asyncio.ensure_future(_announce_then_answer(batch, outcomes, pending, after=after))
 
 
