@@ -22,17 +22,12 @@ and nothing is announced. REST sends are not grouped (one request, one transacti
 """
 
 import asyncio
-import logging
 from weakref import WeakKeyDictionary
 
 from django.conf import settings
-from django.db import transaction
 
 from chat import events, services
 from chat.models import Message
-from core.errors import AppError
-
-log = logging.getLogger(__name__)
 
 
 class _RoomQueue:
@@ -117,59 +112,4 @@ async def _announce_then_answer(batch, outcomes, pending, *, after: asyncio.Futu
 
 
 def _commit(*, sends: list[dict]) -> list[tuple[tuple[Message, bool] | None, Exception | None]]:
-    """Run the sends in one transaction: (result, None) or (None, error) each."""
-    if len(sends) == 1:
-        # Alone: its own transaction, as without grouping.
-        return [_alone(sends[0])]
-    committed = False
-
-    def note_commit():
-        nonlocal committed
-        committed = True
-
-    outcomes = []
-    try:
-        with transaction.atomic():
-            transaction.on_commit(note_commit)
-            for kwargs in sends:
-                try:
-                    outcomes.append((services.message_send(**kwargs, savepoint=False), None))
-                except AppError as error:
-                    if transaction.get_rollback():
-                        raise _SendByOne(len(outcomes)) from error
-                    # Refused before it wrote anything (too long, muted, …): alone.
-                    outcomes.append((None, error))
-                except Exception as error:
-                    # It may have written, or left PostgreSQL's transaction aborted.
-                    raise _SendByOne(len(outcomes)) from error
-    except _SendByOne as retry:
-        # The batch rolled back whole, its events unannounced: each send again in its own
-        # transaction, but for the refusals already answered. Those stored before the
-        # failure took their send allowance already.
-        return [
-            outcome if outcome[1] is not None else _alone({**kwargs, "allowance_taken": True})
-            for kwargs, outcome in zip(sends[: retry.failed], outcomes, strict=True)
-        ] + [_alone(kwargs) for kwargs in sends[retry.failed :]]
-    except Exception:
-        if not committed:
-            raise
-        # An after-commit callback failed. Its own send would have answered with an error
-        # before grouping; the batch's messages are stored, and the hub's sweep announces
-        # whatever the failure kept from being published.
-        log.exception("a callback after a group commit failed")
-    return outcomes
-
-
-class _SendByOne(Exception):
-    """A send of the batch failed in a way only rolling back the batch undoes."""
-
-    def __init__(self, failed: int):
-        super().__init__(failed)
-        self.failed = failed
-
-
-def _alone(kwargs: dict) -> tuple[tuple[Message, bool] | None, Exception | None]:
-    try:
-        return services.message_send(**kwargs), None
-    except Exception as error:
-        return None, error
+    return services.message_send_together(sends)

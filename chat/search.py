@@ -306,27 +306,40 @@ def index_message(message, *, new: bool = False) -> None:
     a message just stored, which has none yet (one query, or none when it has no text)."""
     from chat.models import MessageSearch
 
-    live = not (message.recalled or message.deleted) and message.kind in INDEXED_KINDS
-    doc = document(message.body) if live and message.body else ""
-    if not doc:
-        if not new:
-            MessageSearch.objects.filter(message_id=message.pk).delete()
+    if new:
+        index_new_messages([message])
         return
-    updated = 0 if new else MessageSearch.objects.filter(message_id=message.pk).update(doc=doc)
-    if not updated:
+    doc = _document_of(message)
+    if not doc:
+        MessageSearch.objects.filter(message_id=message.pk).delete()
+    elif not MessageSearch.objects.filter(message_id=message.pk).update(doc=doc):
+        index_new_messages([message])
+
+
+def _document_of(message) -> str:
+    live = not (message.recalled or message.deleted) and message.kind in INDEXED_KINDS
+    return document(message.body) if live and message.body else ""
+
+
+def index_new_messages(messages) -> None:
+    """index_message(message, new=True) for several messages in one INSERT (a group commit's)."""
+    from chat.models import MessageSearch
+
+    rows = []
+    for message in messages:
         # A plain INSERT: this runs on every send, where the ORM's create cost ~0.2 ms more.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {MessageSearch._meta.db_table} (message_id, room_id, sender_id, created_at, doc)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                [
-                    message.pk,
-                    message.room_id,
-                    message.sender_id,
-                    connection.ops.adapt_datetimefield_value(message.created_at),
-                    doc,
-                ],
-            )
+        doc = _document_of(message)
+        if doc:
+            created_at = connection.ops.adapt_datetimefield_value(message.created_at)
+            rows.append([message.pk, message.room_id, message.sender_id, created_at, doc])
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {MessageSearch._meta.db_table} (message_id, room_id, sender_id, created_at, doc)"
+            f" VALUES {', '.join(['(%s, %s, %s, %s, %s)'] * len(rows))}",
+            [value for row in rows for value in row],
+        )
 
 
 def rebuild(*, batch: int = 2000, progress=None) -> int:

@@ -107,20 +107,32 @@ def standing(*, user, room: Room) -> Standing:
     pushes, in one query. Every send asks all four; as ORM look-ups they were a third of
     a send's time (~1.5 ms of ~5 ms into a 200-member room on SQLite), as one statement
     ~30 µs, and on PostgreSQL one round trip instead of four."""
+    return standings(user_ids=[user.pk], room=room)[user.pk]
+
+
+def standings(*, user_ids: list[int], room: Room) -> dict[int, Standing]:
+    """`standing` of several users in one statement (the sends of a group commit)."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    sql = (
-        f"SELECT EXISTS(SELECT 1 FROM {Membership._meta.db_table} WHERE room_id = %s AND user_id = %s),"
+    one = (
+        "SELECT %s,"
+        f" EXISTS(SELECT 1 FROM {Membership._meta.db_table} WHERE room_id = %s AND user_id = %s),"
         f" EXISTS(SELECT 1 FROM {RoomBan._meta.db_table} WHERE room_id = %s AND user_id = %s"
         "  AND (until IS NULL OR until > %s)),"
         f" EXISTS(SELECT 1 FROM {RoomMute._meta.db_table} WHERE room_id = %s AND user_id = %s AND until > %s),"
         f" EXISTS(SELECT 1 FROM {PushSubscription._meta.db_table} s JOIN {Membership._meta.db_table} m"
         "  ON m.user_id = s.user_id WHERE m.room_id = %s AND s.user_id <> %s)"
     )
-    params = [room.pk, user.pk, room.pk, user.pk, now, room.pk, user.pk, now, room.pk, user.pk]
+    distinct = list(dict.fromkeys(user_ids))
+    params = []
+    for user_id in distinct:
+        params += [user_id, room.pk, user_id, room.pk, user_id, now, room.pk, user_id, now, room.pk, user_id]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        member, banned, muted, others_subscribed = cursor.fetchone()
-    return Standing(member=bool(member), banned=bool(banned), muted=bool(muted), others_subscribed=bool(others_subscribed))
+        cursor.execute(" UNION ALL ".join([one] * len(distinct)), params)
+        rows = cursor.fetchall()
+    return {
+        user_id: Standing(member=bool(member), banned=bool(banned), muted=bool(muted), others_subscribed=bool(others))
+        for user_id, member, banned, muted, others in rows
+    }
 
 
 def room_may_read(*, user, room: Room, membership: Membership | None = None) -> bool:

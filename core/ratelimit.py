@@ -22,21 +22,30 @@ from core.errors import RateLimited
 
 log = logging.getLogger(__name__)
 
-# KEYS[1]: the key; ARGV: interval, burst window (interval x burst), both in seconds.
-# Returns 0 when allowed, else the seconds to wait.
+# KEYS: the keys, each taking one in turn (a key twice takes two); ARGV: interval, burst
+# window (interval x burst), both in seconds. Returns per key '0' when allowed, else the
+# seconds to wait. Several keys in one call: a group commit's sends take their allowances
+# in one round trip (chat.services.messages.message_send_together).
 _GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local interval = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-local ahead = math.max(tat - now, 0)
-if ahead > window - interval then
-  return tostring(ahead - (window - interval))
+local waits = {}
+local taken = {}  -- a key met again: its exact time, not the one rounded by tostring
+for i, key in ipairs(KEYS) do
+  local tat = taken[key] or tonumber(redis.call('GET', key) or now)
+  local ahead = math.max(tat - now, 0)
+  if ahead > window - interval then
+    waits[i] = tostring(ahead - (window - interval))
+  else
+    local next_tat = now + ahead + interval
+    taken[key] = next_tat
+    redis.call('SET', key, tostring(next_tat), 'PX', math.ceil((ahead + interval) * 1000) + 1)
+    waits[i] = '0'
+  end
 end
-local next_tat = now + ahead + interval
-redis.call('SET', KEYS[1], tostring(next_tat), 'PX', math.ceil((ahead + interval) * 1000) + 1)
-return '0'
+return waits
 """
 
 
@@ -46,15 +55,21 @@ class _LocalLimiter:
         self._tat: dict[str, float] = {}
 
     def hit(self, key: str, interval: float, window: float) -> float:
+        return self.hit_many([key], interval, window)[0]
+
+    def hit_many(self, keys: list[str], interval: float, window: float) -> list[float]:
         with self._lock:
-            now = time.monotonic()
-            ahead = max(self._tat.get(key, now) - now, 0.0)
-            if ahead > window - interval:
-                return ahead - (window - interval)
-            self._tat[key] = now + ahead + interval
-            if len(self._tat) > 100_000:  # forget idle users; their buckets are full again
-                self._tat = {k: v for k, v in self._tat.items() if v > now}
-            return 0.0
+            return [self._hit(key, interval, window) for key in keys]
+
+    def _hit(self, key: str, interval: float, window: float) -> float:
+        now = time.monotonic()
+        ahead = max(self._tat.get(key, now) - now, 0.0)
+        if ahead > window - interval:
+            return ahead - (window - interval)
+        self._tat[key] = now + ahead + interval
+        if len(self._tat) > 100_000:  # forget idle users; their buckets are full again
+            self._tat = {k: v for k, v in self._tat.items() if v > now}
+        return 0.0
 
     def clear(self) -> None:
         with self._lock:
@@ -74,11 +89,15 @@ class _RedisLimiter:
         self._fallback = _LocalLimiter()
 
     def hit(self, key: str, interval: float, window: float) -> float:
+        return self.hit_many([key], interval, window)[0]
+
+    def hit_many(self, keys: list[str], interval: float, window: float) -> list[float]:
         try:
-            return float(self._script(keys=[self._prefix + key], args=[interval, window]))
+            waits = self._script(keys=[self._prefix + key for key in keys], args=[interval, window])
+            return [float(wait) for wait in waits]
         except self._errors:
             log.warning("rate limiting in this process only: Redis is unavailable")
-            return self._fallback.hit(key, interval, window)
+            return self._fallback.hit_many(keys, interval, window)
 
     def clear(self) -> None:
         self._fallback.clear()
@@ -109,9 +128,17 @@ def _take(key: str, interval: float, burst: int) -> float:
 
 def check_send_rate(user_id: int) -> None:
     """Take one send from the user's allowance, or raise RateLimited with retry_after."""
-    wait = _take(f"send:{user_id}", float(settings.PARLEY_RATE_INTERVAL), settings.PARLEY_RATE_BURST)
+    wait = send_waits([user_id])[0]
     if wait > 0:
         raise RateLimited(retry_after=wait)
+
+
+def send_waits(user_ids: list[int]) -> list[float]:
+    """Take one send from each user's allowance, in order (a user twice takes two), in one
+    call: 0 where granted, else the seconds to wait (nothing is taken then)."""
+    interval = float(settings.PARLEY_RATE_INTERVAL)
+    keys = [f"send:{user_id}" for user_id in user_ids]
+    return _get_limiter().hit_many(keys, interval, interval * settings.PARLEY_RATE_BURST)
 
 
 def check_avatar_rate(user_id: int) -> None:

@@ -10,19 +10,20 @@ It sends no `pre_save`/`post_save` signals: use it only for models nothing liste
 
 from django.db import connections, models
 
-_statements: dict[tuple[type[models.Model], str], tuple[str, list[models.Field]]] = {}
+_statements: dict[tuple[type[models.Model], str, int], tuple[str, list[models.Field]]] = {}
 
 
-def _statement(model: type[models.Model], connection) -> tuple[str, list[models.Field]]:
-    key = (model, connection.vendor)
+def _statement(model: type[models.Model], connection, rows: int = 1) -> tuple[str, list[models.Field]]:
+    key = (model, connection.vendor, rows)
     found = _statements.get(key)
     if found is None:
         meta = model._meta
         fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated]
         quote = connection.ops.quote_name
+        row = f"({', '.join(['%s'] * len(fields))})"
         sql = (
             f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-            f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(meta.pk.column)}"
+            f" VALUES {', '.join([row] * rows)} RETURNING {quote(meta.pk.column)}"
         )
         found = _statements[key] = (sql, fields)
     return found
@@ -42,3 +43,29 @@ def insert(instance: models.Model, *, using: str = "default") -> models.Model:
     instance._state.adding = False
     instance._state.db = using
     return instance
+
+
+def insert_many(instances: list[models.Model], *, using: str = "default") -> list[models.Model]:
+    """INSERT new instances of one model in one statement (in chunks the backend accepts)
+    and give each its id. The ids come back in the order of the rows, as `bulk_create`
+    relies on where the backend can return rows from a bulk insert."""
+    connection = connections[using]
+    if not instances:
+        return instances
+    if not connection.features.can_return_rows_from_bulk_insert:
+        return [insert(instance, using=using) for instance in instances]
+    model = type(instances[0])
+    _, fields = _statement(model, connection)
+    size = connection.ops.bulk_batch_size(fields, instances)
+    for start in range(0, len(instances), size):
+        chunk = instances[start : start + size]
+        sql, _ = _statement(model, connection, rows=len(chunk))
+        params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for instance in chunk for field in fields]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            ids = [row[0] for row in cursor.fetchall()]
+        for instance, pk in zip(chunk, ids, strict=True):
+            instance.pk = pk
+            instance._state.adding = False
+            instance._state.db = using
+    return instances

@@ -12,7 +12,7 @@ from chat.services.conversations import conversation_close, conversation_room_cr
 from chat.services.edits import message_edit
 from chat.services.files import message_send_file
 from chat.services.images import message_send_image, preset_post
-from chat.services.messages import message_delete, message_recall, message_send
+from chat.services.messages import message_delete, message_recall, message_send, message_send_together
 from chat.services.moderation import (
     member_role_set,
     message_pin,
@@ -64,6 +64,7 @@ __all__ = [
     "message_edit",
     "message_recall",
     "message_send",
+    "message_send_together",
     "message_send_file",
     "message_send_image",
     "preset_post",

@@ -34,17 +34,18 @@ def lock_room(room_id: int) -> Room:
     return Room.objects.select_for_update().get(pk=room_id)
 
 
-def take_numbers(room: Room, *, new_message: bool) -> tuple[int, int]:
+def take_numbers(room: Room, *, new_message: bool, count: int = 1) -> tuple[int, int]:
     """The room's next (seq, rev) for a new message, or (last_seq, next rev) for a change
     to an existing one. One statement that also locks the row until commit, and brings
-    `room` up to date (numbers and kind)."""
+    `room` up to date (numbers and kind). `count` new messages take the next `count` of
+    each, and the last of them is returned."""
     now = timezone.now()
     if new_message:
         sql = (
-            f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1, rev = rev + 1, last_activity_at = %s"
+            f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + %s, rev = rev + %s, last_activity_at = %s"
             " WHERE id = %s RETURNING last_seq, rev, kind"
         )
-        params = [connection.ops.adapt_datetimefield_value(now), room.pk]
+        params = [count, count, connection.ops.adapt_datetimefield_value(now), room.pk]
     else:
         sql = f"UPDATE {Room._meta.db_table} SET rev = rev + 1 WHERE id = %s RETURNING last_seq, rev, kind"
         params = [room.pk]

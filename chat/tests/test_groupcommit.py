@@ -10,6 +10,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import DatabaseError, connection
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.test.utils import CaptureQueriesContext
 
 from chat import dbpool, events, groupcommit, services
 from chat.models import Message, Room
@@ -217,14 +218,14 @@ async def test_a_send_failing_after_it_wrote_sends_the_batch_one_by_one_charging
     each send runs again in its own transaction. Sends stored before the failure are not
     charged a second send of their allowance for it."""
     settings.PARLEY_RATE_BURST = 2  # mia's two sends use up her allowance
-    real_store_mentions = services.messages.store_mentions
+    real_enqueue = services.messages.enqueue_for_message
 
-    def store_mentions(message, mentioned):
+    def enqueue_for_message(room, message, **kwargs):
         if message.body == "boom":  # after the message row is written
             raise RuntimeError("boom")
-        return real_store_mentions(message, mentioned)
+        return real_enqueue(room, message, **kwargs)
 
-    monkeypatch.setattr(services.messages, "store_mentions", store_mentions)
+    monkeypatch.setattr(services.messages, "enqueue_for_message", enqueue_for_message)
 
     one, two, boom = await asyncio.gather(
         groupcommit.run_send(sender=mia, room=lobby, body="one", client_id="m-1"),
@@ -240,3 +241,37 @@ async def test_a_send_failing_after_it_wrote_sends_the_batch_one_by_one_charging
     rows = await database_sync_to_async(lambda: list(Message.objects.filter(room=lobby).values_list("seq", "body")))()
     assert sorted(rows) == [(1, "one"), (2, "two")]
     assert [(frame["seq"], frame["body"]) for _, frame in published] == [(1, "one"), (2, "two")]
+
+
+def _statements(sends: list[dict]) -> tuple[list, int]:
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = services.message_send_together(sends)
+    return outcomes, len(queries.captured_queries)
+
+
+def test_a_batch_costs_the_same_few_statements_whatever_its_size(busy):  # noqa: F811
+    room, users = busy
+    _, two = _statements([{"sender": user, "room": room, "body": "hello"} for user in users[:2]])
+    outcomes, eight = _statements([{"sender": user, "room": room, "body": f"hi {i}"} for i, user in enumerate(users)])
+
+    assert [result[0].seq for result, _ in outcomes] == list(range(3, 11))
+    assert two == eight <= 7  # standing, BEGIN, numbers, messages, search, read markers, COMMIT
+
+
+def test_a_batch_keeps_each_senders_order_and_moves_each_marker_to_their_last(lobby, olivia, mia, oscar):
+    outcomes = services.message_send_together([
+        {"sender": olivia, "room": lobby, "body": "one"},
+        {"sender": mia, "room": lobby, "body": "two"},
+        {"sender": oscar, "room": lobby, "body": "hello, I am new"},  # joins by sending: not a plain send
+        {"sender": mia, "room": lobby, "body": "three"},
+    ])
+
+    assert [(result[0].seq, result[0].body) for result, _ in outcomes] == [
+        (1, "one"), (2, "two"), (4, "hello, I am new"), (5, "three"),
+    ]
+    assert list(Message.objects.filter(room=lobby).values_list("seq", "body")) == [
+        (1, "one"), (2, "two"), (3, "oscar joined"), (4, "hello, I am new"), (5, "three"),
+    ]
+    markers = dict(lobby.memberships.values_list("user__username", "last_read_seq"))
+    assert markers == {"olivia": 1, "mia": 5, "oscar": 4}
+    assert lobby.last_seq == 5 and Room.objects.get(pk=lobby.pk).rev == 5

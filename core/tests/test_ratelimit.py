@@ -47,3 +47,23 @@ def test_the_allowance_lives_in_redis_when_configured(settings):
     assert isinstance(ratelimit._get_limiter(), ratelimit._RedisLimiter)
     settings.PARLEY_RATE_BURST, settings.PARLEY_RATE_INTERVAL = 2, 60
     assert _sends(7, 3) == ["ok", "ok", "wait 60"]
+
+
+def _together(user_ids: list[int]) -> list[str]:
+    return ["ok" if wait == 0 else f"wait {round(wait)}" for wait in ratelimit.send_waits(user_ids)]
+
+
+def test_sends_taken_together_count_as_many_one_after_the_other(settings):
+    settings.PARLEY_RATE_BURST, settings.PARLEY_RATE_INTERVAL = 2, 60
+    assert _together([7, 8, 7, 7, 8]) == ["ok", "ok", "ok", "wait 60", "ok"]
+    assert _sends(7, 1) == ["wait 60"]  # the same allowance as one send at a time
+
+
+@pytest.mark.postgres
+def test_sends_taken_together_in_redis_count_as_many(settings):
+    assert isinstance(ratelimit._get_limiter(), ratelimit._RedisLimiter)
+    settings.PARLEY_RATE_BURST, settings.PARLEY_RATE_INTERVAL = 2, 60
+    # Two of one user in one call: the second sees the first's exact time, not Redis's
+    # rounded copy of it (which refused it).
+    assert _together([7, 8, 7, 7, 8]) == ["ok", "ok", "ok", "wait 60", "ok"]
+    assert _sends(7, 1) == ["wait 60"]

@@ -41,3 +41,14 @@ def test_an_inserted_message_is_stored_as_save_would_store_it(olivia, mia, setti
     theirs.pop("image")
     assert {**mine, "seq": 3, "rev": 3, "client_id": "c-2"} == theirs
     assert mine["mentions"] == ["olivia"] and mine["reply_to"] == earlier.pk
+
+
+def test_messages_inserted_together_get_their_ids_in_order(olivia, mia):
+    room = Room.objects.create(slug="lobby", name="Lobby")
+    messages = [Message(room=room, seq=seq, rev=seq, sender=[olivia, mia][seq % 2], body=f"m{seq}") for seq in range(1, 8)]
+
+    rows.insert_many(messages)
+
+    stored = dict(Message.objects.filter(room=room).values_list("pk", "body"))
+    assert [stored[message.pk] for message in messages] == [f"m{seq}" for seq in range(1, 8)]
+    assert all(not message._state.adding for message in messages)
