@@ -12,6 +12,7 @@ client that stops reading is closed (4408) instead of growing the server's memor
 import asyncio
 import json
 import logging
+from collections import deque
 
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
@@ -36,6 +37,9 @@ CLOSE_TOO_MANY = 4429
 CLOSE_TOO_LARGE = 1009
 TYPING_INTERVAL = 2.0
 MAX_INTEGER = 2**63 - 1  # ids, seqs and revs are 64-bit columns
+# Sends of one socket being stored at once (queued for their group commit, not answered
+# yet); past this the socket reads no further frame until they are answered.
+SENDS_IN_FLIGHT = 16
 
 
 class Frame:
@@ -74,6 +78,10 @@ class ParleyConsumer(AsyncWebsocketConsumer):
     credential: account_selectors.Credential | None = None
     presence_id: str | None = None
     needs_membership = False
+    # The socket's sends queued and not answered yet, oldest first, and the task answering
+    # them in that order (send_message); None until the socket first sends.
+    sends_pending: deque | None = None
+    answering_sends: asyncio.Task | None = None
     # What a widget guest's token gets on this socket: 4403 here, 4404 on a room socket.
     guest_refused: AppError = NotAllowed("Guests of the website widget use /ws/widget/<room>/.")
 
@@ -292,14 +300,19 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             return self.send_error(InvalidInput("A frame must be a JSON object."))
         handler = self.handlers.get(kind) if isinstance(kind, str) else None
         client_id = data.get("client_id") if isinstance(data.get("client_id"), str) else None
+        # Every frame is answered after the sends before it: only sends run on meanwhile.
+        if kind != "message.send" or handler is None:
+            await self.sends_answered()
         if handler is None:
             return self.send_error(InvalidInput(f"Unknown frame type {kind!r}."), client_id=client_id)
         try:
             await getattr(self, handler)(Frame(data))
         except AppError as error:
+            await self.sends_answered()
             self.send_error(error, client_id=client_id if kind == "message.send" else None)
         except Exception:
             log.exception("handling a %s frame failed", kind)
+            await self.sends_answered()
             self.send_error(AppError(), client_id=client_id if kind == "message.send" else None)
 
     def _frame_allowed(self) -> bool:
@@ -324,14 +337,48 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         self.send_frame(events.pong())
 
     async def send_message(self, room: Room, frame: Frame) -> None:
-        message, _ = await groupcommit.run_send(
-            sender=self.user,
-            room=room,
-            body=frame.data.get("body"),
-            client_id=frame.data.get("client_id"),
-            reply_to=frame.data.get("reply_to"),
-        )
-        self.send_frame(events.ack(message))
+        """Store a message and ack it. With group commit, the socket reads its next frames
+        while the send waits for its batch: a client that sends several messages in a row
+        (or a busy bot) gets them committed together, not one per batch. They are stored
+        and answered in the order sent."""
+        kwargs = {
+            "sender": self.user,
+            "room": room,
+            "body": frame.data.get("body"),
+            "client_id": frame.data.get("client_id"),
+            "reply_to": frame.data.get("reply_to"),
+        }
+        if not settings.PARLEY_GROUP_COMMIT:
+            message, _ = await groupcommit.run_send(**kwargs)
+            self.send_frame(events.ack(message))
+            return
+        if self.sends_pending is None:
+            self.sends_pending = deque()
+        self.sends_pending.append((groupcommit.queue_send(**kwargs), kwargs["client_id"]))
+        if self.answering_sends is None or self.answering_sends.done():
+            self.answering_sends = asyncio.ensure_future(self._answer_sends())
+        if len(self.sends_pending) >= SENDS_IN_FLIGHT:
+            await self.sends_answered()
+
+    async def _answer_sends(self) -> None:
+        pending = self.sends_pending
+        while pending:
+            outcome, client_id = pending[0]
+            try:
+                message, _ = await outcome
+            except AppError as error:
+                self.send_error(error, client_id=client_id if isinstance(client_id, str) else None)
+            except Exception:
+                log.exception("handling a message.send frame failed")
+                self.send_error(AppError(), client_id=client_id if isinstance(client_id, str) else None)
+            else:
+                self.send_frame(events.ack(message))
+            pending.popleft()
+
+    async def sends_answered(self) -> None:
+        """Until every send queued so far is answered."""
+        if self.answering_sends is not None and not self.answering_sends.done():
+            await asyncio.wait([self.answering_sends])  # not cancelled if this socket's reader is
 
     async def on_recall(self, frame: Frame) -> None:
         await events.run_service(services.message_recall, user=self.user, message_id=frame.integer("id"))

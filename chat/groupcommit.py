@@ -47,6 +47,13 @@ async def run_send(**kwargs) -> tuple[Message, bool]:
     other sends into the same room that are waiting meanwhile (PARLEY_GROUP_COMMIT)."""
     if not settings.PARLEY_GROUP_COMMIT:
         return await events.run_service(services.message_send, **kwargs)
+    return await queue_send(**kwargs)
+
+
+def queue_send(**kwargs) -> asyncio.Future:
+    """Queue a send for its room's next batch (PARLEY_GROUP_COMMIT on); the future is its
+    outcome. Sends into a room are stored in the order they were queued, so a socket may
+    queue its next send before the last one is answered (chat.consumers)."""
     loop = asyncio.get_running_loop()
     rooms = _queues.setdefault(loop, {})
     room_id = kwargs["room"].pk
@@ -56,7 +63,7 @@ async def run_send(**kwargs) -> tuple[Message, bool]:
         queue = rooms[room_id] = _RoomQueue()
         queue.committer = asyncio.create_task(_commit_while_waiting(rooms, room_id, queue))
     queue.waiting.append((kwargs, future))
-    return await future
+    return future
 
 
 async def _commit_while_waiting(rooms: dict[int, _RoomQueue], room_id: int, queue: _RoomQueue) -> None:

@@ -16,7 +16,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from chat import consumers, events, limits, services
+from chat import consumers, events, groupcommit, limits, services
 from chat.models import Membership, Message, Room
 from chat.tests.helpers import open_socket, session_cookie
 
@@ -293,6 +293,42 @@ async def test_concurrent_duplicates_store_one_row(sockets, lobby, olivia):
     acks = await asyncio.gather(a.receive_type("ack"), b.receive_type("ack"))
     assert acks[0] == acks[1]
     assert await message_count() == 1
+
+
+async def test_sends_in_a_row_are_committed_together_and_answered_in_order(
+    sockets, lobby, olivia, monkeypatch, settings
+):
+    """A socket reads its next sends while the last waits for its group commit: they are
+    stored together, and every frame is still answered in the order it came."""
+    batches = []
+    real_commit = groupcommit._commit
+
+    def commit(*, sends):
+        batches.append([kwargs["client_id"] for kwargs in sends])
+        return real_commit(sends=sends)
+
+    monkeypatch.setattr(groupcommit, "_commit", commit)
+    a, _ = await sockets.room("lobby", user=olivia)
+    for frame in [
+        {"type": "message.send", "body": "one", "client_id": "c1"},
+        {"type": "message.send", "body": "two", "client_id": "c2"},
+        {"type": "message.send", "body": "x" * (settings.PARLEY_MAX_BODY + 1), "client_id": "c3"},
+        {"type": "message.send", "room": "elsewhere", "body": "lost?", "client_id": "c4"},  # refused before queueing
+        {"type": "message.send", "body": "three", "client_id": "c5"},
+        {"type": "ping"},
+    ]:
+        await a.send(frame)
+
+    answers = [frame for frame in await until(a, "pong") if frame["type"] != "message"]
+
+    assert [(f["type"], f.get("client_id"), f.get("seq") or f.get("code")) for f in answers] == [
+        ("ack", "c1", 1), ("ack", "c2", 2), ("error", "c3", "too_large"), ("error", "c4", "invalid"),
+        ("ack", "c5", 3), ("pong", None, None),
+    ]
+    assert len(batches) < 4 and sum(batches, []) == ["c1", "c2", "c3", "c5"]
+    assert await db(lambda: list(Message.objects.filter(room=lobby).values_list("seq", "body")))() == [
+        (1, "one"), (2, "two"), (3, "three"),
+    ]
 
 
 # Bad frames (guarantee 4) ----------------------------------------------------------------
