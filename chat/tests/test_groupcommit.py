@@ -46,11 +46,12 @@ def published(monkeypatch):
     """What run_service published from the event loop, in order: (group, frame)."""
     sent = []
 
-    async def apublish(group, event):
-        await asyncio.sleep(0.01)  # a round trip to the layer, as with Redis
-        sent.append((group, json.loads(event["frame"])))
+    async def publish_all(pending):
+        for group, event in pending:
+            await asyncio.sleep(0.01)  # a round trip to the layer, as with Redis
+            sent.append((group, json.loads(event["frame"])))
 
-    monkeypatch.setattr(events, "apublish", apublish)
+    monkeypatch.setattr(events, "publish_all", publish_all)
     return sent
 
 
@@ -275,3 +276,28 @@ def test_a_batch_keeps_each_senders_order_and_moves_each_marker_to_their_last(lo
     markers = dict(lobby.memberships.values_list("user__username", "last_read_seq"))
     assert markers == {"olivia": 1, "mia": 5, "oscar": 4}
     assert lobby.last_seq == 5 and Room.objects.get(pk=lobby.pk).rev == 5
+
+
+@pytest.mark.postgres
+async def test_a_batch_published_in_one_pipeline_arrives_as_group_send_sends_it():
+    """events.publish_all sends a batch through channels_redis's pub/sub layer in one
+    pipeline, with that layer's internals: what arrives must be what group_send sends."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel("test.")
+    groups = ["chat.room.901", "chat.room.902"]
+    for group in groups:
+        await layer.group_add(group, channel)
+    pending = [(groups[0], {"type": "hub.event", "n": 1}), (groups[1], {"type": "hub.event", "n": 2}),
+               (groups[0], {"type": "hub.event", "n": 3, "text": "你好"})]
+    try:
+        await events.publish_all(pending)
+        got = [await asyncio.wait_for(layer.receive(channel), 5) for _ in pending]
+        await layer.group_send(groups[1], {"type": "hub.event", "n": 4})
+        alone = await asyncio.wait_for(layer.receive(channel), 5)
+    finally:
+        for group in groups:
+            await layer.group_discard(group, channel)
+    assert got == [{**event, "group": group} for group, event in pending]
+    assert alone == {"type": "hub.event", "n": 4}  # group_send's own, for comparison
