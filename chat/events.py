@@ -14,7 +14,8 @@ import logging
 from contextvars import ContextVar
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.exceptions import ChannelFull
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.db import transaction
 
@@ -305,8 +306,14 @@ async def run_collecting(function, /, **kwargs) -> tuple[object, list[tuple[str,
 
 
 async def publish_all(pending: list[tuple[str, dict]]) -> None:
-    """Publish in order. On Redis, a group commit's events go out in one round trip."""
+    """Publish in order, all in one go: on Redis in one round trip, in memory without
+    yielding in between. Either way the hub takes a group commit's events in one loop
+    turn, and writes them in one write per socket (chat/wire.py): far fewer writes for
+    the server and for its clients than one event per turn."""
     layer = get_channel_layer()
+    if isinstance(layer, InMemoryChannelLayer):
+        await _publish_in_memory(layer, pending)
+        return
     if len(pending) > 1 and isinstance(layer, RedisPubSubChannelLayer):
         try:
             await _publish_pipelined(layer, pending)
@@ -318,13 +325,24 @@ async def publish_all(pending: list[tuple[str, dict]]) -> None:
         await apublish(group, event)
 
 
+async def _publish_in_memory(layer: InMemoryChannelLayer, pending: list[tuple[str, dict]]) -> None:
+    """What the in-memory layer's group_send does for each event, without the task per
+    channel it awaits, which let the hub take each event in a loop turn of its own
+    (its `send` never suspends)."""
+    for group, event in pending:
+        message = {**event, "group": group}
+        for channel in tuple(layer.groups.get(group, ())):
+            try:
+                await layer.send(channel, message)
+            except ChannelFull:
+                log.warning("dropped an event for %s: its channel is full", channel)
+
+
 async def _publish_pipelined(layer: RedisPubSubChannelLayer, pending: list[tuple[str, dict]]) -> None:
     """What `group_send` does for each event (channels_redis 4.3's pub/sub layer: the
     group's channel name, its shard's connection, under that connection's lock), with one
-    pipeline per shard instead of a PUBLISH and its answer per event. The batch also comes
-    back from Redis together, so the hub writes its frames in one turn, one write per
-    socket (chat/wire.py): far fewer writes for the server and its clients. A test holds
-    it to group_send."""
+    pipeline per shard instead of a PUBLISH and its answer per event. A test holds it to
+    group_send."""
     loop_layer = layer._get_layer()
     by_shard: dict = {}
     for group, event in pending:
