@@ -9,16 +9,12 @@ The price: a batch holds the room's lock from its first send's numbers to its co
 the checks of the sends after it included, and other processes' sends into the room
 wait that long.
 
-Each send still runs `services.message_send` whole, without savepoints (they cost two
-round trips per send on PostgreSQL, each a wait for the GIL behind a busy event loop). A
-send refused before it wrote anything (too long, muted, rate-limited, …) answers with
-its error and the batch goes on. A send that fails after writing (a repeated `client_id`,
-a room that went private meanwhile, a database error) rolls the whole batch back,
-unannounced, and the batch's sends run again one transaction each, as without grouping:
-a repeated `client_id` is then answered with the first message as before. Every send is
-answered after its commit, and the batch's events are published before the first answer.
-`seq` stays gap-free in commit order. If the commit fails, every send of the batch fails
-and nothing is announced. REST sends are not grouped (one request, one transaction).
+The batch is stored by `services.message_send_together`, in a few statements whatever
+its size: what a send refused before writing answers, and how a batch whose write fails
+goes one send per transaction, is said there. Every send is answered after its commit,
+and the batch's events are published before the first answer. `seq` stays gap-free in
+commit order. If the commit fails, every send of the batch fails and nothing is
+announced. REST sends are not grouped (one request, one transaction).
 """
 
 import asyncio
@@ -91,9 +87,8 @@ async def _commit_while_waiting(rooms: dict[int, _RoomQueue], room_id: int, queu
 
 
 async def _store(batch: list[tuple[dict, asyncio.Future]], *, after: asyncio.Future | None) -> asyncio.Future:
-    """Commit the batch; return its announcement, which runs while the next batch commits.
-    Publishing (a round trip to Redis per event) is no longer a part of the room's
-    one-batch-at-a-time stretch."""
+    """Commit the batch; return its announcement, which runs while the next batch commits:
+    publishing (a round trip to Redis) is not part of the room's one-batch-at-a-time stretch."""
     pending = []
     try:
         outcomes, pending, error = await events.run_collecting(_commit, sends=[kwargs for kwargs, _ in batch])

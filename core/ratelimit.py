@@ -126,13 +126,6 @@ def _take(key: str, interval: float, burst: int) -> float:
     return _get_limiter().hit(key, interval, interval * burst)
 
 
-def check_send_rate(user_id: int) -> None:
-    """Take one send from the user's allowance, or raise RateLimited with retry_after."""
-    wait = send_waits([user_id])[0]
-    if wait > 0:
-        raise RateLimited(retry_after=wait)
-
-
 def send_waits(user_ids: list[int]) -> list[float]:
     """Take one send from each user's allowance, in order (a user twice takes two), in one
     call: 0 where granted, else the seconds to wait (nothing is taken then)."""

@@ -26,7 +26,7 @@ from chat.services.mentions import mentions_for, store_mentions
 from chat.services.push import enqueue_for_message
 from core import rows
 from core.errors import InvalidInput, Muted, NotAllowed, NotFound, RateLimited, RecallWindowPassed, TooLarge
-from core.ratelimit import check_send_rate, send_waits
+from core.ratelimit import send_waits
 from core.validation import clean_text, require_user
 
 log = logging.getLogger(__name__)
@@ -171,12 +171,15 @@ def _take_allowances(sends: list[dict], drafts: list, outcomes: list) -> None:
     except Exception as error:
         waits = [error] * len(due)
     for i, wait in zip(due, waits, strict=True):
-        if isinstance(wait, Exception):
-            outcomes[i], drafts[i] = (None, wait), None
-        elif wait > 0:
-            existing = sent_before(drafts[i].sender, drafts[i].client_id) if drafts[i].client_id else None
-            outcomes[i] = ((existing, False), None) if existing is not None else (None, RateLimited(retry_after=wait))
-            drafts[i] = None
+        try:
+            if isinstance(wait, Exception):
+                raise wait
+            existing = _allowance_outcome(drafts[i].sender, drafts[i].client_id, wait)
+        except Exception as error:
+            outcomes[i], drafts[i] = (None, error), None
+        else:
+            if existing is not None:
+                outcomes[i], drafts[i] = ((existing, False), None), None
 
 
 @dataclass
@@ -191,16 +194,18 @@ class _Draft:
     original: Message | None
     mentioned: list
     mentions_all: bool
-    fields: dict  # kind, image, sender_name, sender_icon, attachment
+    kind: str
+    image: object
+    sender_name: str
+    sender_icon: str
+    attachment: dict | None
 
     @property
     def plain(self) -> bool:
         """Needs nothing but its rows: a person's text, no join, no project conversation."""
-        fields = self.fields
         return (
-            fields["kind"] == Message.Kind.TEXT and fields["image"] is None and fields["attachment"] is None
-            and not fields["sender_name"] and self.room.kind != Room.Kind.PROJECT
-            and (self.standing.member or not self.room.is_public)
+            self.kind == Message.Kind.TEXT and self.image is None and self.attachment is None and not self.sender_name
+            and self.room.kind != Room.Kind.PROJECT and (self.standing.member or not self.room.is_public)
         )
 
 
@@ -224,22 +229,18 @@ def _draft(
     mentioned, mentions_all = mentions_for(sender=sender, room=room, body=body)
     return _Draft(
         sender=sender, room=room, client_id=client_id, body=body, standing=standing, original=original,
-        mentioned=mentioned, mentions_all=mentions_all,
-        fields={
-            "kind": kind, "image": image, "sender_name": sender_name, "sender_icon": sender_icon,
-            "attachment": attachment,
-        },
+        mentioned=mentioned, mentions_all=mentions_all, kind=kind, image=image, sender_name=sender_name,
+        sender_icon=sender_icon, attachment=attachment,
     )
 
 
 def _message(draft: _Draft, *, seq: int, rev: int) -> Message:
-    fields = draft.fields
     return Message(
-        room=draft.room, seq=seq, rev=rev, sender=draft.sender, kind=fields["kind"], body=draft.body,
-        html=render(draft.body), image=fields["image"], client_id=draft.client_id or "", reply_to=draft.original,
-        sender_name=fields["sender_name"], sender_icon=fields["sender_icon"],
+        room=draft.room, seq=seq, rev=rev, sender=draft.sender, kind=draft.kind, body=draft.body,
+        html=render(draft.body), image=draft.image, client_id=draft.client_id or "", reply_to=draft.original,
+        sender_name=draft.sender_name, sender_icon=draft.sender_icon,
         mentions=[user.username for user in draft.mentioned], mentions_all=draft.mentions_all,
-        **(fields["attachment"] or {}),
+        **(draft.attachment or {}),
     )
 
 
@@ -247,7 +248,7 @@ def _store(draft: _Draft) -> Message:
     """Write one checked send, in the caller's transaction."""
     sender, room = draft.sender, draft.room
     kind_seen = room.kind
-    if draft.fields["kind"] in (Message.Kind.TEXT, Message.Kind.IMAGE, Message.Kind.FILE) and not draft.fields["sender_name"]:
+    if draft.kind in (Message.Kind.TEXT, Message.Kind.IMAGE, Message.Kind.FILE) and not draft.sender_name:
         _join_by_sending(sender, room, member=draft.standing.member)  # people, not presets or bots
     seq, rev = take_numbers(room, new_message=True)
     if room.kind != kind_seen and not selectors.room_may_read(user=sender, room=room):
@@ -360,14 +361,18 @@ def reply_target(*, room: Room, reply_to) -> Message | None:
 def take_send_allowance(sender, client_id: str) -> Message | None:
     """Take one send from the sender's allowance: None when granted, RateLimited past it,
     except that a retry of a message that made it is answered with that message."""
-    try:
-        check_send_rate(sender.id)
-    except RateLimited:
-        existing = sent_before(sender, client_id) if client_id else None
-        if existing is None:
-            raise
-        return existing
-    return None
+    return _allowance_outcome(sender, client_id, send_waits([sender.pk])[0])
+
+
+def _allowance_outcome(sender, client_id: str | None, wait: float) -> Message | None:
+    """None when the send was granted (`wait` 0); past the allowance, the message a retry
+    repeats, or RateLimited."""
+    if wait <= 0:
+        return None
+    existing = sent_before(sender, client_id) if client_id else None
+    if existing is None:
+        raise RateLimited(retry_after=wait)
+    return existing
 
 
 def sent_before(sender, client_id: str) -> Message | None:

@@ -11,11 +11,8 @@ from core.errors import RateLimited
 def _sends(user_id: int, count: int) -> list[str]:
     outcome = []
     for _ in range(count):
-        try:
-            ratelimit.check_send_rate(user_id)
-            outcome.append("ok")
-        except RateLimited as limited:
-            outcome.append(f"wait {limited.retry_after}")
+        wait = ratelimit.send_waits([user_id])[0]
+        outcome.append("ok" if wait == 0 else f"wait {RateLimited(retry_after=wait).retry_after}")
     return outcome
 
 
