@@ -2,7 +2,9 @@
 
 import datetime
 
+import pytest
 from django.core.files.base import ContentFile
+from django.db import connection
 from django.forms.models import model_to_dict
 
 from chat.models import Message, Room
@@ -52,3 +54,26 @@ def test_messages_inserted_together_get_their_ids_in_order(olivia, mia):
     stored = dict(Message.objects.filter(room=room).values_list("pk", "body"))
     assert [stored[message.pk] for message in messages] == [f"m{seq}" for seq in range(1, 8)]
     assert all(not message._state.adding for message in messages)
+
+
+@pytest.mark.postgres
+def test_a_batch_insert_is_parsed_once_then_taken_from_psycopgs_cache(olivia):
+    """psycopg parses a statement's placeholders in Python; a 32-row INSERT (over its
+    default limit of 50 parameters) is parsed once, then found again."""
+    from psycopg import _queries
+
+    room = Room.objects.create(slug="lobby", name="Lobby")
+    parse = _queries._query2pg_client  # Django's psycopg cursors bind on the client
+
+    def batch(first: int) -> list[Message]:
+        return [Message(room=room, seq=seq, rev=seq, sender=olivia, body=f"m{seq}") for seq in range(first, first + 32)]
+
+    _, fields = rows._statement(Message, connection, rows=32)
+    assert len(fields) * 32 > 50  # beyond psycopg's own limit
+    rows.insert_many(batch(1))
+    before = parse.cache_info()
+    rows.insert_many(batch(33))
+    after = parse.cache_info()
+
+    assert after.hits > before.hits and after.misses == before.misses
+    assert Message.objects.filter(room=room).count() == 64
