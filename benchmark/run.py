@@ -42,6 +42,8 @@ PYTHON = sys.executable
 SERVERS = ("parley", "channels", "raw")
 LABELS = {"parley": "Parley", "channels": "Channels tutorial", "raw": "raw websockets"}
 SERVER_CORE, LOADGEN_CORE = 0, 1
+# How long the machine is watched before a run, to tell whether something else is running.
+BUSY_SECONDS = 3.0
 SENDER_USERS, RECEIVER_USERS = 4, 100
 # The scaled configuration (--workers): PostgreSQL server (a database is created in it per
 # run) and Redis, both on 127.0.0.1.
@@ -512,6 +514,25 @@ def machine() -> dict:
     }
 
 
+def busy_now(seconds: float = 3.0) -> float | None:
+    """How busy the whole machine is right now (% of all cores, from /proc/stat over
+    `seconds`): unlike the 1-minute load average, it does not stay high after a run that
+    just ended."""
+
+    def ticks() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        return sum(values) - idle, sum(values)
+
+    try:
+        busy0, total0 = ticks()
+        time.sleep(seconds)
+        busy1, total1 = ticks()
+    except (OSError, ValueError, IndexError):
+        return None
+    return round(100 * (busy1 - busy0) / max(total1 - total0, 1), 1)
+
+
 def fmt(x, digits=1) -> str:
     if x is None:
         return "–"
@@ -539,8 +560,10 @@ def markdown(results: list[dict], args, info: dict, started: str, seconds: float
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}; Python {info['python']}, "
         f"Node {info['node']} (ws {info['ws']}), websockets {info['websockets']}. Commit {info['commit']}.",
-        f"Load average (1 min) at the start / end of the run: {info.get('load_start', '?')} / {info.get('load_end', '?')} "
-        f"on {info['cores']} cores: above ~1 something else was running, and the figures are noisy.",
+        f"Machine busy in the {BUSY_SECONDS:g} s before the run: {fmt(info.get('busy_start'))} % of all cores (above ~5 % "
+        f"something else was running, and the figures are noisy). Load average (1 min) at the start / end: "
+        f"{info.get('load_start', '?')} / {info.get('load_end', '?')} on {info['cores']} cores (it lags: high for a "
+        "minute after a previous run even when nothing runs now).",
         f"Server pinned to core {SERVER_CORE}, load generator to core {LOADGEN_CORE}. {args.senders} senders, "
         f"{args.step_seconds:g} s steps, payload {args.payload_bytes} B, pass = no loss/dup/reorder and p99 ≤ {args.p99_ms:g} ms. "
         f"Run took {seconds / 60:.1f} min.",
@@ -874,6 +897,7 @@ def main(argv=None) -> int:
     pins = pinning()
     info = machine()
     info["load_start"] = round(os.getloadavg()[0], 1)
+    info["busy_start"] = busy_now(BUSY_SECONDS)
     t0 = time.monotonic()
     print(f"benchmark: servers {args.servers}, N {args.receivers}, results in {out}", file=sys.stderr, flush=True)
     results = []
