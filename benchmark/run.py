@@ -514,7 +514,7 @@ def machine() -> dict:
     }
 
 
-def busy_now(seconds: float = 3.0) -> float | None:
+def busy_now(seconds: float = BUSY_SECONDS) -> float | None:
     """How busy the whole machine is right now (% of all cores, from /proc/stat over
     `seconds`): unlike the 1-minute load average, it does not stay high after a run that
     just ended."""
@@ -897,7 +897,7 @@ def main(argv=None) -> int:
     pins = pinning()
     info = machine()
     info["load_start"] = round(os.getloadavg()[0], 1)
-    info["busy_start"] = busy_now(BUSY_SECONDS)
+    info["busy_start"] = busy_now()
     t0 = time.monotonic()
     print(f"benchmark: servers {args.servers}, N {args.receivers}, results in {out}", file=sys.stderr, flush=True)
     results = []
