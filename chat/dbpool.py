@@ -10,6 +10,12 @@ that keeps the room row locked until commit (chat/services/changes.py). Each sen
 still answered only after the commit that stored it; sends into one room that arrive
 together share that commit (chat/groupcommit.py).
 
+Those connections prepare the statements they run more than once (PARLEY_DB_PREPARE):
+a batch of sends is a few statements that differ only by their values, and PostgreSQL
+spent about half of its CPU parsing and planning them again. Only these: what else a
+process runs (HTTP pages, search, the hub's reads) is neither as hot nor as alike, and
+a prepared search would be planned once for every search term.
+
 SQLite allows one writer at a time, and its connections are best kept to one thread
 (closing one checkpoints the WAL): there every call stays on Channels' database thread.
 """
@@ -22,9 +28,16 @@ from asgiref.sync import SyncToAsync
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connections
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
+_pool_thread = threading.local()
+
+# psycopg prepares a statement the time it runs it this many times (its own default: 5).
+# A group commit's INSERTs differ by their number of rows, so each size recurs less often.
+PREPARE_THRESHOLD = 2
 
 
 def threads() -> int:
@@ -39,8 +52,20 @@ def _pool() -> ThreadPoolExecutor:
     if _executor is None:
         with _lock:
             if _executor is None:
-                _executor = ThreadPoolExecutor(max_workers=threads(), thread_name_prefix="parley-db")
+                _executor = ThreadPoolExecutor(
+                    max_workers=threads(), thread_name_prefix="parley-db", initializer=_mark_pool_thread
+                )
     return _executor
+
+
+def _mark_pool_thread() -> None:
+    _pool_thread.member = True
+
+
+@receiver(connection_created)
+def _prepare_statements(sender, connection, **kwargs) -> None:
+    if getattr(_pool_thread, "member", False) and connection.vendor == "postgresql" and settings.PARLEY_DB_PREPARE:
+        connection.connection.prepare_threshold = PREPARE_THRESHOLD
 
 
 def run_in_pool(function):

@@ -155,10 +155,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", _setting("CONN_MAX_AGE", 60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # Parameters bound by PostgreSQL, not pasted into the SQL by psycopg: what lets the
+    # services called from sockets keep their statements prepared (PARLEY_DB_PREPARE).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("server_side_binding", True)
 # PostgreSQL: threads per process that run services from sockets, each with its own
 # connection (chat/dbpool.py), so commits overlap instead of queueing. A process holds up
 # to this many connections plus one (Channels' database thread); SQLite always uses one.
 PARLEY_DB_THREADS = _positive("PARLEY_DB_THREADS", 4)
+# PostgreSQL: those threads' connections prepare a statement the second time they run it,
+# so PostgreSQL stops parsing and planning the sends' few statements over and over.
+# Off behind a connection pooler in transaction mode that does not track prepared
+# statements (PgBouncer before 1.21).
+PARLEY_DB_PREPARE = _setting("PARLEY_DB_PREPARE", True)
 # Sends from sockets into one room that arrive while its previous send commits are
 # committed together, up to PARLEY_GROUP_COMMIT_MAX in one transaction (chat/groupcommit.py).
 PARLEY_GROUP_COMMIT = _setting("PARLEY_GROUP_COMMIT", True)

@@ -131,3 +131,44 @@ async def test_a_pool_connection_that_broke_is_replaced_checked_after_a_pause(mo
     finally:
         await call(connections.close_all)
         executor.shutdown()
+
+
+def prepared_statements() -> list[str]:
+    """The statements this thread's connection holds prepared."""
+    from django.db import connections
+
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("prepare", [True, False], ids=["prepared", "PARLEY_DB_PREPARE-off"])
+async def test_a_pool_connection_prepares_what_it_runs_again_and_no_other_does(busy, settings, prepare):
+    """PostgreSQL parses and plans a prepared statement once, not at every send."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    settings.PARLEY_DB_PREPARE = prepare
+    room, users = busy
+    executor = ThreadPoolExecutor(max_workers=1, initializer=dbpool._mark_pool_thread)
+
+    def in_pool(function, **kwargs):
+        return dbpool._PoolCall(function, thread_sensitive=False, executor=executor)(**kwargs)
+
+    try:
+        for n in range(3):
+            await in_pool(services.message_send, sender=users[0], room=room, body=f"pool {n}")
+            await database_sync_to_async(services.message_send)(sender=users[1], room=room, body=f"main {n}")
+        in_the_pool = await in_pool(prepared_statements)
+        elsewhere = await database_sync_to_async(prepared_statements)()
+    finally:
+        await in_pool(connections.close_all)
+        executor.shutdown()
+    inserts = [sql for sql in in_the_pool if sql.startswith('INSERT INTO "chat_message"')]
+    assert len(inserts) == (1 if prepare else 0)
+    assert elsewhere == []
+    seqs = await database_sync_to_async(lambda: list(Message.objects.filter(room=room).values_list("seq", flat=True)))()
+    assert sorted(seqs) == list(range(1, 7))

@@ -63,7 +63,8 @@ def test_a_batch_insert_is_parsed_once_then_taken_from_psycopgs_cache(olivia):
     from psycopg import _queries
 
     room = Room.objects.create(slug="lobby", name="Lobby")
-    parse = _queries._query2pg_client  # Django's psycopg cursors bind on the client
+    # Which parse psycopg caches depends on who binds the parameters (config/settings.py).
+    parse = _queries._query2pg if connection.features.uses_server_side_binding else _queries._query2pg_client
 
     def batch(first: int) -> list[Message]:
         return [Message(room=room, seq=seq, rev=seq, sender=olivia, body=f"m{seq}") for seq in range(first, first + 32)]
