@@ -147,13 +147,24 @@ class Client:
             await ws.send(json.dumps({"type": "message.send", "body": body, "client_id": client_id}))
         loop = asyncio.get_running_loop()
         leave_at = loop.time() + self.rng.uniform(*self.args.reconnect_every)
-        tasks = [asyncio.ensure_future(self.read(ws, replaying))]
+        reader = asyncio.ensure_future(self.read(ws, replaying))
+        tasks = [reader]
         if self.sender:
             tasks.append(asyncio.ensure_future(self.send_loop(ws)))
         try:
             timeout = max(0.0, leave_at - loop.time())
             stop = asyncio.ensure_future(self.stop_all.wait())
-            await asyncio.wait([*tasks, stop], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            # The session ends at its time, at the stop, or when the socket does (the reader
+            # ends): not when sending stops, or a sender that reconnected after that would
+            # leave every session at once, before its resume replay arrived.
+            watched = [reader, stop] + [task for task in tasks if task is not reader]
+            while True:
+                done, _ = await asyncio.wait(watched, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                finished_sending = [task for task in done if task not in (reader, stop) and task.exception() is None]
+                if not done or len(finished_sending) < len(done):
+                    break
+                watched = [task for task in watched if task not in finished_sending]
+                timeout = max(0.0, leave_at - loop.time())
             stop.cancel()
             for task in tasks:
                 if task.done() and task.exception() is not None:
