@@ -155,16 +155,10 @@ class Client:
             timeout = max(0.0, leave_at - loop.time())
             stop = asyncio.ensure_future(self.stop_all.wait())
             # The session ends at its time, at the stop, or when the socket does (the reader
-            # ends): not when sending stops, or a sender that reconnected after that would
-            # leave every session at once, before its resume replay arrived.
-            watched = [reader, stop] + [task for task in tasks if task is not reader]
-            while True:
-                done, _ = await asyncio.wait(watched, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                finished_sending = [task for task in done if task not in (reader, stop) and task.exception() is None]
-                if not done or len(finished_sending) < len(done):
-                    break
-                watched = [task for task in watched if task not in finished_sending]
-                timeout = max(0.0, leave_at - loop.time())
+            # ends; a send that fails on a closed socket ends it too): not when sending
+            # stops, or a sender that reconnected after that would leave every session at
+            # once, before its resume replay arrived.
+            await asyncio.wait([reader, stop], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
             for task in tasks:
                 if task.done() and task.exception() is not None:

@@ -35,7 +35,7 @@ _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 _pool_thread = threading.local()
 
-# psycopg prepares a statement the time it runs it this many times (its own default: 5).
+# psycopg prepares a statement once it has run it this many times (its own default: 5).
 # A group commit's INSERTs differ by their number of rows, so each size recurs less often.
 PREPARE_THRESHOLD = 2
 
