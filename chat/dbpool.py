@@ -11,8 +11,9 @@ still answered only after the commit that stored it; sends into one room that ar
 together share that commit (chat/groupcommit.py).
 
 Those connections prepare the statements they run more than once (PARLEY_DB_PREPARE):
-a batch of sends is a few statements that differ only by their values, and PostgreSQL
-spent about half of its CPU parsing and planning them again. Only these: what else a
+a batch of sends is a few statements that differ only by their values, whatever the
+batch's size (core/rows.py), and PostgreSQL spent about half of its CPU parsing and
+planning them again. Only these: what else a
 process runs (HTTP pages, search, the hub's reads) is neither as hot nor as alike, and
 a prepared search would be planned once for every search term.
 
@@ -30,13 +31,14 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
+from psycopg.types.numeric import IntDumper
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 _pool_thread = threading.local()
 
 # psycopg prepares a statement once it has run it this many times (its own default: 5).
-# A group commit's INSERTs differ by their number of rows, so each size recurs less often.
+# A socket thread runs a few statements over and over: each is worth preparing early.
 PREPARE_THRESHOLD = 2
 
 
@@ -66,6 +68,26 @@ def _mark_pool_thread() -> None:
 def _prepare_statements(sender, connection, **kwargs) -> None:
     if getattr(_pool_thread, "member", False) and connection.vendor == "postgresql" and settings.PARLEY_DB_PREPARE:
         connection.connection.prepare_threshold = PREPARE_THRESHOLD
+        connection.connection.adapters.register_dumper(int, _Int4Dumper)
+
+
+class _Int4Dumper(IntDumper):
+    """psycopg's dumper for `int`, except that every number that fits is an int4.
+
+    psycopg keys a prepared statement by its text and its parameters' types, and types an
+    `int` by its size: int2 below 32,768, int4 above. So a statement had a shape for
+    each mix of small and large ids and seqs among its parameters, each counted and
+    prepared apart, while psycopg keeps 100: group commits of every size into four
+    rooms, with ids and seqs on both sides of 32,768, ran 134 shapes where 13
+    statements now run 13 (with core/rows.py's one statement for any number of rows; it
+    was 736). int4, not int8: PostgreSQL widens an int4 wherever an int8 is wanted, not
+    the other way round (a function that takes an integer would refuse a bigint).
+    """
+
+    def upgrade(self, obj: int, format):
+        if -(2**31) <= obj < 2**31:
+            return self._int4_dumper
+        return super().upgrade(obj, format)
 
 
 def run_in_pool(function):

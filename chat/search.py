@@ -32,6 +32,8 @@ from functools import lru_cache
 
 from django.db import connection
 
+from core import rows as core_rows
+
 # Chinese characters (with the compatibility and extension blocks), kana, and the
 # ideographic iteration/prolonged-sound marks: scripts written without spaces.
 _CJK_RANGES = (
@@ -334,11 +336,12 @@ def index_new_messages(messages) -> None:
             rows.append([message.pk, message.room_id, message.sender_id, created_at, doc])
     if not rows:
         return
+    fields = [MessageSearch._meta.get_field(name) for name in ("message", "room", "sender", "created_at", "doc")]
+    source, params = core_rows.rows_sql(connection, fields, rows)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {MessageSearch._meta.db_table} (message_id, room_id, sender_id, created_at, doc)"
-            f" VALUES {', '.join(['(%s, %s, %s, %s, %s)'] * len(rows))}",
-            [value for row in rows for value in row],
+            f"INSERT INTO {MessageSearch._meta.db_table} ({', '.join(field.column for field in fields)}) {source}",
+            params,
         )
 
 

@@ -29,6 +29,7 @@ from chat.models import (
     RoomBan,
     RoomMute,
 )
+from core import rows as core_rows
 from core.errors import AuthRequired, InvalidInput, NotAllowed, NotFound
 
 HISTORY_PAGE = 50
@@ -113,25 +114,28 @@ def standing(*, user, room: Room) -> Standing:
 def standings(*, user_ids: list[int], room: Room) -> dict[int, Standing]:
     """`standing` of several users in one statement (the sends of a group commit)."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    one = (
-        "SELECT %s,"
-        f" EXISTS(SELECT 1 FROM {Membership._meta.db_table} WHERE room_id = %s AND user_id = %s),"
-        f" EXISTS(SELECT 1 FROM {RoomBan._meta.db_table} WHERE room_id = %s AND user_id = %s"
-        "  AND (until IS NULL OR until > %s)),"
-        f" EXISTS(SELECT 1 FROM {RoomMute._meta.db_table} WHERE room_id = %s AND user_id = %s AND until > %s),"
-        f" EXISTS(SELECT 1 FROM {PushSubscription._meta.db_table} s JOIN {Membership._meta.db_table} m"
-        "  ON m.user_id = s.user_id WHERE m.room_id = %s AND s.user_id <> %s)"
-    )
     distinct = list(dict.fromkeys(user_ids))
-    params = []
-    for user_id in distinct:
-        params += [user_id, room.pk, user_id, room.pk, user_id, now, room.pk, user_id, now, room.pk, user_id]
+    if not distinct:
+        return {}
+    # On PostgreSQL the ids are one array: the same statement for any number of senders.
+    user_id_field = Membership._meta.get_field("user").target_field
+    users, ids = core_rows.rows_sql(connection, [user_id_field], [[user_id] for user_id in distinct])
+    sql = (
+        f"WITH u(id) AS ({users}) SELECT u.id,"
+        f" EXISTS(SELECT 1 FROM {Membership._meta.db_table} WHERE room_id = %s AND user_id = u.id),"
+        f" EXISTS(SELECT 1 FROM {RoomBan._meta.db_table} WHERE room_id = %s AND user_id = u.id"
+        "  AND (until IS NULL OR until > %s)),"
+        f" EXISTS(SELECT 1 FROM {RoomMute._meta.db_table} WHERE room_id = %s AND user_id = u.id AND until > %s),"
+        f" EXISTS(SELECT 1 FROM {PushSubscription._meta.db_table} s JOIN {Membership._meta.db_table} m"
+        "  ON m.user_id = s.user_id WHERE m.room_id = %s AND s.user_id <> u.id)"
+        " FROM u"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join([one] * len(distinct)), params)
-        rows = cursor.fetchall()
+        cursor.execute(sql, [*ids, room.pk, room.pk, now, room.pk, now, room.pk])
+        found = cursor.fetchall()
     return {
         user_id: Standing(member=bool(member), banned=bool(banned), muted=bool(muted), others_subscribed=bool(others))
-        for user_id, member, banned, muted, others in rows
+        for user_id, member, banned, muted, others in found
     }
 
 

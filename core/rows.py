@@ -7,54 +7,59 @@ joined). `insert()` stores the instance the way `save()` does for a new row (eac
 `get_db_prep_save`), with the statement built once per model and connection vendor.
 It sends no `pre_save`/`post_save` signals: use it only for models nothing listens to.
 
-On PostgreSQL, psycopg finds a statement's `%s` placeholders in Python and keeps what it
-found only for statements of at most 4096 bytes and 50 parameters. A group commit's
-multi-row INSERTs (up to 32 messages of 24 columns, and their search documents) have
-hundreds, so they were parsed anew every time: a 32-message batch's two INSERTs took
-4.4 ms of CPU, 2.1–2.4 ms once their parse is cached. `cache_batch_statements` raises
-both limits. They are module constants of psycopg's, not its public API:
-core/tests/test_rows.py turns red when an upgrade moves them.
+Several rows go in one statement (`insert_many`, `rows_sql`). On PostgreSQL that is
+`INSERT … SELECT * FROM UNNEST(…)` with one array parameter per column, as Django's own
+`bulk_create` does there: the statement's text is the same whatever the number of rows,
+so PostgreSQL parses and plans one statement where `VALUES (…), (…)` made one per batch
+size (a group commit has 1 to 32 messages), and a pool connection's prepared statements
+(chat/dbpool.py) cover every batch.
 """
 
 from django.db import connections, models
 
-# Room for every statement this module builds: 32 rows of a 24-column model is ~3.5 KiB
-# and 768 parameters. Each cached statement keeps its parsed placeholders (psycopg's LRU
-# cache holds 128 statements): the message and search INSERTs of every batch size from 1
-# to 32 take ~2.2 MiB.
-CACHED_STATEMENT_LENGTH = 64 * 1024
-CACHED_STATEMENT_PARAMS = 2048
+_statements: dict[tuple[type[models.Model], str, bool], tuple[str, list[models.Field]]] = {}
 
 
-def cache_batch_statements() -> None:
-    """Let psycopg keep the parse of multi-row statements as it does of small ones."""
-    try:
-        from psycopg import _queries
-    except ImportError:  # SQLite only: nothing to do
-        return
-    _queries.MAX_CACHED_STATEMENT_LENGTH = max(_queries.MAX_CACHED_STATEMENT_LENGTH, CACHED_STATEMENT_LENGTH)
-    _queries.MAX_CACHED_STATEMENT_PARAMS = max(_queries.MAX_CACHED_STATEMENT_PARAMS, CACHED_STATEMENT_PARAMS)
+def unnests(connection, fields: list[models.Field]) -> bool:
+    """Whether rows of these fields go in as one array per column (Django's conditions
+    for its UNNEST inserts: every field of a standard type, no placeholder of its own)."""
+    return connection.vendor == "postgresql" and not any(
+        hasattr(field, "get_placeholder")
+        or (field.target_field if field.is_relation else field).get_internal_type() not in connection.data_types
+        for field in fields
+    )
 
 
-cache_batch_statements()
+def rows_sql(connection, fields: list[models.Field], rows: list[list]) -> tuple[str, list]:
+    """The source of an `INSERT INTO t (<fields' columns>) …` of `rows` (each a list of its
+    values in the fields' order, ready for the database) and its parameters."""
+    if len(rows) > 1 and unnests(connection, fields):
+        # The length stripped, as Django does: varchar(10)[] would truncate, not refuse.
+        arrays = ", ".join(f"(%s)::{field.db_type(connection).split('(')[0]}[]" for field in fields)
+        return f"SELECT * FROM UNNEST({arrays})", [list(column) for column in zip(*rows, strict=True)]
+    row = f"({', '.join(['%s'] * len(fields))})"
+    return f"VALUES {', '.join([row] * len(rows))}", [value for values in rows for value in values]
 
-_statements: dict[tuple[type[models.Model], str, int], tuple[str, list[models.Field]]] = {}
 
-
-def _statement(model: type[models.Model], connection, rows: int = 1) -> tuple[str, list[models.Field]]:
-    key = (model, connection.vendor, rows)
+def _statement(model: type[models.Model], connection, *, many: bool = False) -> tuple[str, list[models.Field]]:
+    """The model's INSERT … RETURNING id, with its source left as `{rows}` when `many`."""
+    key = (model, connection.vendor, many)
     found = _statements.get(key)
     if found is None:
         meta = model._meta
         fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated]
         quote = connection.ops.quote_name
-        row = f"({', '.join(['%s'] * len(fields))})"
+        source = "{rows}" if many else f"VALUES ({', '.join(['%s'] * len(fields))})"
         sql = (
             f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-            f" VALUES {', '.join([row] * rows)} RETURNING {quote(meta.pk.column)}"
+            f" {source} RETURNING {quote(meta.pk.column)}"
         )
         found = _statements[key] = (sql, fields)
     return found
+
+
+def _prepared_values(instance: models.Model, fields: list[models.Field], connection) -> list:
+    return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
 
 
 def insert(instance: models.Model, *, using: str = "default") -> models.Model:
@@ -64,9 +69,8 @@ def insert(instance: models.Model, *, using: str = "default") -> models.Model:
         instance.save(force_insert=True, using=using)
         return instance
     sql, fields = _statement(type(instance), connection)
-    params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, _prepared_values(instance, fields, connection))
         instance.pk = cursor.fetchone()[0]
     instance._state.adding = False
     instance._state.db = using
@@ -82,15 +86,13 @@ def insert_many(instances: list[models.Model], *, using: str = "default") -> lis
         return instances
     if not connection.features.can_return_rows_from_bulk_insert:
         return [insert(instance, using=using) for instance in instances]
-    model = type(instances[0])
-    _, fields = _statement(model, connection)
+    template, fields = _statement(type(instances[0]), connection, many=True)
     size = connection.ops.bulk_batch_size(fields, instances)
     for start in range(0, len(instances), size):
         chunk = instances[start : start + size]
-        sql, _ = _statement(model, connection, rows=len(chunk))
-        params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for instance in chunk for field in fields]
+        source, params = rows_sql(connection, fields, [_prepared_values(i, fields, connection) for i in chunk])
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(template.replace("{rows}", source), params)
             ids = [row[0] for row in cursor.fetchall()]
         for instance, pk in zip(chunk, ids, strict=True):
             instance.pk = pk

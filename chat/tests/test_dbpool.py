@@ -172,3 +172,32 @@ async def test_a_pool_connection_prepares_what_it_runs_again_and_no_other_does(b
     assert elsewhere == []
     seqs = await database_sync_to_async(lambda: list(Message.objects.filter(room=room).values_list("seq", flat=True)))()
     assert sorted(seqs) == list(range(1, 7))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+async def test_a_pool_connection_prepares_one_statement_for_small_and_large_numbers(settings):
+    """psycopg types a number by its size: one statement run with ids and seqs below and
+    above 32,768 was prepared once for each mix. On a pool connection it is one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    settings.PARLEY_DB_PREPARE = True
+    executor = ThreadPoolExecutor(max_workers=1, initializer=dbpool._mark_pool_thread)
+
+    def run_and_list() -> tuple[list, list[str]]:
+        answers = []
+        with connections["default"].cursor() as cursor:
+            for value in (5, 40_000, 5, 40_000, 5, 40_000, 2**40):
+                cursor.execute("SELECT %s::bigint + %s", [value, value])
+                answers.append(cursor.fetchone()[0])
+        return answers, [sql for sql in prepared_statements() if "::bigint" in sql]
+
+    try:
+        answers, prepared = await dbpool._PoolCall(run_and_list, thread_sensitive=False, executor=executor)()
+    finally:
+        await dbpool._PoolCall(connections.close_all, thread_sensitive=False, executor=executor)()
+        executor.shutdown()
+    assert answers == [10, 80_000, 10, 80_000, 10, 80_000, 2**41]  # beyond int4: still right
+    assert prepared == ["SELECT $1::bigint + $2"]

@@ -244,19 +244,34 @@ async def test_a_send_failing_after_it_wrote_sends_the_batch_one_by_one_charging
     assert [(frame["seq"], frame["body"]) for _, frame in published] == [(1, "one"), (2, "two")]
 
 
-def _statements(sends: list[dict]) -> tuple[list, int]:
-    with CaptureQueriesContext(connection) as queries:
+def _statements(sends: list[dict]) -> tuple[list, int, list[str]]:
+    """The outcomes, how many queries, and the SQL of each statement as sent (with its
+    placeholders, not its values)."""
+    with CaptureQueriesContext(connection) as queries, connection.execute_wrapper(_recorded(sql := [])):
         outcomes = services.message_send_together(sends)
-    return outcomes, len(queries.captured_queries)
+    return outcomes, len(queries.captured_queries), sql
+
+
+def _recorded(statements: list):
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    return record
 
 
 def test_a_batch_costs_the_same_few_statements_whatever_its_size(busy):  # noqa: F811
     room, users = busy
-    _, two = _statements([{"sender": user, "room": room, "body": "hello"} for user in users[:2]])
-    outcomes, eight = _statements([{"sender": user, "room": room, "body": f"hi {i}"} for i, user in enumerate(users)])
+    _, two, two_sql = _statements([{"sender": user, "room": room, "body": "hello"} for user in users[:2]])
+    outcomes, eight, eight_sql = _statements(
+        [{"sender": user, "room": room, "body": f"hi {i}"} for i, user in enumerate(users)]
+    )
 
     assert [result[0].seq for result, _ in outcomes] == list(range(3, 11))
     assert two == eight <= 7  # standing, BEGIN, numbers, messages, search, read markers, COMMIT
+    if connection.vendor == "postgresql":
+        # The very same statements, values apart: PostgreSQL plans each once, for every size.
+        assert two_sql == eight_sql
 
 
 def test_a_batch_keeps_each_senders_order_and_moves_each_marker_to_their_last(lobby, olivia, mia, oscar):

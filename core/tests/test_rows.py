@@ -57,24 +57,28 @@ def test_messages_inserted_together_get_their_ids_in_order(olivia, mia):
 
 
 @pytest.mark.postgres
-def test_a_batch_insert_is_parsed_once_then_taken_from_psycopgs_cache(olivia):
-    """psycopg parses a statement's placeholders in Python; a 32-row INSERT (over its
-    default limit of 50 parameters) is parsed once, then found again."""
-    from psycopg import _queries
-
+def test_a_batch_insert_is_one_statement_whatever_its_number_of_rows(olivia, mia):
+    """On PostgreSQL the rows go in as one array per column: PostgreSQL (and a pool
+    connection's prepared statements) see one statement, not one per batch size."""
     room = Room.objects.create(slug="lobby", name="Lobby")
-    # Which parse psycopg caches depends on who binds the parameters (config/settings.py).
-    parse = _queries._query2pg if connection.features.uses_server_side_binding else _queries._query2pg_client
 
-    def batch(first: int) -> list[Message]:
-        return [Message(room=room, seq=seq, rev=seq, sender=olivia, body=f"m{seq}") for seq in range(first, first + 32)]
+    def batch(first: int, size: int) -> list[Message]:
+        return [
+            Message(room=room, seq=seq, rev=seq, sender=[olivia, mia][seq % 2], body=f"m{seq}", mentions=["mia"])
+            for seq in range(first, first + size)
+        ]
 
-    _, fields = rows._statement(Message, connection, rows=32)
-    assert len(fields) * 32 > 50  # beyond psycopg's own limit
-    rows.insert_many(batch(1))
-    before = parse.cache_info()
-    rows.insert_many(batch(33))
-    after = parse.cache_info()
+    statements = []
 
-    assert after.hits > before.hits and after.misses == before.misses
-    assert Message.objects.filter(room=room).count() == 64
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        two, thirty_two = rows.insert_many(batch(1, 2)), rows.insert_many(batch(3, 32))
+
+    assert len(statements) == 2 and statements[0] == statements[1]
+    stored = {m.pk: (m.seq, m.sender_id, m.body, m.mentions) for m in Message.objects.filter(room=room)}
+    assert [stored[m.pk] for m in two + thirty_two] == [
+        (seq, [olivia, mia][seq % 2].pk, f"m{seq}", ["mia"]) for seq in range(1, 35)
+    ]
