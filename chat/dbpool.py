@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
-from psycopg.types.numeric import IntDumper
+from psycopg.types.numeric import IntBinaryDumper, IntDumper
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
@@ -68,7 +68,8 @@ def _mark_pool_thread() -> None:
 def _prepare_statements(sender, connection, **kwargs) -> None:
     if getattr(_pool_thread, "member", False) and connection.vendor == "postgresql" and settings.PARLEY_DB_PREPARE:
         connection.connection.prepare_threshold = PREPARE_THRESHOLD
-        connection.connection.adapters.register_dumper(int, _Int4Dumper)
+        connection.connection.adapters.register_dumper(int, _Int4BinaryDumper)  # arrays (core/rows.py)
+        connection.connection.adapters.register_dumper(int, _Int4Dumper)  # the rest, and the default
 
 
 class _Int4Dumper(IntDumper):
@@ -88,6 +89,10 @@ class _Int4Dumper(IntDumper):
         if -(2**31) <= obj < 2**31:
             return self._int4_dumper
         return super().upgrade(obj, format)
+
+
+class _Int4BinaryDumper(IntBinaryDumper):
+    upgrade = _Int4Dumper.upgrade
 
 
 def run_in_pool(function):

@@ -35,7 +35,9 @@ def rows_sql(connection, fields: list[models.Field], rows: list[list]) -> tuple[
     values in the fields' order, ready for the database) and its parameters."""
     if len(rows) > 1 and unnests(connection, fields):
         # The length stripped, as Django does: varchar(10)[] would truncate, not refuse.
-        arrays = ", ".join(f"(%s)::{field.db_type(connection).split('(')[0]}[]" for field in fields)
+        # Binary (%b): psycopg writes a text array in Python, escaping every element; a
+        # 16-row message INSERT's parameters took 0.5 ms that way, 0.2 ms in binary.
+        arrays = ", ".join(f"(%b)::{field.db_type(connection).split('(')[0]}[]" for field in fields)
         return f"SELECT * FROM UNNEST({arrays})", [list(column) for column in zip(*rows, strict=True)]
     row = f"({', '.join(['%s'] * len(fields))})"
     return f"VALUES {', '.join([row] * len(rows))}", [value for values in rows for value in values]

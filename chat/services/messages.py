@@ -309,7 +309,7 @@ def _read_up_to(room: Room, seqs: dict[int, int]) -> None:
     table = Membership._meta.db_table
     if connection.vendor == "postgresql":
         sql = (
-            f"UPDATE {table} m SET last_read_seq = r.seq FROM UNNEST(%s::integer[], %s::bigint[]) r(user_id, seq)"
+            f"UPDATE {table} m SET last_read_seq = r.seq FROM UNNEST(%b::integer[], %b::bigint[]) r(user_id, seq)"
             " WHERE m.room_id = %s AND m.user_id = r.user_id AND m.last_read_seq < r.seq"
         )
         params = [list(seqs), list(seqs.values()), room.pk]
