@@ -79,6 +79,17 @@ def insert(instance: models.Model, *, using: str = "default") -> models.Model:
     return instance
 
 
+def insert_many_statement(instances: list[models.Model], *, returning: tuple[str, ...] = ()) -> tuple[str, list]:
+    """The `INSERT … RETURNING id[, returning…]` of several new instances of one model as
+    one statement, and its parameters, to run inside a larger one (a data-modifying CTE).
+    Giving the instances their ids is the caller's part."""
+    connection = connections["default"]
+    template, fields = _statement(type(instances[0]), connection, many=True)
+    source, params = rows_sql(connection, fields, [_prepared_values(i, fields, connection) for i in instances])
+    quote = connection.ops.quote_name
+    return template.replace("{rows}", source) + "".join(f", {quote(column)}" for column in returning), params
+
+
 def insert_many(instances: list[models.Model], *, using: str = "default") -> list[models.Model]:
     """INSERT new instances of one model in one statement (in chunks the backend accepts)
     and give each its id. The ids come back in the order of the rows, as `bulk_create`

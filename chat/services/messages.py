@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from chat import search, selectors
 from chat.formatting import render
-from chat.models import AuditEntry, Membership, Message, Room
+from chat.models import AuditEntry, Membership, Message, MessageSearch, Room
 from chat.services.changes import (
     announce,
     append,
@@ -270,7 +270,8 @@ def _store(draft: _Draft) -> Message:
 
 def _store_plain(drafts: list[_Draft], *, room: Room) -> list[Message]:
     """Write a run of plain sends (_Draft.plain) in the caller's transaction: numbers,
-    message rows, search documents and read markers one statement each."""
+    message rows, search documents and read markers one statement each (on PostgreSQL
+    the last three are one)."""
     kinds_seen = [draft.room.kind for draft in drafts]  # each socket holds its own copy of the room
     last_seq, last_rev = take_numbers(room, new_message=True, count=len(drafts))
     for draft, kind_seen in zip(drafts, kinds_seen, strict=True):
@@ -280,16 +281,54 @@ def _store_plain(drafts: list[_Draft], *, room: Room) -> list[Message]:
             draft.room.last_seq, draft.room.rev, draft.room.kind = room.last_seq, room.rev, room.kind
             draft.room.last_activity_at = room.last_activity_at
     first = len(drafts) - 1
-    messages = rows.insert_many([
-        _message(draft, seq=last_seq - first + i, rev=last_rev - first + i) for i, draft in enumerate(drafts)
-    ])
+    messages = [_message(draft, seq=last_seq - first + i, rev=last_rev - first + i) for i, draft in enumerate(drafts)]
+    read_up_to = {message.sender_id: message.seq for message in messages}  # a sender's last
+    if connection.vendor == "postgresql" and len(messages) > 1:
+        _insert_indexed_and_read(room, messages, read_up_to)
+    else:
+        rows.insert_many(messages)
+        search.index_new_messages(messages)
+        _read_up_to(room, read_up_to)
     for draft, message in zip(drafts, messages, strict=True):
         _stored(draft, message)
-    search.index_new_messages(messages)
-    _read_up_to(room, {message.sender_id: message.seq for message in messages})  # a sender's last
     for message in messages:
         announce(room, message)
     return messages
+
+
+def _insert_indexed_and_read(room: Room, messages: list[Message], seqs: dict[int, int]) -> None:
+    """PostgreSQL: what insert_many, index_new_messages and _read_up_to do, in one
+    statement (data-modifying CTEs). A room's batches follow each other, and each of a
+    batch's statements is a round trip that also waits for the GIL behind the busy
+    event loop: this is one where there were three (benchmark/README.md, eighth round)."""
+    insert, params = rows.insert_many_statement(messages, returning=("seq",))
+    sql = f"WITH stored AS ({insert})"
+    documents = search.document_rows(messages, key=lambda message: message.seq)
+    if documents:
+        fields = [Message._meta.get_field("seq")] + [
+            MessageSearch._meta.get_field(name) for name in ("room", "sender", "created_at", "doc")
+        ]
+        source, document_params = rows.rows_sql(connection, fields, documents)
+        sql += (
+            f", indexed AS (INSERT INTO {MessageSearch._meta.db_table} (message_id, room_id, sender_id, created_at, doc)"
+            f" SELECT stored.id, d.room_id, d.sender_id, d.created_at, d.doc FROM stored"
+            f" JOIN ({source}) d(seq, room_id, sender_id, created_at, doc) ON d.seq = stored.seq)"
+        )
+        params += document_params
+    sql += (
+        f", marked AS (UPDATE {Membership._meta.db_table} m SET last_read_seq = r.seq"
+        " FROM UNNEST(%b::integer[], %b::bigint[]) r(user_id, seq)"
+        " WHERE m.room_id = %s AND m.user_id = r.user_id AND m.last_read_seq < r.seq)"
+        " SELECT id, seq FROM stored"
+    )
+    params += [list(seqs), list(seqs.values()), room.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = dict((seq, pk) for pk, seq in cursor.fetchall())
+    for message in messages:
+        message.pk = ids[message.seq]
+        message._state.adding = False
+        message._state.db = "default"
 
 
 def _stored(draft: _Draft, message: Message) -> None:

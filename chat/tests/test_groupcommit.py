@@ -13,7 +13,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test.utils import CaptureQueriesContext
 
 from chat import dbpool, events, groupcommit, services
-from chat.models import Message, Room
+from chat.models import Membership, Message, MessageSearch, Room
 from chat.tests.test_dbpool import PER_SENDER, SENDERS, busy  # noqa: F401 (fixture)
 from core.errors import TooLarge
 
@@ -272,6 +272,28 @@ def test_a_batch_costs_the_same_few_statements_whatever_its_size(busy):  # noqa:
     if connection.vendor == "postgresql":
         # The very same statements, values apart: PostgreSQL plans each once, for every size.
         assert two_sql == eight_sql
+
+
+def test_a_batchs_messages_are_each_indexed_under_their_own_row(busy):  # noqa: F811
+    """On PostgreSQL the rows, their search documents and the read markers are one
+    statement: each document must still land on its own message."""
+    room, users = busy
+    outcomes, _, statements = _statements(
+        [{"sender": users[i % 3], "room": room, "body": f"apple{i} pear"} for i in range(7)]
+    )
+
+    messages = [result[0] for result, _ in outcomes]
+    indexed = {row[0]: row[1:] for row in MessageSearch.objects.values_list("message_id", "room_id", "sender_id", "created_at", "doc")}
+    assert set(indexed) == {message.pk for message in messages}
+    for i, message in enumerate(messages):
+        assert indexed[message.pk][:3] == (room.pk, users[i % 3].pk, message.created_at)
+        assert f"apple{i}" in indexed[message.pk][3]
+    stored = dict(Message.objects.filter(room=room).values_list("pk", "seq"))
+    assert [stored[message.pk] for message in messages] == [message.seq for message in messages] == list(range(1, 8))
+    markers = dict(Membership.objects.filter(room=room, user__in=users[:3]).values_list("user_id", "last_read_seq"))
+    assert markers == {users[0].pk: 7, users[1].pk: 5, users[2].pk: 6}
+    if connection.vendor == "postgresql":
+        assert len(statements) == 3  # standing, numbers, and the rest in one
 
 
 def test_a_batch_keeps_each_senders_order_and_moves_each_marker_to_their_last(lobby, olivia, mia, oscar):
