@@ -283,7 +283,8 @@ def test_a_batchs_messages_are_each_indexed_under_their_own_row(busy):  # noqa: 
     )
 
     messages = [result[0] for result, _ in outcomes]
-    indexed = {row[0]: row[1:] for row in MessageSearch.objects.values_list("message_id", "room_id", "sender_id", "created_at", "doc")}
+    found = MessageSearch.objects.values_list("message_id", "room_id", "sender_id", "created_at", "doc")
+    indexed = {row[0]: row[1:] for row in found}
     assert set(indexed) == {message.pk for message in messages}
     for i, message in enumerate(messages):
         assert indexed[message.pk][:3] == (room.pk, users[i % 3].pk, message.created_at)
