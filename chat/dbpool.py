@@ -13,9 +13,9 @@ together share that commit (chat/groupcommit.py).
 Those connections prepare the statements they run more than once (PARLEY_DB_PREPARE):
 a batch of sends is a few statements that differ only by their values, whatever the
 batch's size (core/rows.py), and PostgreSQL spent about half of its CPU parsing and
-planning them again. Only these: what else a
-process runs (HTTP pages, search, the hub's reads) is neither as hot nor as alike, and
-a prepared search would be planned once for every search term.
+planning them again. Only these: what else a process runs (HTTP pages, search, the
+hub's reads) is neither as hot nor as alike, and a prepared search would be planned
+once for every search term.
 
 SQLite allows one writer at a time, and its connections are best kept to one thread
 (closing one checkpoints the WAL): there every call stays on Channels' database thread.
@@ -78,11 +78,11 @@ class _Int4Dumper(IntDumper):
     psycopg keys a prepared statement by its text and its parameters' types, and types an
     `int` by its size: int2 below 32,768, int4 above. So a statement had a shape for
     each mix of small and large ids and seqs among its parameters, each counted and
-    prepared apart, while psycopg keeps 100: group commits of every size into four
-    rooms, with ids and seqs on both sides of 32,768, ran 134 shapes where 13
-    statements now run 13 (with core/rows.py's one statement for any number of rows; it
-    was 736). int4, not int8: PostgreSQL widens an int4 wherever an int8 is wanted, not
-    the other way round (a function that takes an integer would refuse a bigint).
+    prepared apart, while psycopg keeps 100. Group commits of every size into four
+    rooms, with ids and seqs on both sides of 32,768, ran 736 shapes; 13 with this and
+    core/rows.py's one statement for any number of rows. int4, not int8: PostgreSQL
+    widens an int4 wherever an int8 is wanted, not the other way round (a function that
+    takes an integer would refuse a bigint).
     """
 
     def upgrade(self, obj: int, format):

@@ -331,13 +331,17 @@ def index_new_messages(messages) -> None:
     rows = document_rows(messages)
     if not rows:
         return
-    fields = [MessageSearch._meta.get_field(name) for name in ("message", "room", "sender", "created_at", "doc")]
+    fields = [MessageSearch._meta.get_field(name) for name in ("message", *DOCUMENT_FIELDS)]
     source, params = core_rows.rows_sql(connection, fields, rows)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {MessageSearch._meta.db_table} ({', '.join(field.column for field in fields)}) {source}",
             params,
         )
+
+
+# What a search row holds besides its message, in document_rows' order.
+DOCUMENT_FIELDS = ("room", "sender", "created_at", "doc")
 
 
 def document_rows(messages, *, key=lambda message: message.pk) -> list[list]:

@@ -64,6 +64,13 @@ def _prepared_values(instance: models.Model, fields: list[models.Field], connect
     return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
 
 
+def mark_stored(instance: models.Model, pk, *, using: str = "default") -> None:
+    """Give a just-inserted instance its id and the state `save()` would leave it in."""
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = using
+
+
 def insert(instance: models.Model, *, using: str = "default") -> models.Model:
     """INSERT a new `instance` (its primary key unset) and give it its id."""
     connection = connections[using]
@@ -73,9 +80,7 @@ def insert(instance: models.Model, *, using: str = "default") -> models.Model:
     sql, fields = _statement(type(instance), connection)
     with connection.cursor() as cursor:
         cursor.execute(sql, _prepared_values(instance, fields, connection))
-        instance.pk = cursor.fetchone()[0]
-    instance._state.adding = False
-    instance._state.db = using
+        mark_stored(instance, cursor.fetchone()[0], using=using)
     return instance
 
 
@@ -108,7 +113,5 @@ def insert_many(instances: list[models.Model], *, using: str = "default") -> lis
             cursor.execute(template.replace("{rows}", source), params)
             ids = [row[0] for row in cursor.fetchall()]
         for instance, pk in zip(chunk, ids, strict=True):
-            instance.pk = pk
-            instance._state.adding = False
-            instance._state.db = using
+            mark_stored(instance, pk, using=using)
     return instances

@@ -306,7 +306,7 @@ def _insert_indexed_and_read(room: Room, messages: list[Message], seqs: dict[int
     documents = search.document_rows(messages, key=lambda message: message.seq)
     if documents:
         fields = [Message._meta.get_field("seq")] + [
-            MessageSearch._meta.get_field(name) for name in ("room", "sender", "created_at", "doc")
+            MessageSearch._meta.get_field(name) for name in search.DOCUMENT_FIELDS
         ]
         source, document_params = rows.rows_sql(connection, fields, documents)
         sql += (
@@ -315,20 +315,13 @@ def _insert_indexed_and_read(room: Room, messages: list[Message], seqs: dict[int
             f" JOIN ({source}) d(seq, room_id, sender_id, created_at, doc) ON d.seq = stored.seq)"
         )
         params += document_params
-    sql += (
-        f", marked AS (UPDATE {Membership._meta.db_table} m SET last_read_seq = r.seq"
-        " FROM UNNEST(%b::integer[], %b::bigint[]) r(user_id, seq)"
-        " WHERE m.room_id = %s AND m.user_id = r.user_id AND m.last_read_seq < r.seq)"
-        " SELECT id, seq FROM stored"
-    )
-    params += [list(seqs), list(seqs.values()), room.pk]
+    markers, marker_params = _markers_moved_pg(room, seqs)
+    sql += f", marked AS ({markers}) SELECT id, seq FROM stored"
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, params + marker_params)
         ids = dict((seq, pk) for pk, seq in cursor.fetchall())
     for message in messages:
-        message.pk = ids[message.seq]
-        message._state.adding = False
-        message._state.db = "default"
+        rows.mark_stored(message, ids[message.seq])
 
 
 def _stored(draft: _Draft, message: Message) -> None:
@@ -345,24 +338,29 @@ def _read_up_to(room: Room, seqs: dict[int, int]) -> None:
     (SQLite, 200-member room), this ~30 µs; one for a whole group commit. On PostgreSQL
     the pairs are two arrays, so the statement is the same for any number of senders
     (core/rows.py says why that matters)."""
-    table = Membership._meta.db_table
     if connection.vendor == "postgresql":
-        sql = (
-            f"UPDATE {table} m SET last_read_seq = r.seq FROM UNNEST(%b::integer[], %b::bigint[]) r(user_id, seq)"
-            " WHERE m.room_id = %s AND m.user_id = r.user_id AND m.last_read_seq < r.seq"
-        )
-        params = [list(seqs), list(seqs.values()), room.pk]
+        sql, params = _markers_moved_pg(room, seqs)
     else:
         case = " ".join(["WHEN %s THEN %s"] * len(seqs))
         pairs = [value for pair in seqs.items() for value in pair]
         sql = (
-            f"UPDATE {table} SET last_read_seq = CASE user_id {case} END"
+            f"UPDATE {Membership._meta.db_table} SET last_read_seq = CASE user_id {case} END"
             f" WHERE room_id = %s AND user_id IN ({', '.join(['%s'] * len(seqs))})"
             f" AND last_read_seq < CASE user_id {case} END"
         )
         params = [*pairs, room.pk, *seqs, *pairs]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def _markers_moved_pg(room: Room, seqs: dict[int, int]) -> tuple[str, list]:
+    """_read_up_to's UPDATE on PostgreSQL, and its parameters."""
+    return (
+        f"UPDATE {Membership._meta.db_table} m SET last_read_seq = r.seq"
+        " FROM UNNEST(%b::integer[], %b::bigint[]) r(user_id, seq)"
+        " WHERE m.room_id = %s AND m.user_id = r.user_id AND m.last_read_seq < r.seq",
+        [list(seqs), list(seqs.values()), room.pk],
+    )
 
 
 def _join_by_sending(sender, room: Room, *, member: bool) -> None:
