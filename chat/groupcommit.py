@@ -7,7 +7,8 @@ gathers, and it commits as one transaction (up to PARLEY_GROUP_COMMIT_MAX sends)
 flush for all. A send that finds its room idle is a batch of one and waits for nothing.
 The price: a batch holds the room's lock from its first send's numbers to its commit,
 the checks of the sends after it included, and other processes' sends into the room
-wait that long.
+wait that long. (On PostgreSQL a batch of plain sends takes the lock only for the one
+statement that stores it and commits.)
 
 The batch is stored by `services.message_send_together`, in a few statements whatever
 its size: what a send refused before writing answers, and how a batch whose write fails

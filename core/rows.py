@@ -34,13 +34,25 @@ def rows_sql(connection, fields: list[models.Field], rows: list[list]) -> tuple[
     """The source of an `INSERT INTO t (<fields' columns>) …` of `rows` (each a list of its
     values in the fields' order, ready for the database) and its parameters."""
     if len(rows) > 1 and unnests(connection, fields):
-        # The length stripped, as Django does: varchar(10)[] would truncate, not refuse.
-        # Binary (%b): psycopg writes a text array in Python, escaping every element; a
-        # 16-row message INSERT's parameters took 0.5 ms that way, 0.2 ms in binary.
-        arrays = ", ".join(f"(%b)::{field.db_type(connection).split('(')[0]}[]" for field in fields)
-        return f"SELECT * FROM UNNEST({arrays})", [list(column) for column in zip(*rows, strict=True)]
+        return arrays_sql(connection, fields, rows)
     row = f"({', '.join(['%s'] * len(fields))})"
     return f"VALUES {', '.join([row] * len(rows))}", [value for values in rows for value in values]
+
+
+def arrays_sql(connection, fields: list[models.Field], rows: list[list]) -> tuple[str, list]:
+    """rows_sql's `SELECT * FROM UNNEST(…)`, whatever the number of rows (PostgreSQL, where
+    `unnests`). Unlike `VALUES`, its columns are typed however it is used: a NULL in a
+    `VALUES` list read as a subquery is text, which no integer column takes."""
+    # The length stripped, as Django does: varchar(10)[] would truncate, not refuse.
+    # Binary (%b): psycopg writes a text array in Python, escaping every element; a
+    # 16-row message INSERT's parameters took 0.5 ms that way, 0.2 ms in binary.
+    arrays = ", ".join(f"(%b)::{field.db_type(connection).split('(')[0]}[]" for field in fields)
+    return f"SELECT * FROM UNNEST({arrays})", [list(column) for column in zip(*rows, strict=True)]
+
+
+def insert_fields(model: type[models.Model], connection) -> list[models.Field]:
+    """The fields an INSERT of a new `model` row writes, in `insert`'s order."""
+    return _statement(model, connection)[1]
 
 
 def _statement(model: type[models.Model], connection, *, many: bool = False) -> tuple[str, list[models.Field]]:
@@ -60,7 +72,7 @@ def _statement(model: type[models.Model], connection, *, many: bool = False) -> 
     return found
 
 
-def _prepared_values(instance: models.Model, fields: list[models.Field], connection) -> list:
+def prepared_values(instance: models.Model, fields: list[models.Field], connection) -> list:
     return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
 
 
@@ -79,20 +91,9 @@ def insert(instance: models.Model, *, using: str = "default") -> models.Model:
         return instance
     sql, fields = _statement(type(instance), connection)
     with connection.cursor() as cursor:
-        cursor.execute(sql, _prepared_values(instance, fields, connection))
+        cursor.execute(sql, prepared_values(instance, fields, connection))
         mark_stored(instance, cursor.fetchone()[0], using=using)
     return instance
-
-
-def insert_many_statement(instances: list[models.Model], *, returning: tuple[str, ...] = ()) -> tuple[str, list]:
-    """The `INSERT … RETURNING id[, returning…]` of several new instances of one model as
-    one statement, and its parameters, to run inside a larger one (a data-modifying CTE).
-    Giving the instances their ids is the caller's part."""
-    connection = connections["default"]
-    template, fields = _statement(type(instances[0]), connection, many=True)
-    source, params = rows_sql(connection, fields, [_prepared_values(i, fields, connection) for i in instances])
-    quote = connection.ops.quote_name
-    return template.replace("{rows}", source) + "".join(f", {quote(column)}" for column in returning), params
 
 
 def insert_many(instances: list[models.Model], *, using: str = "default") -> list[models.Model]:
@@ -108,7 +109,7 @@ def insert_many(instances: list[models.Model], *, using: str = "default") -> lis
     size = connection.ops.bulk_batch_size(fields, instances)
     for start in range(0, len(instances), size):
         chunk = instances[start : start + size]
-        source, params = rows_sql(connection, fields, [_prepared_values(i, fields, connection) for i in chunk])
+        source, params = rows_sql(connection, fields, [prepared_values(i, fields, connection) for i in chunk])
         with connection.cursor() as cursor:
             cursor.execute(template.replace("{rows}", source), params)
             ids = [row[0] for row in cursor.fetchall()]

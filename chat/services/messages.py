@@ -90,8 +90,13 @@ def message_send_together(sends: list[dict]) -> list[tuple[tuple[Message, bool] 
     meanwhile, a database error), the batch rolls back whole, unannounced, and its sends
     run again one transaction each, as `message_send` alone: a repeated `client_id` is then
     answered with the first message. If the commit fails, every send fails.
+
+    On PostgreSQL a batch of plain sends with nothing else to store (no mention, no push
+    to queue), a batch of one too, is a single statement that commits by itself
+    (_store_in_one_statement): two round trips, the standings and that statement, where
+    a transaction took five. If it fails, nothing was written: the same as a rollback.
     """
-    if len(sends) == 1:
+    if len(sends) == 1 and connection.vendor != "postgresql":
         return [_alone(sends[0])]
     room = sends[0]["room"]
     outcomes: list = [None] * len(sends)
@@ -107,6 +112,8 @@ def message_send_together(sends: list[dict]) -> list[tuple[tuple[Message, bool] 
         except Exception as error:  # only read so far, outside any transaction: this send alone fails
             outcomes[i] = (None, error)
     _take_allowances(sends, drafts, outcomes)
+    if _one_statement(drafts):
+        return _store_in_one_statement(sends, drafts, outcomes, room=room)
     written = committed = False
 
     def note_commit():
@@ -147,6 +154,44 @@ def message_send_together(sends: list[dict]) -> list[tuple[tuple[Message, bool] 
                 outcome if drafts[i] is None else _alone({**sends[i], "allowance_taken": True})
                 for i, outcome in enumerate(outcomes)
             ]
+    return outcomes
+
+
+def _one_statement(drafts: list) -> bool:
+    """Whether all the batch writes is one statement (PostgreSQL, _store_numbered): plain
+    sends with no mention or push to store besides."""
+    live = [draft for draft in drafts if draft is not None]
+    return (
+        connection.vendor == "postgresql" and bool(live)
+        and all(draft.plain and not draft.mentioned and not draft.standing.others_subscribed for draft in live)
+    )
+
+
+def _store_in_one_statement(sends: list[dict], drafts: list, outcomes: list, *, room: Room) -> list:
+    """message_send_together's writes as one statement that commits by itself: no BEGIN,
+    numbers or COMMIT round trip of their own (benchmark/README.md, ninth round). Nothing
+    that could fail is written after it."""
+    run = [i for i, draft in enumerate(drafts) if draft is not None]
+    try:
+        messages = _store_numbered([drafts[i] for i in run], room=room)
+    except (IntegrityError, NotFound):
+        # Nothing was written (a repeated client_id; the room went or changed kind): each
+        # send alone, as after a batch rolled back.
+        return [outcome if drafts[i] is None else _alone({**sends[i], "allowance_taken": True})
+                for i, outcome in enumerate(outcomes)]
+    except Exception as error:
+        # Committed or not (the connection may have gone after the commit), as when a
+        # COMMIT fails: every send fails; the hub's sweep announces whatever did commit.
+        return [outcome if drafts[i] is None else (None, error) for i, outcome in enumerate(outcomes)]
+    for i, message in zip(run, messages, strict=True):
+        message.reaction_list = []  # as _stored, which has nothing else to do for these
+        outcomes[i] = ((message, True), None)
+    try:
+        for message in messages:
+            announce(room, message)
+    except Exception:
+        # Stored already; the sweep announces what this kept from being published.
+        log.exception("announcing a batch stored in one statement failed")
     return outcomes
 
 
@@ -270,25 +315,24 @@ def _store(draft: _Draft) -> Message:
 
 def _store_plain(drafts: list[_Draft], *, room: Room) -> list[Message]:
     """Write a run of plain sends (_Draft.plain) in the caller's transaction: numbers,
-    message rows, search documents and read markers one statement each (on PostgreSQL
-    the last three are one)."""
-    kinds_seen = [draft.room.kind for draft in drafts]  # each socket holds its own copy of the room
-    last_seq, last_rev = take_numbers(room, new_message=True, count=len(drafts))
-    for draft, kind_seen in zip(drafts, kinds_seen, strict=True):
-        if room.kind != kind_seen and not selectors.room_may_read(user=draft.sender, room=room):
-            raise NotFound("No such room.")  # it went private meanwhile: the batch goes one by one
-        if draft.room is not room:
-            draft.room.last_seq, draft.room.rev, draft.room.kind = room.last_seq, room.rev, room.kind
-            draft.room.last_activity_at = room.last_activity_at
-    first = len(drafts) - 1
-    messages = [_message(draft, seq=last_seq - first + i, rev=last_rev - first + i) for i, draft in enumerate(drafts)]
-    read_up_to = {message.sender_id: message.seq for message in messages}  # a sender's last
-    if connection.vendor == "postgresql" and len(messages) > 1:
-        _insert_indexed_and_read(room, messages, read_up_to)
+    message rows, search documents and read markers one statement each, on PostgreSQL
+    all four in one (_store_numbered)."""
+    if connection.vendor == "postgresql":
+        messages = _store_numbered(drafts, room=room)
     else:
+        kinds_seen = [draft.room.kind for draft in drafts]  # each socket holds its own copy of the room
+        last_seq, last_rev = take_numbers(room, new_message=True, count=len(drafts))
+        for draft, kind_seen in zip(drafts, kinds_seen, strict=True):
+            if room.kind != kind_seen and not selectors.room_may_read(user=draft.sender, room=room):
+                raise NotFound("No such room.")  # it went private meanwhile: the batch goes one by one
+        _share_numbers(drafts, room)
+        first = len(drafts) - 1
+        messages = [
+            _message(draft, seq=last_seq - first + i, rev=last_rev - first + i) for i, draft in enumerate(drafts)
+        ]
         rows.insert_many(messages)
         search.index_new_messages(messages)
-        _read_up_to(room, read_up_to)
+        _read_up_to(room, {message.sender_id: message.seq for message in messages})  # a sender's last
     for draft, message in zip(drafts, messages, strict=True):
         _stored(draft, message)
     for message in messages:
@@ -296,32 +340,73 @@ def _store_plain(drafts: list[_Draft], *, room: Room) -> list[Message]:
     return messages
 
 
-def _insert_indexed_and_read(room: Room, messages: list[Message], seqs: dict[int, int]) -> None:
-    """PostgreSQL: what insert_many, index_new_messages and _read_up_to do, in one
-    statement (data-modifying CTEs). A room's batches follow each other, and each of a
-    batch's statements is a round trip that also waits for the GIL behind the busy
-    event loop: this is one where there were three (benchmark/README.md, eighth round)."""
-    insert, params = rows.insert_many_statement(messages, returning=("seq",))
-    sql = f"WITH stored AS ({insert})"
+def _share_numbers(drafts: list[_Draft], room: Room) -> None:
+    """Each socket holds its own copy of the room: bring each up to date with `room`."""
+    for draft in drafts:
+        if draft.room is not room:
+            draft.room.last_seq, draft.room.rev, draft.room.kind = room.last_seq, room.rev, room.kind
+            draft.room.last_activity_at = room.last_activity_at
+
+
+def _store_numbered(drafts: list[_Draft], *, room: Room) -> list[Message]:
+    """PostgreSQL: take_numbers, then the sends' message rows, search documents and read
+    markers, as one statement (data-modifying CTEs). A room's batches follow each other,
+    and each statement is a round trip that also waits for the GIL behind the busy event
+    loop: this is one where there were four (benchmark/README.md, eighth and ninth rounds).
+
+    The rows go in numbered from 1, and the statement adds the numbers the room was at.
+    NotFound, with nothing written, when the room is gone or is no longer of the kind the
+    sends were checked against (it went private meanwhile): the caller sends them one by
+    one, each checked again."""
+    kinds_seen = {draft.room.kind for draft in drafts}
+    if len(kinds_seen) > 1:
+        raise NotFound("No such room.")  # it changed kind between two of the sends' checks
+    messages = [_message(draft, seq=i, rev=i) for i, draft in enumerate(drafts, start=1)]
+    now = timezone.now()
+    quote = connection.ops.quote_name
+    fields = rows.insert_fields(Message, connection)
+    columns = ", ".join(quote(field.column) for field in fields)
+    numbered = ", ".join(
+        f"n.{field.name}0 + u.{quote(field.column)}" if field.name in ("seq", "rev") else f"u.{quote(field.column)}"
+        for field in fields
+    )
+    source, params = rows.arrays_sql(
+        connection, fields, [rows.prepared_values(message, fields, connection) for message in messages]
+    )
+    sql = (
+        f"WITH n AS (UPDATE {Room._meta.db_table}"
+        " SET last_seq = last_seq + %s, rev = rev + %s, last_activity_at = %s WHERE id = %s AND kind = %s"
+        " RETURNING last_seq - %s AS seq0, rev - %s AS rev0)"
+        f", stored AS (INSERT INTO {Message._meta.db_table} ({columns}) SELECT {numbered}"
+        f" FROM n, ({source}) u({columns}) RETURNING id, seq, rev)"
+    )
+    count = len(messages)
+    params = [count, count, connection.ops.adapt_datetimefield_value(now), room.pk, *kinds_seen, count, count, *params]
     documents = search.document_rows(messages, key=lambda message: message.seq)
     if documents:
         fields = [Message._meta.get_field("seq")] + [
             MessageSearch._meta.get_field(name) for name in search.DOCUMENT_FIELDS
         ]
-        source, document_params = rows.rows_sql(connection, fields, documents)
+        source, document_params = rows.arrays_sql(connection, fields, documents)
         sql += (
             f", indexed AS (INSERT INTO {MessageSearch._meta.db_table} (message_id, room_id, sender_id, created_at, doc)"
-            f" SELECT stored.id, d.room_id, d.sender_id, d.created_at, d.doc FROM stored"
-            f" JOIN ({source}) d(seq, room_id, sender_id, created_at, doc) ON d.seq = stored.seq)"
+            f" SELECT stored.id, d.room_id, d.sender_id, d.created_at, d.doc"
+            f" FROM n, stored, ({source}) d(seq, room_id, sender_id, created_at, doc) WHERE stored.seq = n.seq0 + d.seq)"
         )
         params += document_params
-    markers, marker_params = _markers_moved_pg(room, seqs)
-    sql += f", marked AS ({markers}) SELECT id, seq FROM stored"
+    markers, marker_params = _markers_moved_pg(room, {m.sender_id: m.seq for m in messages}, numbered=True)
+    sql += f", marked AS ({markers}) SELECT id, seq, rev FROM stored ORDER BY seq"
     with connection.cursor() as cursor:
         cursor.execute(sql, params + marker_params)
-        ids = dict((seq, pk) for pk, seq in cursor.fetchall())
-    for message in messages:
-        rows.mark_stored(message, ids[message.seq])
+        stored = cursor.fetchall()
+    if not stored:
+        raise NotFound("No such room.")
+    for message, (pk, seq, rev) in zip(messages, stored, strict=True):
+        message.seq, message.rev = seq, rev
+        rows.mark_stored(message, pk)
+    room.last_seq, room.rev, room.last_activity_at = messages[-1].seq, messages[-1].rev, now
+    _share_numbers(drafts, room)
+    return messages
 
 
 def _stored(draft: _Draft, message: Message) -> None:
@@ -353,12 +438,14 @@ def _read_up_to(room: Room, seqs: dict[int, int]) -> None:
         cursor.execute(sql, params)
 
 
-def _markers_moved_pg(room: Room, seqs: dict[int, int]) -> tuple[str, list]:
-    """_read_up_to's UPDATE on PostgreSQL, and its parameters."""
+def _markers_moved_pg(room: Room, seqs: dict[int, int], *, numbered: bool = False) -> tuple[str, list]:
+    """_read_up_to's UPDATE on PostgreSQL, and its parameters. `numbered`: inside
+    _store_numbered, where the seqs count from the room's numbers before it (`n.seq0`)."""
+    seq = "n.seq0 + r.seq" if numbered else "r.seq"
     return (
-        f"UPDATE {Membership._meta.db_table} m SET last_read_seq = r.seq"
-        " FROM UNNEST(%b::integer[], %b::bigint[]) r(user_id, seq)"
-        " WHERE m.room_id = %s AND m.user_id = r.user_id AND m.last_read_seq < r.seq",
+        f"UPDATE {Membership._meta.db_table} m SET last_read_seq = {seq}"
+        f" FROM UNNEST(%b::integer[], %b::bigint[]) r(user_id, seq){', n' if numbered else ''}"
+        f" WHERE m.room_id = %s AND m.user_id = r.user_id AND m.last_read_seq < {seq}",
         [list(seqs), list(seqs.values()), room.pk],
     )
 
