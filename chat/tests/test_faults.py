@@ -323,10 +323,16 @@ async def test_connection_churn_returns_to_baseline(workers, redis_server):
 
     async def cycle(token: str | None) -> None:
         headers = {"Authorization": f"Token {token}"} if token else {}
-        async with connect(url, additional_headers=headers, open_timeout=20, close_timeout=5) as ws:
+        # Generous timeouts: on a slow machine with the other test pass beside it, a batch
+        # of 100 handshakes keeps both ends' loops busy for seconds.
+        async with connect(url, additional_headers=headers, open_timeout=30, close_timeout=30) as ws:
             assert json.loads(await ws.recv())["type"] == "hello"
 
-    async with connect(url, additional_headers={"Authorization": f"Token {tokens['owner']}"}) as watcher:
+    # The watcher reads nothing during the churn, which sends it a presence frame per
+    # cycle: with websockets' flow control it would stop reading after 16, miss the
+    # server's keepalive ping and be closed (1011) once the churn lasts over 20 s.
+    headers = {"Authorization": f"Token {tokens['owner']}"}
+    async with connect(url, additional_headers=headers, max_queue=None) as watcher:
         await watcher.recv()
         for _ in range(20):  # warm up: lazily made connections and caches exist before the baseline
             await cycle(tokens["churn0"])
