@@ -404,7 +404,10 @@ def _store_numbered(drafts: list[_Draft], *, room: Room) -> list[Message]:
     for message, (pk, seq, rev) in zip(messages, stored, strict=True):
         message.seq, message.rev = seq, rev
         rows.mark_stored(message, pk)
+    # `room` is the first send's copy, which may be a refused send's older one: the
+    # statement found the kind the others were checked against.
     room.last_seq, room.rev, room.last_activity_at = messages[-1].seq, messages[-1].rev, now
+    room.kind = next(iter(kinds_seen))
     _share_numbers(drafts, room)
     return messages
 

@@ -368,3 +368,22 @@ def test_a_batch_checked_against_a_kind_its_room_no_longer_has_is_sent_one_by_on
     assert list(Message.objects.filter(room=lobby).values_list("seq", "body")) == [(1, "one"), (2, "two")]
     assert lobby.kind == mias_copy.kind == Room.Kind.PRIVATE
     assert (mias_copy.last_seq, Room.objects.get(pk=lobby.pk).rev) == (2, 2)
+
+
+def test_a_refused_first_send_does_not_hand_its_older_copy_of_the_room_to_the_others(lobby, olivia, mia, settings):
+    """The batch's numbers are shared through the first send's copy of the room: when that
+    send is refused and its copy is older, the others' copies still end up right."""
+    older = Room.objects.get(pk=lobby.pk)
+    Room.objects.filter(pk=lobby.pk).update(kind=Room.Kind.PRIVATE)
+    olivias, mias = Room.objects.get(pk=lobby.pk), Room.objects.get(pk=lobby.pk)
+
+    outcomes = services.message_send_together([
+        {"sender": mia, "room": older, "body": "x" * (settings.PARLEY_MAX_BODY + 1)},
+        {"sender": olivia, "room": olivias, "body": "one"},
+        {"sender": mia, "room": mias, "body": "two"},
+    ])
+
+    assert isinstance(outcomes[0][1], TooLarge)
+    assert [result[0].seq for result, _ in outcomes[1:]] == [1, 2]
+    assert olivias.kind == mias.kind == Room.Kind.PRIVATE
+    assert (olivias.last_seq, mias.last_seq) == (2, 2)
