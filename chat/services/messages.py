@@ -148,12 +148,8 @@ def message_send_together(sends: list[dict]) -> list[tuple[tuple[Message, bool] 
         elif written:
             raise  # the commit failed: nothing of the batch is stored
         else:
-            # Rolled back whole, unannounced: each send again in its own transaction, but
-            # for the refusals already answered; the others took their allowance already.
-            return [
-                outcome if drafts[i] is None else _alone({**sends[i], "allowance_taken": True})
-                for i, outcome in enumerate(outcomes)
-            ]
+            # Rolled back whole, unannounced.
+            return _one_by_one(sends, drafts, outcomes)
     return outcomes
 
 
@@ -175,10 +171,8 @@ def _store_in_one_statement(sends: list[dict], drafts: list, outcomes: list, *, 
     try:
         messages = _store_numbered([drafts[i] for i in run], room=room)
     except (IntegrityError, NotFound):
-        # Nothing was written (a repeated client_id; the room went or changed kind): each
-        # send alone, as after a batch rolled back.
-        return [outcome if drafts[i] is None else _alone({**sends[i], "allowance_taken": True})
-                for i, outcome in enumerate(outcomes)]
+        # Nothing was written (a repeated client_id; the room went or changed kind).
+        return _one_by_one(sends, drafts, outcomes)
     except Exception as error:
         # Committed or not (the connection may have gone after the commit), as when a
         # COMMIT fails: every send fails; the hub's sweep announces whatever did commit.
@@ -193,6 +187,15 @@ def _store_in_one_statement(sends: list[dict], drafts: list, outcomes: list, *, 
         # Stored already; the sweep announces what this kept from being published.
         log.exception("announcing a batch stored in one statement failed")
     return outcomes
+
+
+def _one_by_one(sends: list[dict], drafts: list, outcomes: list) -> list:
+    """After a batch wrote nothing: each send again in its own transaction, but for the
+    refusals already answered; the others took their allowance already."""
+    return [
+        outcome if drafts[i] is None else _alone({**sends[i], "allowance_taken": True})
+        for i, outcome in enumerate(outcomes)
+    ]
 
 
 def _alone(kwargs: dict) -> tuple[tuple[Message, bool] | None, Exception | None]:
