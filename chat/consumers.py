@@ -232,7 +232,8 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             return
         self.closing = True
         self.hub_unsubscribe()
-        asyncio.ensure_future(self._close_after_outbox(code))
+        # Held here: the loop keeps only a weak reference to a task.
+        self.closer = asyncio.ensure_future(self._close_after_outbox(code))
 
     async def _close_after_outbox(self, code: int) -> None:
         if self.outbox is None:
@@ -243,8 +244,12 @@ class ParleyConsumer(AsyncWebsocketConsumer):
             self.outbox.put_nowait(None)
             try:
                 await asyncio.wait_for(asyncio.shield(self.writer), timeout=5)
-            except (TimeoutError, asyncio.CancelledError):
+            except TimeoutError:
                 self.writer.cancel()
+            except asyncio.CancelledError:
+                self.writer.cancel()
+                if asyncio.current_task().cancelling():
+                    raise  # this task was cancelled (its loop is closing), not the writer: stop
         direct = getattr(self, "direct", None)
         if direct is not None:
             direct.flush()  # the frames of this turn go before the close frame
