@@ -187,12 +187,15 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         if direct is not None and (outbox is None or (not self.sending and outbox.empty())):
             # Whether the socket is still open is asked when the turn's frames are written
             # (DirectWriter.flush), once per socket, not here once per frame.
-            if direct.backlog() > wire.MAX_BUFFERED_BYTES:
+            if event is not None:
+                data = event.get("wire") or wire.event_frame(event)
+            else:
+                data = wire.text_frame(text)
+            if not direct.write(data):
                 if not direct.open():
                     return  # closing: the disconnect that follows cleans up
                 log.info("closing a socket of user %s that stopped reading", self.user_id)
-                return self.close_with(CLOSE_TOO_SLOW)
-            direct.write(wire.event_frame(event) if event is not None else wire.text_frame(text))
+                self.close_with(CLOSE_TOO_SLOW)
             return
         try:
             (outbox or self._open_outbox()).put_nowait(text)

@@ -59,11 +59,6 @@ class _Turn:
         self.loop = loop
         self.writers: list[DirectWriter] = []
 
-    def add(self, writer: "DirectWriter") -> None:
-        if not self.writers:
-            self.loop.call_soon(self.flush)
-        self.writers.append(writer)
-
     def flush(self) -> None:
         writers, self.writers = self.writers, []
         for writer in writers:
@@ -104,14 +99,23 @@ class DirectWriter:
         waits for the end of this turn."""
         return self._transport.get_write_buffer_size() + self._waiting_bytes
 
-    def write(self, frame: bytes) -> None:
+    def write(self, frame: bytes) -> bool:
+        """Queue `frame` for the end of this turn; False, and nothing queued, when the
+        backlog is over MAX_BUFFERED_BYTES already (a client that stopped reading)."""
+        waiting_bytes = self._waiting_bytes
+        if waiting_bytes + self._transport.get_write_buffer_size() > MAX_BUFFERED_BYTES:
+            return False
         waiting = self._waiting
         if waiting is None:
             self._waiting = [frame]
-            self._turn.add(self)
+            turn = self._turn  # _Turn.add, inline: this runs once per socket per event
+            if not turn.writers:
+                turn.loop.call_soon(turn.flush)
+            turn.writers.append(self)
         else:
             waiting.append(frame)
-        self._waiting_bytes += len(frame)
+        self._waiting_bytes = waiting_bytes + len(frame)
+        return True
 
     def flush(self) -> None:
         """Write what waits now (the turn's end, or before an ASGI send or close)."""
