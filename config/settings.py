@@ -196,7 +196,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "BACKEND": "chat.layers.InMemoryChannelLayer",
             # One hub channel per process carries every room's traffic (chat/hub.py).
             "CONFIG": {"capacity": 10_000},
         }
