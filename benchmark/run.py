@@ -664,7 +664,7 @@ def markdown(results: list[dict], args, info: dict, started: str, seconds: float
             lines.append(
                 f"| {label(result)} | {s['receivers']} | {fmt(s['offered_msgs_per_s'])} | {fmt(s['deliveries_per_s'], 0)} | {fmt(s['p50_ms'])} | {fmt(s['p95_ms'])} | "
                 f"{fmt(s['p99_ms'])} | {fmt(s['max_ms'])} | {s['lost']} | {s['duplicated']} | {s['out_of_order']} | {s['closed_sockets']} | "
-                f"{fmt(s['server_cpu_pct'])} | {fmt(s['server_rss_mib'])} | {fmt(s['loadgen_cpu_pct'])} | {'yes' if s['pass'] else 'no'} |"
+                f"{fmt(s['server_cpu_pct'])} | {fmt(s['server_rss_mib'])} | {fmt(s['loadgen_cpu_pct'])} | {'yes' if s['pass'] else 'no'}{' (again)' if s.get('again') else ''} |"
             )
     errors = [f"- {label(r)}: {e}" for r in results for e in r["errors"]]
     if errors:

@@ -322,7 +322,7 @@ async function fanout() {
   }
 
   let stepIndex = 0;
-  async function runStep(rate) {
+  async function runStep(rate, { again = false } = {}) {
     checkDeadline();
     stepIndex++;
     const seconds = cfg.stepSeconds;
@@ -393,6 +393,7 @@ async function fanout() {
       p95_ms: h.quantile(0.95),
       p99_ms: h.quantile(0.99),
       max_ms: round(h.max, 1),
+      again,
       closed_sockets: closes.receivers + closes.senders - closedBefore,
       close_codes: { ...closes.codes },
       server_errors: errors.count - errorsBefore,
@@ -423,6 +424,20 @@ async function fanout() {
   const results = [];
   let best = null;
   let firstFail = null;
+  // One step of the climb, the step down or the bisection. A step that failed on its p99
+  // alone (nothing lost, duplicated, reordered, closed or refused) runs once more and
+  // counts as failed only if it fails again: on a shared 2-core machine one stolen time
+  // slice made a step at 2 msg/s, the server 11 % busy, fail and end the climb there.
+  async function searchStep(rate) {
+    let r = await runStep(rate);
+    results.push(r);
+    if (!r.pass && r.fail_reasons.every((reason) => reason.startsWith('p99'))) {
+      await recover();
+      r = await runStep(rate, { again: true });
+      results.push(r);
+    }
+    return r;
+  }
   const rates = cfg.rates || null;
   if (rates) {
     for (const rate of rates) {
@@ -434,8 +449,7 @@ async function fanout() {
   } else {
     let rate = cfg.rateStart;
     for (let i = 0; i < cfg.maxSteps && rate <= cfg.rateMax; i++) {
-      const r = await runStep(rate);
-      results.push(r);
+      const r = await searchStep(rate);
       if (!r.pass) {
         firstFail = r;
         break;
@@ -448,8 +462,7 @@ async function fanout() {
     const rateMin = cfg.rateMin || S / cfg.stepSeconds;
     for (let down = cfg.rateStart / cfg.rateFactor, i = 0; !best && firstFail && down >= rateMin && i < cfg.maxSteps; down /= cfg.rateFactor, i++) {
       await recover();
-      const r = await runStep(down);
-      results.push(r);
+      const r = await searchStep(down);
       if (r.pass) best = r;
       else firstFail = r;
     }
@@ -460,8 +473,7 @@ async function fanout() {
       await recover();
       const mid = Math.sqrt(low * high);
       if (high / low < 1.08) break;
-      const r = await runStep(mid);
-      results.push(r);
+      const r = await searchStep(mid);
       if (r.pass) {
         low = mid;
         best = r;
