@@ -187,11 +187,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):
         if direct is not None and (outbox is None or (not self.sending and outbox.empty())):
             # Whether the socket is still open is asked when the turn's frames are written
             # (DirectWriter.flush), once per socket, not here once per frame.
-            if event is not None:
-                data = event.get("wire") or wire.event_frame(event)
-            else:
-                data = wire.text_frame(text)
-            if not direct.write(data):
+            if not direct.write(wire.event_frame(event) if event is not None else wire.text_frame(text)):
                 if not direct.open():
                     return  # closing: the disconnect that follows cleans up
                 log.info("closing a socket of user %s that stopped reading", self.user_id)

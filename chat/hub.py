@@ -129,19 +129,15 @@ class RoomStream:
             self.public = event["public"]
         # A room gone members-only: everyone else (anonymous readers too) loses it now.
         keep = set(event["keep"]) if event.get("keep") is not None else None
-        if not revoked and keep is None:
-            # The common case, once per socket: no _notify call around each (see there).
-            for subscriber in tuple(self.subscribers):
-                try:
-                    subscriber.room_event(self, event)
-                except Exception:
-                    log.exception("a socket failed to take an event")
-            return
         for subscriber in tuple(self.subscribers):
-            if subscriber.user_id in revoked or (keep is not None and subscriber.user_id not in keep):
-                _notify(subscriber.room_revoked, self)
-            else:
-                _notify(subscriber.room_event, self, event)
+            # What _notify does, inline: this runs once per socket per event.
+            try:
+                if subscriber.user_id in revoked or (keep is not None and subscriber.user_id not in keep):
+                    subscriber.room_revoked(self)
+                else:
+                    subscriber.room_event(self, event)
+            except Exception:
+                log.exception("a socket failed to take an event")
 
     def _drain_pending(self) -> bool:
         """Deliver what can be delivered in order; True when a gap is still open."""

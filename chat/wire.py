@@ -103,7 +103,7 @@ class DirectWriter:
         """Queue `frame` for the end of this turn; False, and nothing queued, when the
         backlog is over MAX_BUFFERED_BYTES already (a client that stopped reading)."""
         waiting_bytes = self._waiting_bytes
-        if waiting_bytes + self._transport.get_write_buffer_size() > MAX_BUFFERED_BYTES:
+        if waiting_bytes + self._transport.get_write_buffer_size() > MAX_BUFFERED_BYTES:  # backlog(), inline
             return False
         waiting = self._waiting
         if waiting is None:

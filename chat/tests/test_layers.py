@@ -2,14 +2,15 @@
 
 import asyncio
 
+import pytest
 from django.conf import settings
 
 from chat.layers import InMemoryChannelLayer
 
 
+@pytest.mark.dbless  # the SQLite pass: the embedded configuration's settings
 def test_the_embedded_configuration_uses_it():
-    if not settings.REDIS_URL:
-        assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "chat.layers.InMemoryChannelLayer"
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "chat.layers.InMemoryChannelLayer"
 
 
 async def test_expired_messages_still_go_but_at_most_one_sweep_per_interval():
